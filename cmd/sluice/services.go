@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/service"
+)
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func ingestCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.Context, *slog.Logger) error {
+	return func(ctx context.Context, log *slog.Logger) error {
+		p, err := loadPipeline(svc)
+		if err != nil {
+			return err
+		}
+		d, _, err := service.Setup(ctx, *svc, p, kafka.Config{Brokers: svc.Brokers}, log, newRegistry())
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", svc.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		in, err := service.StartIngest(d, ln)
+		if err != nil {
+			return err
+		}
+		log.Info("ingest listening", "addr", in.Addr())
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return in.Shutdown(sctx)
+	}
+}
+
+func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.Context, *slog.Logger) error {
+	return func(ctx context.Context, log *slog.Logger) error {
+		p, err := loadPipeline(svc)
+		if err != nil {
+			return err
+		}
+		reg := newRegistry()
+		d, sreg, err := service.Setup(ctx, *svc, p, kafka.Config{Brokers: svc.Brokers}, log, reg)
+		if err != nil {
+			return err
+		}
+		stage, err := service.NewCleanStage(ctx, d, sreg, process.NewMetrics(reg))
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Addr: svc.HTTPAddr, ReadHeaderTimeout: 5 * time.Second,
+			Handler: metricsMux(reg)}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+		log.Info("processor running", "instance", svc.InstanceID, "metrics", svc.HTTPAddr)
+		return stage.Run(ctx)
+	}
+}
+
+func metricsMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	return mux
+}

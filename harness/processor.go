@@ -1,0 +1,67 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/service"
+)
+
+// Processor is one running clean-stage instance.
+type Processor struct {
+	// InstanceID is the instance's id (part of its transactional id).
+	InstanceID string
+	stage      *process.Stage
+	cancel     context.CancelFunc
+	done       chan error
+}
+
+// StartProcessor starts a clean-stage instance with a new instance id.
+func (p *Pipeline) StartProcessor() *Processor {
+	p.mu.Lock()
+	p.nextIID++
+	id := fmt.Sprintf("test-%d", p.nextIID)
+	p.mu.Unlock()
+	return p.StartProcessorID(id)
+}
+
+// StartProcessorID starts a clean-stage instance with the given instance id; reusing the id
+// of a killed instance fences the transaction it left open, as a restarted pod would.
+func (p *Pipeline) StartProcessorID(id string) *Processor {
+	p.t.Helper()
+	d := p.Deps
+	d.Service.InstanceID = id
+	stage, err := service.NewCleanStage(p.t.Context(), d, p.Schemas, p.pm)
+	if err != nil {
+		p.t.Fatalf("start processor %s: %v", id, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr := &Processor{InstanceID: id, stage: stage, cancel: cancel, done: make(chan error, 1)}
+	go func() { pr.done <- stage.Run(ctx) }()
+	p.mu.Lock()
+	p.procs = append(p.procs, pr)
+	p.mu.Unlock()
+	p.t.Cleanup(func() { pr.Stop() })
+	return pr
+}
+
+// Stop shuts the instance down gracefully (its open transaction ends) and waits.
+func (pr *Processor) Stop() error {
+	pr.cancel()
+	err := <-pr.done
+	pr.done <- err
+	if errors.Is(err, process.ErrStageKilled) {
+		return nil
+	}
+	return err
+}
+
+// Kill closes the instance's clients abruptly, as a crash would: its open transaction
+// is neither committed nor aborted. It waits until the instance stopped.
+func (pr *Processor) Kill() {
+	pr.stage.Kill()
+	err := <-pr.done
+	pr.done <- err
+}

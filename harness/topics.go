@@ -1,0 +1,155 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Record is a record read back from a topic, its value decoded through the registry.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       string
+	Headers   map[string]string
+	// Value is the decoded value (Avro-native), nil if it did not decode.
+	Value map[string]any
+	// DecodeErr is why Value is nil.
+	DecodeErr error
+	Raw       *kgo.Record
+}
+
+// ReadAll reads topic from its start to its current end (read_committed: up to the last
+// stable offset) and returns every committed record in partition order.
+func (p *Pipeline) ReadAll(topic string) []Record {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.t.Context(), 30*time.Second)
+	defer cancel()
+	offs, err := p.adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		p.t.Fatalf("read %s: %v", topic, err)
+	}
+	ends := map[int32]int64{}
+	parts := map[int32]kgo.Offset{}
+	offs.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			ends[o.Partition] = o.Offset
+			parts[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(parts) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(p.Deps.Kafka.Opts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer cl.Close()
+	next := map[int32]int64{}
+	var out []Record
+	done := func() bool {
+		for part, end := range ends {
+			if next[part] < end {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			p.t.Fatalf("read %s: timed out at %v of %v", topic, next, ends)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= ends[r.Partition] {
+				return
+			}
+			next[r.Partition] = r.Offset + 1
+			if r.Attrs.IsControl() {
+				return
+			}
+			out = append(out, p.decode(ctx, r))
+		})
+	}
+	return out
+}
+
+func (p *Pipeline) decode(ctx context.Context, r *kgo.Record) Record {
+	rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key),
+		Headers: map[string]string{}, Raw: r}
+	for _, h := range r.Headers {
+		rec.Headers[h.Key] = string(h.Value)
+	}
+	if r.Value != nil {
+		rec.Value, _, rec.DecodeErr = p.Schemas.Decode(ctx, r.Value)
+	}
+	return rec
+}
+
+// WaitCaughtUp waits until the consumer group (e.g. "sluice.clean") has committed every
+// record of topics, or fails the test after timeout. It polls the broker: the only wait
+// in the harness that is not driven by an event it can observe directly.
+func (p *Pipeline) WaitCaughtUp(group string, timeout time.Duration, topics ...string) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		lag, err := p.lag(group, topics...)
+		if err == nil && lag == 0 {
+			return
+		}
+		last = fmt.Sprint(lag, err)
+		if time.Now().After(deadline) {
+			p.t.Fatalf("group %s not caught up on %v after %s: lag %s", group, topics, timeout, last)
+		}
+		tm := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-p.t.Context().Done():
+			tm.Stop()
+			p.t.Fatal("test ended while waiting")
+		case <-tm.C:
+		}
+	}
+}
+
+func (p *Pipeline) lag(group string, topics ...string) (int64, error) {
+	ctx, cancel := context.WithTimeout(p.t.Context(), 5*time.Second)
+	defer cancel()
+	ends, err := p.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return -1, err
+	}
+	committed, err := p.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return -1, err
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		at := int64(0)
+		if ok && c.Err == nil {
+			at = c.At
+		}
+		if o.Offset > at {
+			lag += o.Offset - at
+		}
+	})
+	return lag, nil
+}
+
+// DecodeAll is a convenience for tests that want only values.
+func DecodeAll(rs []Record) []map[string]any {
+	out := make([]map[string]any, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Value)
+	}
+	return out
+}

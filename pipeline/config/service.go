@@ -1,0 +1,38 @@
+package config
+
+import "time"
+
+// Service is the runtime configuration of the sluice services, read from flags and
+// SLUICE_<FLAG> environment variables (see BindFlags and ApplyEnv).
+type Service struct {
+	// Config is the pipeline file path; empty means the built-in pipeline.
+	Config string
+	// Brokers are the Kafka seed brokers.
+	Brokers []string
+	// RegistryURL is the schema registry base URL.
+	RegistryURL string
+	// HTTPAddr is the ingest API listen address (also serves /metrics). Default ":8080".
+	HTTPAddr string
+	// InstanceID names this instance; it is part of transactional ids, so a restarted
+	// instance fences its crashed predecessor. Default: the host name.
+	InstanceID string
+	// MaxBodyBytes limits a request body after decompression. Default 10 MiB.
+	MaxBodyBytes int64
+	// AckTimeout is how long ingest waits for Kafka to acknowledge a request before it
+	// answers 503. Default 5s.
+	AckTimeout time.Duration
+	// MaxFuture rejects events whose event_time is further ahead of the receive time.
+	// Default 5m.
+	MaxFuture time.Duration
+	// MaxBufferedBytes bounds the ingest producer buffer; a full buffer answers 503.
+	// Default 64 MiB.
+	MaxBufferedBytes int64
+	// TxnTimeout is the transaction timeout of transactional stages. Default 60s.
+	TxnTimeout time.Duration
+	// TxnMaxRecords and TxnMaxTime bound one transaction (one poll batch). Defaults
+	// 5000 and 50ms.
+	TxnMaxRecords int
+	TxnMaxTime    time.Duration
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+}

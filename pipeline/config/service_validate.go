@@ -1,0 +1,118 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// MaxTxnTimeout is the largest transaction timeout Sluice accepts: MSK's cap on
+// transaction.max.timeout.ms. The stages also check the broker's own value at start-up.
+const MaxTxnTimeout = 15 * time.Minute
+
+// Validate checks s and returns every problem at once (errors.Join), each naming the flag,
+// for example "--ack-timeout: must be > 0 (got 0s)".
+func (s *Service) Validate() error {
+	var errs []error
+	add := func(flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flagName, fmt.Sprintf(format, args...)))
+	}
+	if len(s.Brokers) == 0 {
+		add("brokers", "must list at least one host:port")
+	}
+	for _, b := range s.Brokers {
+		if err := checkHostPort(b, true); err != nil {
+			add("brokers", "%q: %v", b, err)
+		}
+	}
+	if u, err := url.Parse(s.RegistryURL); err != nil {
+		add("registry-url", "%v", err)
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("registry-url", "must be an http:// or https:// URL with a host (got %q)", s.RegistryURL)
+	}
+	if err := checkHostPort(s.HTTPAddr, false); err != nil {
+		add("http-addr", "%q: %v", s.HTTPAddr, err)
+	}
+	switch {
+	case s.InstanceID == "":
+		add("instance-id", "must not be empty")
+	case strings.IndexFunc(s.InstanceID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
+		add("instance-id", "must not contain spaces or control characters (got %q)", s.InstanceID)
+	}
+	if s.MaxBodyBytes <= 0 {
+		add("max-body-bytes", "must be > 0 (got %d)", s.MaxBodyBytes)
+	}
+	if s.AckTimeout <= 0 {
+		add("ack-timeout", "must be > 0 (got %s)", s.AckTimeout)
+	}
+	if s.MaxFuture <= 0 {
+		add("max-future", "must be > 0 (got %s)", s.MaxFuture)
+	}
+	if s.MaxBufferedBytes <= 0 {
+		add("max-buffered-bytes", "must be > 0 (got %d)", s.MaxBufferedBytes)
+	}
+	switch {
+	case s.TxnTimeout < time.Millisecond:
+		add("txn-timeout", "must be >= 1ms (got %s)", s.TxnTimeout)
+	case s.TxnTimeout > MaxTxnTimeout:
+		add("txn-timeout", "must be <= %s, the largest transaction.max.timeout.ms MSK allows (got %s)", MaxTxnTimeout, s.TxnTimeout)
+	case s.TxnMaxTime > 0 && s.TxnMaxTime >= s.TxnTimeout:
+		add("txn-max-time", "must be < --txn-timeout %s so a transaction can commit in time (got %s)", s.TxnTimeout, s.TxnMaxTime)
+	}
+	if s.TxnMaxRecords <= 0 {
+		add("txn-max-records", "must be > 0 (got %d)", s.TxnMaxRecords)
+	}
+	if s.TxnMaxTime <= 0 {
+		add("txn-max-time", "must be > 0 (got %s)", s.TxnMaxTime)
+	}
+	if _, err := parseLevel(s.LogLevel); err != nil {
+		add("log-level", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// SlogLevel returns LogLevel as a slog.Level; an invalid level (which Validate reports)
+// reads as info.
+func (s *Service) SlogLevel() slog.Level {
+	l, err := parseLevel(s.LogLevel)
+	if err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("must be debug, info, warn or error (got %q)", s)
+}
+
+// checkHostPort checks "host:port" with a numeric port in 1..65535; needHost also
+// requires the host part (a listen address may leave it empty).
+func checkHostPort(addr string, needHost bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("must be host:port")
+	}
+	if needHost && host == "" {
+		return errors.New("must name a host")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 || (needHost && p == 0) {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+// Package config holds the pipeline file (topics, schemas, rules, aggregations) and the
+// service flags, loaded once at the edge and checked by one Validate.
+package config
+
+import "time"
+
+// Pipeline is the pipeline file: which topics exist, how their events are checked and
+// deduplicated, and which aggregations run over them. Default returns the built-in one.
+type Pipeline struct {
+	// Topics are the raw event topics. Each gets <name>.clean, <name>.dlq and <name>.late.
+	Topics []Topic `yaml:"topics"`
+	// Dedup configures the clean stage's event-id deduplication.
+	Dedup Dedup `yaml:"dedup"`
+	// Aggregations are the windowed aggregations (run by the aggregate stage).
+	Aggregations []Aggregation `yaml:"aggregations"`
+	// Dir is the directory of the pipeline file; relative schema paths resolve against it.
+	// Empty for the built-in pipeline.
+	Dir string `yaml:"-"`
+}
+
+// Topic is one raw event topic and its event type.
+type Topic struct {
+	// Name is the Kafka topic and the event type (page_views, clicks, purchases).
+	Name string `yaml:"name"`
+	// Schema is the .avsc file: a built-in name such as "purchases.avsc", or a path
+	// relative to the pipeline file. Default: "<name>.avsc".
+	Schema string `yaml:"schema"`
+	// KeyField is the event field whose value becomes the Kafka record key. Default: user_id.
+	KeyField string `yaml:"key_field"`
+	// Partitions is the partition count of the raw topic and of every topic derived
+	// from it. Default: 3.
+	Partitions int32 `yaml:"partitions"`
+	// Rules are checked by the clean stage; a violation dead-letters the record.
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule is one declarative check of one field. Every set condition must hold.
+type Rule struct {
+	// Field is the event field the rule checks.
+	Field string `yaml:"field"`
+	// Required rejects a missing, null or empty-string value.
+	Required bool `yaml:"required"`
+	// Min and Max bound a numeric field (inclusive).
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+	// OneOf restricts a string field to a set of values.
+	OneOf []string `yaml:"one_of"`
+	// MaxLen bounds the length of a string field in bytes (0: no bound).
+	MaxLen int `yaml:"max_len"`
+	// Pattern is a Go regexp a string field must match.
+	Pattern string `yaml:"pattern"`
+}
+
+// Dedup configures deduplication by event id.
+type Dedup struct {
+	// Horizon is how long (in event time of the partition) an event id is remembered.
+	// Default: 24h.
+	Horizon Duration `yaml:"horizon"`
+}
+
+// Aggregation is one windowed aggregation (SPEC section 6).
+type Aggregation struct {
+	Name     string   `yaml:"name"`
+	From     string   `yaml:"from"`
+	GroupBy  []string `yaml:"group_by"`
+	Window   Window   `yaml:"window"`
+	Measures []string `yaml:"measures"`
+	// Emit is "final" (default) or "updates".
+	Emit string `yaml:"emit"`
+}
+
+// Window describes an event-time window.
+type Window struct {
+	// Type is tumbling, hopping or session.
+	Type    string   `yaml:"type"`
+	Size    Duration `yaml:"size"`
+	Advance Duration `yaml:"advance"`
+	Gap     Duration `yaml:"gap"`
+	Grace   Duration `yaml:"grace"`
+}
+
+// Duration is a time.Duration that reads "5s", "1m" or "24h" from YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Topic names derived from a raw topic (SPEC section 5). They live here so every
+// package names topics the same way.
+
+// CleanTopic is the topic of validated, deduplicated events of raw topic t.
+func CleanTopic(t string) string { return t + ".clean" }
+
+// DLQTopic is the dead-letter topic of raw topic t.
+func DLQTopic(t string) string { return t + ".dlq" }
+
+// LateTopic is the topic of late events of raw topic t.
+func LateTopic(t string) string { return t + ".late" }
+
+// ChangelogTopic is the compacted changelog of one state store of one stage for one
+// input topic, e.g. _sluice.clean.purchases.dedup-changelog.
+func ChangelogTopic(stage, input, store string) string {
+	return "_sluice." + stage + "." + input + "." + store + "-changelog"
+}
+
+// Subject is the schema registry subject of a topic's values.
+func Subject(topic string) string { return topic + "-value" }

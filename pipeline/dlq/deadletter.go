@@ -1,0 +1,99 @@
+package dlq
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header names added to a dead letter (SPEC section 7).
+const (
+	HeaderClass             = "sluice-error-class"
+	HeaderError             = "sluice-error"
+	HeaderStage             = "sluice-stage"
+	HeaderOriginalTopic     = "sluice-original-topic"
+	HeaderOriginalPartition = "sluice-original-partition"
+	HeaderOriginalOffset    = "sluice-original-offset"
+	HeaderAttempts          = "sluice-attempts"
+	HeaderFirstFailureTS    = "sluice-first-failure-ts"
+)
+
+// maxErrorLen bounds the sluice-error header so a dead letter's size stays bounded.
+const maxErrorLen = 1024
+
+// Letter describes why and where from a record is dead-lettered.
+type Letter struct {
+	Stage        string
+	Class        Class
+	Err          error
+	Attempts     int
+	FirstFailure time.Time
+}
+
+// Record builds the dead letter of rec for topic: the original key, value and headers,
+// with the sluice-error* headers replaced (never appended twice) and the origin added.
+// The partition is rec's, so dead letters stay in the order of their source partition.
+func Record(rec *kgo.Record, topic string, l Letter) *kgo.Record {
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+8)
+	for _, h := range rec.Headers {
+		if isLetterHeader(h.Key) {
+			continue
+		}
+		hs = append(hs, h)
+	}
+	msg := l.Err.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	attempts := l.Attempts
+	if attempts < 1 {
+		attempts = 1
+	}
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderClass, Value: []byte(l.Class)},
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: HeaderStage, Value: []byte(l.Stage)},
+		kgo.RecordHeader{Key: HeaderOriginalTopic, Value: []byte(rec.Topic)},
+		kgo.RecordHeader{Key: HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
+		kgo.RecordHeader{Key: HeaderOriginalOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
+		kgo.RecordHeader{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
+		kgo.RecordHeader{Key: HeaderFirstFailureTS, Value: strconv.AppendInt(nil, l.FirstFailure.UnixMicro(), 10)},
+	)
+	return &kgo.Record{
+		Topic:     topic,
+		Partition: rec.Partition,
+		Key:       rec.Key,
+		Value:     rec.Value,
+		Headers:   hs,
+		Timestamp: rec.Timestamp,
+	}
+}
+
+func isLetterHeader(k string) bool {
+	switch k {
+	case HeaderClass, HeaderError, HeaderStage, HeaderOriginalTopic, HeaderOriginalPartition,
+		HeaderOriginalOffset, HeaderAttempts, HeaderFirstFailureTS:
+		return true
+	}
+	return strings.HasPrefix(k, "sluice-error")
+}
+
+// DeadLetter decorates next: a permanent error sends the record to the dead-letter topic
+// named by topicOf(rec.Topic) through emit and counts as handled; other errors pass through
+// (the stage retries them). onLetter, if set, observes each dead letter (metrics, logs).
+func DeadLetter(stage string, topicOf func(string) string, now func() time.Time, onLetter func(*kgo.Record, Class, error), next Handler) Handler {
+	return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+		err := next(ctx, rec, emit)
+		if err == nil || ClassOf(err) != Permanent {
+			return err
+		}
+		emit(Record(rec, topicOf(rec.Topic), Letter{Stage: stage, Class: Permanent, Err: err, Attempts: 1, FirstFailure: now()}))
+		if onLetter != nil {
+			onLetter(rec, Permanent, err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,159 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pipeline/schema"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	// DefaultMaxBodyBytes bounds a request body: 10 MiB.
+	DefaultMaxBodyBytes int64 = 10 << 20
+	// DefaultAckTimeout is how long a request waits for Kafka's acknowledgement.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultMaxFuture is how far event_time may be ahead of the receive time.
+	DefaultMaxFuture = 5 * time.Minute
+	// MaxEventsPerRequest bounds the events of one request; more answer 413.
+	MaxEventsPerRequest = 10000
+	// readyTimeout bounds one /readyz probe.
+	readyTimeout = 2 * time.Second
+)
+
+// Topic is one raw event topic the API accepts events for.
+type Topic struct {
+	// Name is the Kafka topic and the {topic} path segment (e.g. "purchases").
+	Name string
+	// KeyField is the event field whose value becomes the record key (e.g. "user_id").
+	KeyField string
+	// Subject is the registry subject of the value schema. Default "<Name>-value".
+	Subject string
+	// Codec converts and encodes events; its schema must have the fields event_id
+	// (string), event_time (timestamp-millis) and KeyField.
+	Codec *schema.Codec
+}
+
+// Validate reports the first problem that makes t unusable, naming the field.
+func (t Topic) Validate() error {
+	switch {
+	case t.Name == "":
+		return errors.New("name: required")
+	case t.KeyField == "":
+		return fmt.Errorf("%s: key_field: required", t.Name)
+	case t.Codec == nil || t.Codec.Schema == nil:
+		return fmt.Errorf("%s: codec: required", t.Name)
+	}
+	for _, f := range []string{"event_id", "event_time", t.KeyField} {
+		if !hasField(t.Codec, f) {
+			return fmt.Errorf("%s: schema %s has no field %q", t.Name, t.Codec.Schema.FullName(), f)
+		}
+	}
+	return nil
+}
+
+func hasField(c *schema.Codec, name string) bool {
+	for _, f := range c.Schema.Fields() {
+		if f.Name() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Config configures a Server. Zero fields take the documented defaults.
+type Config struct {
+	// Topics are the topics events may be posted to. At least one; names unique.
+	Topics []Topic
+	// MaxBodyBytes bounds a request body; larger bodies answer 413. Default 10 MiB.
+	MaxBodyBytes int64
+	// AckTimeout bounds the wait for Kafka's acknowledgement; later answers 503.
+	// Default 5s.
+	AckTimeout time.Duration
+	// MaxFuture rejects events whose event_time is further ahead of the receive time.
+	// Default 5m.
+	MaxFuture time.Duration
+	// Now is the clock for receive times (default event_time, sluice-ingest-ts).
+	// Default time.Now.
+	Now func() time.Time
+	// Logger receives request failures. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives the ingest metrics. Default: a new registry.
+	Registerer prometheus.Registerer
+	// Gatherer is served on /metrics. Default: Registerer if it is a Gatherer.
+	Gatherer prometheus.Gatherer
+	// Ready reports whether the dependencies (broker, registry) are reachable; /readyz
+	// calls it with a 2s timeout. Default: always ready.
+	Ready func(context.Context) error
+}
+
+// withDefaults validates c and returns it with defaults applied.
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Topics) == 0 {
+		return c, errors.New("ingest: topics: at least one required")
+	}
+	seen := make(map[string]bool, len(c.Topics))
+	topics := make([]Topic, len(c.Topics))
+	for i, t := range c.Topics {
+		if err := t.Validate(); err != nil {
+			return c, fmt.Errorf("ingest: topics[%d]: %w", i, err)
+		}
+		if seen[t.Name] {
+			return c, fmt.Errorf("ingest: topics[%d]: %s: duplicate name", i, t.Name)
+		}
+		seen[t.Name] = true
+		if t.Subject == "" {
+			t.Subject = t.Name + "-value"
+		}
+		topics[i] = t
+	}
+	c.Topics = topics
+	switch {
+	case c.MaxBodyBytes < 0:
+		return c, fmt.Errorf("ingest: max_body_bytes: must be >= 0 (got %d)", c.MaxBodyBytes)
+	case c.MaxBodyBytes > 1<<31-1:
+		return c, fmt.Errorf("ingest: max_body_bytes: must be < 2 GiB (got %d)", c.MaxBodyBytes)
+	case c.AckTimeout < 0:
+		return c, fmt.Errorf("ingest: ack_timeout: must be >= 0 (got %q)", c.AckTimeout)
+	case c.MaxFuture < 0:
+		return c, fmt.Errorf("ingest: max_future: must be >= 0 (got %q)", c.MaxFuture)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.MaxFuture == 0 {
+		c.MaxFuture = DefaultMaxFuture
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		c.Registerer = reg
+		if c.Gatherer == nil {
+			c.Gatherer = reg
+		}
+	}
+	if c.Gatherer == nil {
+		if g, ok := c.Registerer.(prometheus.Gatherer); ok {
+			c.Gatherer = g
+		} else {
+			c.Gatherer = prometheus.Gatherers{}
+		}
+	}
+	if c.Ready == nil {
+		c.Ready = func(context.Context) error { return nil }
+	}
+	return c, nil
+}

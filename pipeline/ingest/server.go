@@ -1,0 +1,225 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/gofiber/fiber/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Producer writes records to Kafka. Produce returns nil only when every record was
+// acknowledged (acks=all); it must give up when ctx is done. The implementation lives in
+// pipeline/kafka.
+type Producer interface {
+	Produce(ctx context.Context, recs ...*kgo.Record) error
+}
+
+// Route patterns, also the values of the route label.
+const (
+	routeEvents  = "/api/v1/events/:topic"
+	routeTopics  = "/api/v1/topics"
+	routeHealthz = "/healthz"
+	routeReadyz  = "/readyz"
+	routeMetrics = "/metrics"
+)
+
+// Server is the ingest HTTP API. Create it with New; serve it with Serve, or use App
+// directly (tests, embedding).
+type Server struct {
+	cfg      Config
+	producer Producer
+	encoders map[string]*Encoder
+	catalog  []byte // body of GET /api/v1/topics
+	metrics  *metrics
+	routes   map[string]bool
+	app      *fiber.App
+}
+
+// New validates cfg, applies its defaults, registers the metrics on cfg.Registerer and
+// builds the routes. p receives the records of accepted requests.
+func New(cfg Config, p Producer) (*Server, error) {
+	if p == nil {
+		return nil, errors.New("ingest: producer: required")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer, cfg.Topics)
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := topicCatalog(cfg.Topics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		producer: p,
+		encoders: make(map[string]*Encoder, len(cfg.Topics)),
+		catalog:  catalog,
+		metrics:  m,
+		routes: map[string]bool{
+			routeEvents: true, routeTopics: true, routeHealthz: true, routeReadyz: true, routeMetrics: true,
+		},
+	}
+	for _, t := range cfg.Topics {
+		s.encoders[t.Name] = NewEncoder(t, cfg.Now, cfg.MaxFuture)
+	}
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		BodyLimit:             int(cfg.MaxBodyBytes),
+		ErrorHandler:          s.serverError,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+	})
+	s.app.Use(s.observe)
+	s.app.Post(routeEvents, s.postEvents)
+	s.app.Get(routeTopics, s.getTopics)
+	s.app.Get(routeHealthz, s.healthz)
+	s.app.Get(routeReadyz, s.readyz)
+	s.app.Get(routeMetrics, s.metricsHandler())
+	return s, nil
+}
+
+// App returns the fiber application, e.g. for app.Test in tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.app.Listener(ln); err != nil {
+		return fmt.Errorf("ingest: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests to finish;
+// when ctx ends first it closes the remaining connections and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return fmt.Errorf("ingest: shutdown: %w", err)
+	}
+	return nil
+}
+
+// observe wraps every request: it turns handler errors and panics into problem
+// responses and records the request duration.
+func (s *Server) observe(c *fiber.Ctx) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("ingest: handler panic", "err", fmt.Sprint(r),
+				"route", s.routeLabel(c), "stack", string(debug.Stack()))
+			c.Response().Reset()
+			err = writeProblem(c, blankProblem(fiber.StatusInternalServerError, ""), false)
+		}
+		s.observeDuration(s.routeLabel(c), s.methodLabel(c), c.Response().StatusCode(), time.Since(start))
+	}()
+	if err := c.Next(); err != nil {
+		return s.writeError(c, err)
+	}
+	return nil
+}
+
+// writeError answers with the problem for a handler error.
+func (s *Server) writeError(c *fiber.Ctx, err error) error {
+	var re *requestError
+	if errors.As(err, &re) {
+		return writeProblem(c, re.problem, re.retryAfter)
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return writeProblem(c, blankProblem(fe.Code, fe.Message), false)
+	}
+	s.cfg.Logger.Error("ingest: request failed", "route", s.routeLabel(c), "err", err)
+	return writeProblem(c, blankProblem(fiber.StatusInternalServerError, ""), false)
+}
+
+// serverError is fiber's ErrorHandler. It sees only failures that happen before the
+// routes run (body above BodyLimit, header too large, malformed request), so it does
+// the middleware's bookkeeping itself and always answers problem+json.
+func (s *Server) serverError(c *fiber.Ctx, err error) error {
+	status := fiber.StatusInternalServerError
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		status = fe.Code
+	}
+	route := routeOfPath(c.Path())
+	p := blankProblem(status, "")
+	switch {
+	case status == fiber.StatusRequestEntityTooLarge:
+		p = Problem{Type: ProblemTooLarge, Title: "Request Entity Too Large", Status: status,
+			Detail: fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes)}
+		if route == routeEvents {
+			topic := unknownTopic
+			if t := strings.TrimPrefix(c.Path(), "/api/v1/events/"); s.encoders[t] != nil {
+				topic = s.encoders[t].topic.Name
+			}
+			s.metrics.rejected.WithLabelValues(topic, reasonTooLarge).Inc()
+		}
+	case status < fiber.StatusInternalServerError && fe != nil:
+		p.Detail = fe.Message
+	}
+	werr := writeProblem(c, p, false)
+	s.observeDuration(route, normalizeMethod(c.Method()), status, time.Since(c.Context().Time()))
+	return werr
+}
+
+// observeDuration records one request in sluice_http_request_duration_seconds.
+func (s *Server) observeDuration(route, method string, status int, d time.Duration) {
+	s.metrics.httpDuration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// routeLabel is the matched route pattern, or "_unmatched".
+func (s *Server) routeLabel(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil && s.routes[r.Path] {
+		return r.Path
+	}
+	return unmatchedRoute
+}
+
+// methodLabel is the request method from a closed set.
+func (s *Server) methodLabel(c *fiber.Ctx) string {
+	return normalizeMethod(c.Method())
+}
+
+// routeOfPath guesses the route of a request that never reached the router.
+func routeOfPath(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/api/v1/events/"):
+		return routeEvents
+	case path == routeTopics, path == routeHealthz, path == routeReadyz, path == routeMetrics:
+		return path
+	}
+	return unmatchedRoute
+}
+
+// normalizeMethod maps a request method to a constant label value (request strings
+// must not become label values: fiber reuses their memory, and clients choose them).
+func normalizeMethod(m string) string {
+	switch strings.ToUpper(m) {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	}
+	return "OTHER"
+}

@@ -1,0 +1,106 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+)
+
+// TopicSpec is a topic the pipeline needs.
+type TopicSpec struct {
+	Name       string
+	Partitions int32
+	// Compacted topics keep the newest record per key (state changelogs).
+	Compacted bool
+}
+
+// TopicsFor lists every topic the pipeline file needs: raw, clean, dead-letter and late
+// topics per event topic, and the clean stage's dedup changelogs. Derived topics have the
+// raw topic's partition count, so a task's input, output and changelog partition agree.
+func TopicsFor(p *config.Pipeline) []TopicSpec {
+	var specs []TopicSpec
+	for _, t := range p.Topics {
+		n := t.Partitions
+		specs = append(specs,
+			TopicSpec{Name: t.Name, Partitions: n},
+			TopicSpec{Name: config.CleanTopic(t.Name), Partitions: n},
+			TopicSpec{Name: config.DLQTopic(t.Name), Partitions: n},
+			TopicSpec{Name: config.LateTopic(t.Name), Partitions: n},
+			TopicSpec{Name: config.ChangelogTopic("clean", t.Name, "dedup"), Partitions: n, Compacted: true},
+		)
+	}
+	return specs
+}
+
+// EnsureTopics creates the topics that do not exist yet, with the broker's default
+// replication factor. Existing topics are left alone (their partition count is not
+// changed; a mismatch is reported).
+func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	existing, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	var errs []error
+	for _, s := range specs {
+		if d, ok := existing[s.Name]; ok && d.Err == nil {
+			if got := int32(len(d.Partitions)); got != s.Partitions {
+				errs = append(errs, fmt.Errorf("topic %s: has %d partitions, pipeline wants %d", s.Name, got, s.Partitions))
+			}
+			continue
+		}
+		var cfgs map[string]*string
+		if s.Compacted {
+			cfgs = map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+		}
+		resp, err := adm.CreateTopic(ctx, s.Partitions, -1, cfgs, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultMaxTxnTimeout is Kafka's default transaction.max.timeout.ms (15 minutes, also
+// MSK's ceiling).
+const DefaultMaxTxnTimeout = 15 * time.Minute
+
+// CheckTxnTimeout refuses a transaction timeout larger than the brokers'
+// transaction.max.timeout.ms: such a producer fails at its first transaction, which is a
+// worse place to find out.
+func CheckTxnTimeout(ctx context.Context, adm *kadm.Client, timeout time.Duration) error {
+	limit := DefaultMaxTxnTimeout
+	rcs, err := adm.DescribeBrokerConfigs(ctx)
+	if err != nil {
+		return fmt.Errorf("describe broker configs: %w", err)
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key != "transaction.max.timeout.ms" || c.Value == nil {
+				continue
+			}
+			ms, err := strconv.ParseInt(*c.Value, 10, 64)
+			if err != nil {
+				return fmt.Errorf("broker transaction.max.timeout.ms %q: %w", *c.Value, err)
+			}
+			limit = time.Duration(ms) * time.Millisecond
+		}
+	}
+	if timeout > limit {
+		return fmt.Errorf("--txn-timeout %s exceeds the brokers' transaction.max.timeout.ms (%s): lower it", timeout, limit)
+	}
+	return nil
+}

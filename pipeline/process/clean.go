@@ -1,0 +1,173 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/rules"
+	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/stream"
+)
+
+// CleanStageName is the clean stage's name (group sluice.clean).
+const CleanStageName = "clean"
+
+// Decoder decodes Confluent-framed Avro records (schema.Registry implements it).
+type Decoder interface {
+	Decode(ctx context.Context, b []byte) (map[string]any, int, error)
+}
+
+var _ Decoder = (*schema.Registry)(nil)
+
+// CleanTopic is what the clean stage needs to know about one raw topic.
+type CleanTopic struct {
+	// Name is the raw topic.
+	Name string
+	// Codec encodes <name>.clean records.
+	Codec *schema.Codec
+	// Rules are the topic's declarative checks.
+	Rules *rules.Set
+}
+
+// Clean is the clean stage: raw topics -> <topic>.clean, deduplicated by event id, with
+// processed_at added; undecodable and rule-violating records -> <topic>.dlq.
+type Clean struct {
+	Topics  map[string]CleanTopic
+	Decoder Decoder
+	Horizon time.Duration
+	Now     func() time.Time
+	Metrics *Metrics
+}
+
+// StageConfig returns the stage configuration of the clean stage; base supplies Kafka,
+// instance id, limits, logger and metrics.
+func (c *Clean) StageConfig(base StageConfig) StageConfig {
+	base.Name = CleanStageName
+	base.Inputs = base.Inputs[:0]
+	for name := range c.Topics {
+		base.Inputs = append(base.Inputs, name)
+	}
+	base.Changelog = func(input, store string) string { return config.ChangelogTopic(CleanStageName, input, store) }
+	base.NewTask = c.newTask
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Metrics == nil {
+		c.Metrics = base.Metrics
+	}
+	return base
+}
+
+func (c *Clean) newTask(id TaskID) (Task, error) {
+	t, ok := c.Topics[id.Topic]
+	if !ok {
+		return nil, fmt.Errorf("clean: no configuration for topic %s", id.Topic)
+	}
+	ct := &cleanTask{
+		c:     c,
+		topic: t,
+		clean: config.CleanTopic(t.Name),
+		dedup: stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}), c.Horizon),
+	}
+	ct.handler = dlq.DeadLetter(CleanStageName, config.DLQTopic, c.Now, ct.deadLettered, ct.handle)
+	return ct, nil
+}
+
+type cleanTask struct {
+	c       *Clean
+	topic   CleanTopic
+	clean   string
+	dedup   *stream.Dedup
+	handler dlq.Handler
+	// ingestTS of outputs in the open transaction, observed as end-to-end latency when
+	// it commits.
+	ingestTS []int64
+}
+
+func (t *cleanTask) Stores() []Changelogged { return []Changelogged{t.dedup.Store()} }
+
+func (t *cleanTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+	return t.handler(ctx, rec, emit)
+}
+
+func (t *cleanTask) Done(committed bool) {
+	if committed && t.c.Metrics != nil {
+		now := t.c.Now().UnixMicro()
+		h := t.c.Metrics.endToEnd.WithLabelValues(CleanStageName, t.topic.Name)
+		for _, ts := range t.ingestTS {
+			h.Observe(float64(now-ts) / 1e6)
+		}
+	}
+	t.ingestTS = t.ingestTS[:0]
+}
+
+func (t *cleanTask) deadLettered(rec *kgo.Record, class dlq.Class, _ error) {
+	if t.c.Metrics != nil {
+		t.c.Metrics.deadLetters.WithLabelValues(CleanStageName, rec.Topic, string(class)).Inc()
+	}
+}
+
+// handle decodes, checks, deduplicates and re-encodes one record.
+func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+	ev, _, err := t.c.Decoder.Decode(ctx, rec.Value)
+	if err != nil {
+		if errorsIsAny(err, schema.ErrMalformed, schema.ErrUnknownSchema) {
+			return dlq.AsPermanent(err)
+		}
+		return dlq.AsTransient(err)
+	}
+	id, _ := ev["event_id"].(string)
+	if id == "" {
+		id = header(rec, "sluice-event-id")
+	}
+	if id == "" {
+		return dlq.AsPermanent(fmt.Errorf("event_id: missing"))
+	}
+	if err := t.topic.Rules.Check(ev); err != nil {
+		return dlq.AsPermanent(err)
+	}
+	ts := rec.Timestamp.UnixMilli()
+	if et, ok := ev["event_time"].(time.Time); ok {
+		ts = et.UnixMilli()
+	}
+	if t.dedup.Seen(id, ts) {
+		if t.c.Metrics != nil {
+			t.c.Metrics.duplicates.WithLabelValues(rec.Topic).Inc()
+		}
+		return nil
+	}
+	ev["processed_at"] = t.c.Now().UTC().Truncate(time.Millisecond)
+	val, err := t.topic.Codec.AppendEncode(nil, ev)
+	if err != nil {
+		// The raw record decoded but does not fit the clean schema: a schema mismatch
+		// that a retry cannot fix.
+		return dlq.AsPermanent(fmt.Errorf("encode clean record: %w", err))
+	}
+	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
+		t.ingestTS = append(t.ingestTS, its)
+	}
+	emit(&kgo.Record{
+		Topic:     t.clean,
+		Partition: rec.Partition,
+		Key:       rec.Key,
+		Value:     val,
+		Headers:   rec.Headers,
+		Timestamp: rec.Timestamp,
+	})
+	return nil
+}
+
+func header(rec *kgo.Record, k string) string {
+	for _, h := range rec.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

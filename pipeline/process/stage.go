@@ -1,0 +1,327 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/kafka"
+)
+
+// StageConfig describes one consume -> process -> produce stage.
+type StageConfig struct {
+	// Name is the stage name: consumer group sluice.<name>, transactional id
+	// sluice.<name>.<instance>.
+	Name string
+	// Inputs are the topics the stage consumes.
+	Inputs []string
+	// InstanceID makes the transactional id stable across restarts of one instance, so a
+	// restarted instance fences the transaction its crashed predecessor left open.
+	InstanceID string
+	// Kafka is how to reach the brokers.
+	Kafka kafka.Config
+	// NewTask builds the task of one input partition (called on assignment, before its
+	// stores are restored).
+	NewTask func(TaskID) (Task, error)
+	// Changelog names the changelog topic of a store for an input topic.
+	Changelog func(input, store string) string
+	// TxnTimeout is the producer's transaction timeout. Default 60s.
+	TxnTimeout time.Duration
+	// MaxRecords bounds the records of one transaction. Default 5000.
+	MaxRecords int
+	// RetryBackoff is the pause after an aborted transaction. Default 100ms.
+	RetryBackoff time.Duration
+	// Logger for lifecycle and errors. Nil: discard.
+	Logger *slog.Logger
+	// Metrics, if set, are updated.
+	Metrics *Metrics
+	// Now is the wall clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Stage runs one StageConfig. Exactly-once: outputs, changelog records and input offsets
+// commit in one Kafka transaction; a task's state changes become permanent only when
+// that transaction committed.
+type Stage struct {
+	cfg  StageConfig
+	sess *kgo.GroupTransactSession
+	adm  *kadm.Client
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	tasks map[TaskID]Task
+	fatal error
+
+	closeOnce sync.Once
+}
+
+// ErrStageKilled is returned by Run after Kill.
+var ErrStageKilled = errors.New("stage killed")
+
+// NewStage connects a stage's clients. It checks the transaction timeout against the
+// brokers' limit and fails with a clear message if it is larger.
+func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
+	if cfg.TxnTimeout <= 0 {
+		cfg.TxnTimeout = 60 * time.Second
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = 5000
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.InstanceID == "" {
+		return nil, errors.New("stage " + cfg.Name + ": instance id is required")
+	}
+	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), log: cfg.Logger.With("stage", cfg.Name)}
+
+	admCl, err := kgo.NewClient(cfg.Kafka.Opts()...)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
+	}
+	s.adm = kadm.NewClient(admCl)
+	if err := kafka.CheckTxnTimeout(ctx, s.adm, cfg.TxnTimeout); err != nil {
+		s.adm.Close()
+		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
+	}
+
+	opts := append(cfg.Kafka.Opts(),
+		kgo.ConsumerGroup("sluice."+cfg.Name),
+		kgo.ConsumeTopics(cfg.Inputs...),
+		kgo.TransactionalID("sluice."+cfg.Name+"."+cfg.InstanceID),
+		kgo.TransactionTimeout(cfg.TxnTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Rebalances happen between transactions only, so task state never changes
+		// under a running batch.
+		kgo.BlockRebalanceOnPoll(),
+		// Outputs go to the input's partition number: derived topics have the input's
+		// partition count, so keys stay co-partitioned and changelog N belongs to task N.
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.revoked),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		s.adm.Close()
+		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
+	}
+	s.sess = sess
+	return s, nil
+}
+
+func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int32) {
+	for topic, ps := range as {
+		for _, p := range ps {
+			id := TaskID{topic, p}
+			if err := s.startTask(ctx, id); err != nil {
+				s.mu.Lock()
+				s.fatal = errors.Join(s.fatal, err)
+				s.mu.Unlock()
+				s.log.Error("task start failed", "topic", topic, "partition", p, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Stage) startTask(ctx context.Context, id TaskID) error {
+	t, err := s.cfg.NewTask(id)
+	if err != nil {
+		return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, err)
+	}
+	start := s.cfg.Now()
+	n := 0
+	for _, st := range t.Stores() {
+		k, err := restore(ctx, s.cfg.Kafka, s.adm, s.cfg.Changelog(id.Topic, st.Name()), id.Partition, st)
+		n += k
+		if err != nil {
+			return err
+		}
+	}
+	took := s.cfg.Now().Sub(start)
+	s.cfg.Metrics.restoredTask(s.cfg.Name, took, n)
+	s.log.Info("task started", "topic", id.Topic, "partition", id.Partition, "restored", n, "took", took)
+	s.mu.Lock()
+	s.tasks[id] = t
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Stage) revoked(_ context.Context, _ *kgo.Client, rs map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, ps := range rs {
+		for _, p := range ps {
+			if t, ok := s.tasks[TaskID{topic, p}]; ok {
+				for _, st := range t.Stores() {
+					st.Abort()
+				}
+				delete(s.tasks, TaskID{topic, p})
+			}
+		}
+	}
+}
+
+func (s *Stage) task(id TaskID) (Task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fatal != nil {
+		return nil, s.fatal
+	}
+	t, ok := s.tasks[id]
+	if !ok {
+		return nil, fmt.Errorf("no task for %s/%d", id.Topic, id.Partition)
+	}
+	return t, nil
+}
+
+// Run processes until ctx ends, then ends the open transaction, leaves the group and
+// closes the clients. It returns nil after a clean shutdown.
+func (s *Stage) Run(ctx context.Context) error {
+	defer s.close()
+	for {
+		fs := s.sess.PollRecords(ctx, s.cfg.MaxRecords)
+		if fs.IsClientClosed() {
+			return ErrStageKilled
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+		})
+		if fs.NumRecords() == 0 {
+			s.sess.AllowRebalance()
+			continue
+		}
+		// A batch already polled finishes even when ctx ends: shutdown drains.
+		if err := s.batch(context.WithoutCancel(ctx), fs); err != nil {
+			return err
+		}
+		s.sess.AllowRebalance()
+	}
+}
+
+// batch runs one transaction over fs.
+func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
+	start := s.cfg.Now()
+	if err := s.sess.Begin(); err != nil {
+		return fmt.Errorf("stage %s: begin: %w", s.cfg.Name, err)
+	}
+	var (
+		mu      sync.Mutex
+		prodErr error
+	)
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			prodErr = errors.Join(prodErr, fmt.Errorf("produce %s/%d: %w", r.Topic, r.Partition, err))
+			mu.Unlock()
+		}
+	}
+	out := 0
+	emit := func(r *kgo.Record) {
+		out++
+		s.cfg.Metrics.out(s.cfg.Name, r.Topic)
+		s.sess.Produce(ctx, r, promise)
+	}
+	var handleErr error
+	touched := make(map[TaskID]Task)
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if handleErr != nil || len(p.Records) == 0 {
+			return
+		}
+		id := TaskID{p.Topic, p.Partition}
+		t, err := s.task(id)
+		if err != nil {
+			handleErr = err
+			return
+		}
+		touched[id] = t
+		for _, rec := range p.Records {
+			if err := t.Handle(ctx, rec, emit); err != nil {
+				handleErr = fmt.Errorf("%s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+				return
+			}
+		}
+		s.cfg.Metrics.in(s.cfg.Name, p.Topic, len(p.Records))
+	})
+	if handleErr == nil {
+		for id, t := range touched {
+			for _, st := range t.Stores() {
+				if !st.Dirty() {
+					continue
+				}
+				topic := s.cfg.Changelog(id.Topic, st.Name())
+				st.Changes(func(k string, v []byte) {
+					emit(&kgo.Record{Topic: topic, Partition: id.Partition, Key: []byte(k), Value: v})
+				})
+			}
+		}
+	}
+	// Flush before ending: without it every transaction waits out the producer linger.
+	flushErr := s.sess.Client().Flush(ctx)
+	mu.Lock()
+	perr := prodErr
+	mu.Unlock()
+	ok := handleErr == nil && flushErr == nil && perr == nil
+	committed, endErr := s.sess.End(ctx, kgo.TransactionEndTry(ok))
+	for _, t := range touched {
+		for _, st := range t.Stores() {
+			if committed {
+				st.Commit()
+			} else {
+				st.Abort()
+			}
+		}
+		t.Done(committed)
+	}
+	s.cfg.Metrics.txn(s.cfg.Name, committed, s.cfg.Now().Sub(start))
+	if !committed {
+		s.log.Warn("transaction aborted; retrying from the last commit",
+			"records", fs.NumRecords(), "err", errors.Join(handleErr, flushErr, perr, endErr))
+		s.mu.Lock()
+		fatal := s.fatal
+		s.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		t := time.NewTimer(s.cfg.RetryBackoff)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Kill closes the stage's clients abruptly, as a crash would: the open transaction is
+// neither committed nor aborted (the next instance with the same id fences it). Run
+// returns ErrStageKilled. For tests.
+func (s *Stage) Kill() {
+	s.closeOnce.Do(func() {
+		s.sess.Client().Close()
+		s.adm.Close()
+	})
+}
+
+func (s *Stage) close() {
+	s.closeOnce.Do(func() {
+		s.sess.Close()
+		s.adm.Close()
+	})
+}

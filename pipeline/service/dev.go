@@ -1,0 +1,132 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/process"
+)
+
+// DevOptions configure `sluice dev`.
+type DevOptions struct {
+	Service  config.Service
+	Pipeline *config.Pipeline
+	// KafkaPort is the embedded broker's port on 127.0.0.1. Default 9092.
+	KafkaPort int
+	// RegistryAddr is the embedded registry's address. Default 127.0.0.1:8081.
+	RegistryAddr string
+	// GenerateRate, if > 0, posts that many synthetic events per second to the API.
+	GenerateRate float64
+	// Seed seeds the generators.
+	Seed   uint64
+	Logger *slog.Logger
+	// Ready, if set, is called with the addresses once everything runs.
+	Ready func(brokers []string, registryURL, httpAddr string)
+}
+
+// Dev runs the whole platform in one process until ctx ends, then drains: the API stops
+// accepting and finishes in-flight requests, the processor ends its transaction, and the
+// embedded parts stop.
+func Dev(ctx context.Context, o DevOptions) error {
+	if o.KafkaPort == 0 {
+		o.KafkaPort = 9092
+	}
+	if o.RegistryAddr == "" {
+		o.RegistryAddr = "127.0.0.1:8081"
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	emb, err := StartEmbedded(EmbeddedOptions{KafkaPort: o.KafkaPort, RegistryAddr: o.RegistryAddr})
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	svc := o.Service
+	svc.Brokers = emb.Brokers()
+	svc.RegistryURL = emb.RegistryURL()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d, sreg, err := Setup(ctx, svc, o.Pipeline, kafka.Config{Brokers: svc.Brokers}, log, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", svc.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("ingest listen %s: %w", svc.HTTPAddr, err)
+	}
+	in, err := StartIngest(d, ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stage, err := NewCleanStage(ctx, d, sreg, process.NewMetrics(reg))
+	if err != nil {
+		_ = in.Shutdown(context.Background())
+		return err
+	}
+	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	var procErr error
+	wg.Go(func() { procErr = stage.Run(procCtx) })
+
+	httpAddr := ln.Addr().String()
+	log.Info("sluice dev running", "kafka", svc.Brokers, "registry", svc.RegistryURL, "http", httpAddr)
+	if o.Ready != nil {
+		o.Ready(svc.Brokers, svc.RegistryURL, httpAddr)
+	}
+
+	var genErr error
+	if o.GenerateRate > 0 {
+		wg.Go(func() { genErr = generate(ctx, "http://"+localAddr(ln), o) })
+	}
+
+	<-ctx.Done()
+	log.Info("draining")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	shutErr := in.Shutdown(sctx)
+	stopProc()
+	wg.Wait()
+	if errors.Is(genErr, context.Canceled) {
+		genErr = nil
+	}
+	return errors.Join(shutErr, procErr, genErr)
+}
+
+func generate(ctx context.Context, base string, o DevOptions) error {
+	gens := make(map[string]*gen.Generator)
+	for i, t := range o.Pipeline.Topics {
+		g, err := gen.New(t.Name, gen.Options{Seed: o.Seed + uint64(i)})
+		if err != nil {
+			continue // a user-defined topic without a generator
+		}
+		gens[t.Name] = g
+	}
+	batch := max(1, int(o.GenerateRate/20))
+	_, err := gen.Run(ctx, &gen.HTTPTarget{BaseURL: base}, gens, o.GenerateRate, batch, 0, time.Now)
+	return err
+}
+
+// localAddr turns a wildcard listen address into one a local client can dial.
+func localAddr(ln net.Listener) string {
+	a := ln.Addr().(*net.TCPAddr)
+	if a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	}
+	return a.String()
+}

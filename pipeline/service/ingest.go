@@ -1,0 +1,112 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/kafka"
+)
+
+// Deps are what every service shares: configuration, Kafka, the schema registry,
+// metrics, logs and the clock.
+type Deps struct {
+	Service  config.Service
+	Pipeline *config.Pipeline
+	Kafka    kafka.Config
+	// Schemas are the registered schemas (RegisterSchemas).
+	Schemas map[string]TopicSchemas
+	// RegistryClient is used by readiness checks.
+	RegistryClient *sr.Client
+	Registry       *prometheus.Registry
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+func (d *Deps) defaults() {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Ingest is a running ingest API.
+type Ingest struct {
+	srv  *ingest.Server
+	prod *kafka.Producer
+	adm  *kadm.Client
+	ln   net.Listener
+	done chan error
+}
+
+// StartIngest starts the ingest API on ln.
+func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
+	d.defaults()
+	prod, err := kafka.NewProducer(d.Kafka, kafka.ProducerOptions{MaxBufferedBytes: d.Service.MaxBufferedBytes})
+	if err != nil {
+		return nil, err
+	}
+	adm := kadm.NewClient(prod.Client())
+	var topics []ingest.Topic
+	for _, t := range d.Pipeline.Topics {
+		ts := d.Schemas[t.Name]
+		topics = append(topics, ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: config.Subject(t.Name), Codec: ts.Raw})
+	}
+	srv, err := ingest.New(ingest.Config{
+		Topics:       topics,
+		MaxBodyBytes: d.Service.MaxBodyBytes,
+		AckTimeout:   d.Service.AckTimeout,
+		MaxFuture:    d.Service.MaxFuture,
+		Now:          d.Now,
+		Logger:       d.Logger.With("service", "ingest"),
+		Registerer:   d.Registry,
+		Gatherer:     d.Registry,
+		Ready:        readiness(adm, d.RegistryClient),
+	}, prod)
+	if err != nil {
+		_ = prod.Close(context.Background())
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	in := &Ingest{srv: srv, prod: prod, adm: adm, ln: ln, done: make(chan error, 1)}
+	go func() { in.done <- srv.Serve(ln) }()
+	return in, nil
+}
+
+// Addr is the address the API listens on.
+func (in *Ingest) Addr() string { return in.ln.Addr().String() }
+
+// Shutdown stops accepting requests, waits for in-flight ones, then flushes and closes
+// the producer.
+func (in *Ingest) Shutdown(ctx context.Context) error {
+	err := in.srv.Shutdown(ctx)
+	return errors.Join(err, in.prod.Close(ctx))
+}
+
+// readiness reports whether the brokers and the registry answer.
+func readiness(adm *kadm.Client, reg *sr.Client) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := adm.BrokerMetadata(ctx); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		if reg != nil {
+			if _, err := reg.Subjects(ctx); err != nil {
+				return fmt.Errorf("schema registry: %w", err)
+			}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,52 @@
+// Package service wires the pipeline's parts into runnable services (ingest, processor,
+// the embedded dev platform). cmd/sluice and the test harness both start services through
+// it, so tests run exactly the production wiring.
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/rules"
+	"github.com/sluicehq/sluice/pipeline/schema"
+)
+
+// TopicSchemas are one raw topic's registered schemas.
+type TopicSchemas struct {
+	Topic config.Topic
+	Raw   *schema.Codec
+	Clean *schema.Codec
+	Rules *rules.Set
+}
+
+// RegisterSchemas loads every topic's .avsc, registers it under <topic>-value and its
+// clean form under <topic>.clean-value (each BACKWARD-checked against what is registered),
+// and compiles the topic's rules.
+func RegisterSchemas(ctx context.Context, p *config.Pipeline, reg *schema.Registry) (map[string]TopicSchemas, error) {
+	out := make(map[string]TopicSchemas, len(p.Topics))
+	for _, t := range p.Topics {
+		avsc, err := schema.Load(t.Schema, p.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
+		}
+		raw, err := reg.Register(ctx, config.Subject(t.Name), avsc)
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
+		}
+		cleanAvsc, err := schema.Clean(avsc)
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: clean schema: %w", t.Name, err)
+		}
+		clean, err := reg.Register(ctx, config.Subject(config.CleanTopic(t.Name)), cleanAvsc)
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
+		}
+		rs, err := rules.Compile(t.Rules)
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: rules: %w", t.Name, err)
+		}
+		out[t.Name] = TopicSchemas{Topic: t, Raw: raw, Clean: clean, Rules: rs}
+	}
+	return out, nil
+}
