@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -107,6 +108,9 @@ func (p *Pipeline) WaitCaughtUp(group string, timeout time.Duration, topics ...s
 			return
 		}
 		last = fmt.Sprint(lag, err)
+		if os.Getenv("SLUICE_TEST_LOG") != "" {
+			fmt.Fprintf(os.Stderr, "harness: %s lag %s\n", group, last)
+		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("group %s not caught up on %v after %s: lag %s", group, topics, timeout, last)
 		}

@@ -30,7 +30,10 @@ func TestValidate(t *testing.T) {
 			[]string{`topics[1].name: topic "page_views" is also used by topics[0].name`}},
 		{"topic collides with derived", func(p *config.Pipeline) { p.Topics[1].Name = "page_views.dlq" },
 			[]string{`topics[1].name: topic "page_views.dlq" is also used by topics[0].name`}},
-		{"topic collides with aggregation output", func(p *config.Pipeline) { p.Topics[1].Name = "agg.click_sessions"; p.Aggregations[2].From = "agg.click_sessions" },
+		{"topic collides with aggregation output", func(p *config.Pipeline) {
+			p.Topics[1].Name = "agg.click_sessions"
+			p.Aggregations[2].From = "agg.click_sessions"
+		},
 			[]string{`aggregations[2].name: topic "agg.click_sessions" is also used by topics[1].name`}},
 		{"illegal topic chars", func(p *config.Pipeline) { p.Topics[0].Name = "page views" },
 			[]string{`topics[0].name: "page views" may only hold`}},
@@ -50,13 +53,17 @@ func TestValidate(t *testing.T) {
 			[]string{`topics[2].rules[0].field: must be a field name (got "")`}},
 		{"rule without condition", func(p *config.Pipeline) { p.Topics[2].Rules = []config.Rule{{Field: "amount"}} },
 			[]string{"topics[2].rules[0]: sets no condition"}},
-		{"min above max", func(p *config.Pipeline) { p.Topics[2].Rules = []config.Rule{{Field: "amount", Min: ptr(10), Max: ptr(1)}} },
+		{"min above max", func(p *config.Pipeline) {
+			p.Topics[2].Rules = []config.Rule{{Field: "amount", Min: ptr(10), Max: ptr(1)}}
+		},
 			[]string{"topics[2].rules[0]: min must be <= max (got min 10, max 1)"}},
 		{"NaN bound", func(p *config.Pipeline) { p.Topics[2].Rules = []config.Rule{{Field: "amount", Max: ptr(math.NaN())}} },
 			[]string{"topics[2].rules[0].max: must be a number (got NaN)"}},
 		{"bad pattern", func(p *config.Pipeline) { p.Topics[0].Rules = []config.Rule{{Field: "country", Pattern: "[A-Z"}} },
 			[]string{"topics[0].rules[0].pattern: does not compile"}},
-		{"negative max_len", func(p *config.Pipeline) { p.Topics[0].Rules = []config.Rule{{Field: "url", Required: true, MaxLen: -1}} },
+		{"negative max_len", func(p *config.Pipeline) {
+			p.Topics[0].Rules = []config.Rule{{Field: "url", Required: true, MaxLen: -1}}
+		},
 			[]string{"topics[0].rules[0].max_len: must be >= 0 (got -1)"}},
 		{"empty one_of", func(p *config.Pipeline) { p.Topics[0].Rules = []config.Rule{{Field: "device", OneOf: []string{}}} },
 			[]string{"topics[0].rules[0].one_of: must list at least one value"}},

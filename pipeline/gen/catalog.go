@@ -35,19 +35,36 @@ var (
 	}
 )
 
-// buildCatalog returns the n most popular URL paths: the head pages, then product pages
+// cachedURLs bounds how many URL paths a Generator keeps precomputed; rarer ones are
+// built on demand, so a huge Options.URLs costs no memory.
+const cachedURLs = 4096
+
+// catalog is the shop's URL paths by popularity rank: the head pages, then product pages
 // "/p/p-<k>" whose numbering matches purchases' product ids, so p-1 is the hottest
 // product everywhere.
-func buildCatalog(n int) []string {
-	urls := make([]string, n)
-	for i := range urls {
-		if i < len(headPages) {
-			urls[i] = headPages[i]
-			continue
-		}
-		urls[i] = "/p/" + productID(uint64(i-len(headPages)+1))
+type catalog struct{ cached []string }
+
+func newCatalog(n int) catalog {
+	c := catalog{cached: make([]string, min(n, cachedURLs))}
+	for i := range c.cached {
+		c.cached[i] = urlPath(uint64(i))
 	}
-	return urls
+	return c
+}
+
+// at returns the path of popularity rank i.
+func (c catalog) at(i uint64) string {
+	if i < uint64(len(c.cached)) {
+		return c.cached[i]
+	}
+	return urlPath(i)
+}
+
+func urlPath(i uint64) string {
+	if i < uint64(len(headPages)) {
+		return headPages[i]
+	}
+	return "/p/" + productID(i-uint64(len(headPages))+1)
 }
 
 // isProductPage reports whether path is a product page of the catalog.

@@ -27,12 +27,12 @@ const (
 
 // pageView adds url, referrer (nil or an absolute URL) and duration_ms.
 func (g *Generator) pageView(ev map[string]any, _ common) {
-	ev["url"] = g.catalog[g.urls.Uint64()]
+	ev["url"] = g.catalog.at(g.urls.Uint64())
 	switch u := g.r.Float64(); {
 	case u < directShare:
 		ev["referrer"] = nil
 	case u < directShare+internalShare:
-		ev["referrer"] = shopHost + g.catalog[g.urls.Uint64()]
+		ev["referrer"] = shopHost + g.catalog.at(g.urls.Uint64())
 	default:
 		ev["referrer"] = externalReferrers[g.r.IntN(len(externalReferrers))]
 	}
@@ -43,7 +43,7 @@ func (g *Generator) pageView(ev map[string]any, _ common) {
 // click adds url, element (product-page elements on product pages) and the x, y position
 // in page pixels; x is bounded by the device's viewport width.
 func (g *Generator) click(ev map[string]any, c common) {
-	url := g.catalog[g.urls.Uint64()]
+	url := g.catalog.at(g.urls.Uint64())
 	ev["url"] = url
 	elems := pageElements
 	if isProductPage(url) {

@@ -43,7 +43,7 @@ type Options struct {
 	Products int
 	// Now is the clock event_time is taken from. Default time.Now.
 	Now func() time.Time
-	// MaxSkew bounds a seeded, uniformly distributed delay subtracted from Now for each
+	// MaxSkew bounds a seeded delay, uniform in [0, MaxSkew), subtracted from Now for each
 	// event, so events arrive slightly out of order. Default 0: event_time is Now.
 	MaxSkew time.Duration
 }
@@ -81,16 +81,14 @@ type Generator struct {
 	users    *rand.Zipf
 	urls     *rand.Zipf
 	products *rand.Zipf
-	catalog  []string
+	catalog  catalog
 	country  weighted
 	device   weighted
 	fields   func(g *Generator, ev map[string]any, c common)
 }
 
-// common is what every event of every topic carries, kept for the topic's builder.
+// common is what the topic's builder needs to know about the user and session.
 type common struct {
-	t       time.Time
-	user    uint64
 	country country
 	device  string
 }
@@ -125,7 +123,7 @@ func New(topic string, o Options) (*Generator, error) {
 		users:    newZipf(r, o.Users),
 		urls:     newZipf(r, o.URLs),
 		products: newZipf(r, o.Products),
-		catalog:  buildCatalog(o.URLs),
+		catalog:  newCatalog(o.URLs),
 		country:  newWeighted(cw),
 		device:   newWeighted(deviceWeights),
 		fields:   fields,
@@ -141,14 +139,12 @@ func (g *Generator) Topic() string { return g.topic }
 func (g *Generator) Next() map[string]any {
 	t := g.o.Now()
 	if g.o.MaxSkew > 0 {
-		t = t.Add(-time.Duration(g.r.Int64N(int64(g.o.MaxSkew) + 1)))
+		t = t.Add(-time.Duration(g.r.Int64N(int64(g.o.MaxSkew))))
 	}
 	t = t.UTC().Truncate(time.Millisecond)
 	user := g.users.Uint64() + 1
 	sess := sessionKey(g.o.Seed, user, t)
 	c := common{
-		t:       t,
-		user:    user,
 		country: countries[g.country.pick(unit(hash3(g.o.Seed, user, 0xc0)))],
 		device:  devices[g.device.pick(unit(mix64(sess)))],
 	}

@@ -155,8 +155,8 @@ func TestRunWeights(t *testing.T) {
 		want map[string]int
 	}{
 		{"default 6:3:1", nil, map[string]int{gen.PageViews: 60, gen.Clicks: 30, gen.Purchases: 10}},
-		{"equal", []gen.RunOption{gen.WithWeights(map[string]float64{gen.PageViews: 1, gen.Clicks: 1, gen.Purchases: 1})},
-			map[string]int{gen.PageViews: 34, gen.Clicks: 33, gen.Purchases: 33}},
+		{"equal, ties by topic name", []gen.RunOption{gen.WithWeights(map[string]float64{gen.PageViews: 1, gen.Clicks: 1, gen.Purchases: 1})},
+			map[string]int{gen.Clicks: 34, gen.PageViews: 33, gen.Purchases: 33}},
 		{"zero and missing excluded", []gen.RunOption{gen.WithWeights(map[string]float64{gen.PageViews: 0, gen.Clicks: 2})},
 			map[string]int{gen.Clicks: 100}},
 	}

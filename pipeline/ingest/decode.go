@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-json"
 )
@@ -72,6 +73,11 @@ func decodeBody(f bodyFormat, body []byte) (batch, *requestError) {
 	}
 	if len(trimSpace(body)) == 0 {
 		return batch{}, errInvalidBody("the body is empty")
+	}
+	// JSON is UTF-8 (RFC 8259). Checking up front also keeps the decoder away from its
+	// invalid-UTF-8 repair path, which can panic (goccy/go-json issues 424 and 609).
+	if !utf8.Valid(body) {
+		return batch{}, errInvalidBody("the body is not valid UTF-8")
 	}
 	if f == formatNDJSON {
 		return decodeNDJSON(body)
@@ -140,11 +146,16 @@ func decodeNDJSON(body []byte) (batch, *requestError) {
 
 // decodeOne decodes exactly one JSON value from b (numbers as json.Number); anything but
 // whitespace after it is an error. b must not contain NUL bytes.
-func decodeOne(b []byte) (any, error) {
+func decodeOne(b []byte) (v any, err error) {
+	// Last guard: a decoder bug on hostile input is still the input's fault (400).
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, errors.New("malformed JSON")
+		}
+	}()
 	r := bytes.NewReader(b)
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
-	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, shortError(err)
 	}
@@ -172,13 +183,20 @@ func onlySpace(r io.Reader) bool {
 }
 
 // shortError bounds the length of a decoder message quoted back to the client.
-func shortError(err error) error {
+func shortError(err error) error { return errors.New(truncate(err.Error())) }
+
+// truncate bounds a message quoted back to the client to about 200 bytes, cutting at
+// a rune boundary.
+func truncate(msg string) string {
 	const max = 200
-	msg := err.Error()
-	if len(msg) > max {
-		msg = msg[:max] + "..."
+	if len(msg) <= max {
+		return msg
 	}
-	return errors.New(msg)
+	cut := max
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "..."
 }
 
 // jsonKind names the JSON type of a decoded value for messages.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/goccy/go-json"
 )
@@ -65,6 +66,10 @@ func TestDecodeBody(t *testing.T) {
 		{name: "trailing nbsp", format: formatJSON, body: "{}\u00a0", wantErr: 400},
 		{name: "nul byte", format: formatJSON, body: "{}\x00", wantErr: 400},
 		{name: "nul in string", format: formatJSON, body: "{\"a\":\"\x00\"}", wantErr: 400},
+		{name: "invalid utf-8", format: formatJSON, body: "{\"a\":\"\xff\"}", wantErr: 400},
+		// goccy/go-json issue 609: its stream decoder panics on this.
+		{name: "long invalid utf-8 key", format: formatJSON, body: "{\"" + strings.Repeat("\xae", 1024), wantErr: 400},
+		{name: "long invalid utf-8 ndjson", format: formatNDJSON, body: "{\"" + strings.Repeat("\xe2", 2000) + "\":1}", wantErr: 400},
 		{name: "deep nesting", format: formatJSON, body: strings.Repeat("[", 100000), wantErr: 400},
 		{name: "too many", format: formatJSON, body: "[" + strings.Repeat("{},", MaxEventsPerRequest) + "{}]", wantErr: 413},
 		{name: "max events", format: formatJSON, body: "[" + strings.Repeat("{},", MaxEventsPerRequest-1) + "{}]", wantEvents: MaxEventsPerRequest},
@@ -121,5 +126,26 @@ func TestDecodeBodyNumbers(t *testing.T) {
 	}
 	if ev["s"] != "x\u00e9" || ev["n"] != nil || ev["t"] != true {
 		t.Errorf("values = %#v", ev)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantLen int
+	}{
+		{"short", "abc", 3},
+		{"exact", strings.Repeat("a", 200), 200},
+		{"long ascii", strings.Repeat("a", 500), 203},
+		{"cut inside a rune", strings.Repeat("a", 199) + "\u00e9\u00e9", 202},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := truncate(tt.in)
+			if len(got) != tt.wantLen || !utf8.ValidString(got) {
+				t.Errorf("truncate = %d bytes (valid %v), want %d", len(got), utf8.ValidString(got), tt.wantLen)
+			}
+		})
 	}
 }

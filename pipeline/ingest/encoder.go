@@ -105,19 +105,19 @@ func (e *Encoder) record(ev map[string]any, idemKey string, recv time.Time, ts [
 
 	ts0 := recv
 	if t, ok := out["event_time"].(time.Time); ok {
-		if t.Sub(recv) > e.maxFuture {
-			return nil, "", &schema.ValidationError{Fields: []schema.FieldError{{
-				Field:   "event_time",
-				Message: fmt.Sprintf("more than %s ahead of the receive time", e.maxFuture),
-			}}}
+		switch {
+		case t.Sub(recv) > e.maxFuture:
+			return nil, "", invalid("event_time", fmt.Sprintf("more than %s ahead of the receive time", e.maxFuture))
+		case t.Before(time.Unix(0, 0)):
+			// Kafka record timestamps are non-negative; the broker would refuse the
+			// record and the client would see a 503 for its own mistake.
+			return nil, "", invalid("event_time", "must not be before 1970-01-01T00:00:00Z")
 		}
 		ts0 = t
 	}
 	key, ok := keyString(out[e.topic.KeyField])
 	if !ok {
-		return nil, "", &schema.ValidationError{Fields: []schema.FieldError{{
-			Field: e.topic.KeyField, Message: "required: it is the record key",
-		}}}
+		return nil, "", invalid(e.topic.KeyField, "required: it is the record key")
 	}
 	value, err := codec.AppendEncode(nil, out)
 	if err != nil {
@@ -133,6 +133,11 @@ func (e *Encoder) record(ev map[string]any, idemKey string, recv time.Time, ts [
 			{Key: HeaderIngestTS, Value: ts},
 		},
 	}, id, nil
+}
+
+// invalid is a validation error of one field.
+func invalid(field, msg string) error {
+	return &schema.ValidationError{Fields: []schema.FieldError{{Field: field, Message: msg}}}
 }
 
 // eventID resolves and stores the event_id of ev. It returns the id and, if the

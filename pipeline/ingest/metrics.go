@@ -78,6 +78,7 @@ func newMetrics(reg prometheus.Registerer, topics []Topic) (*metrics, error) {
 		m.produceDuration.WithLabelValues(t.Name)
 	}
 	m.rejected.WithLabelValues(unknownTopic, reasonUnknownTopic)
+	m.rejected.WithLabelValues(unknownTopic, reasonTooLarge)
 	return m, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
 )
 
 // Producer writes records to Kafka. Produce returns nil only when every record was
@@ -87,7 +89,29 @@ func New(cfg Config, p Producer) (*Server, error) {
 	s.app.Get(routeHealthz, s.healthz)
 	s.app.Get(routeReadyz, s.readyz)
 	s.app.Get(routeMetrics, s.metricsHandler())
+	s.guardMethods()
 	return s, nil
+}
+
+// guardMethods answers requests with a method fiber does not know (it would answer them
+// with a plain-text 400 before any middleware runs) with a 501 problem.
+func (s *Server) guardMethods() {
+	inner := s.app.Handler()
+	methods := s.app.Config().RequestMethods
+	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		m := ctx.Method()
+		for _, known := range methods {
+			if string(m) == known {
+				inner(ctx)
+				return
+			}
+		}
+		start := time.Now()
+		c := s.app.AcquireCtx(ctx)
+		defer s.app.ReleaseCtx(c)
+		_ = writeProblem(c, blankProblem(fiber.StatusNotImplemented, "unknown request method"), false)
+		s.observeDuration(unmatchedRoute, "OTHER", fiber.StatusNotImplemented, time.Since(start))
+	}
 }
 
 // App returns the fiber application, e.g. for app.Test in tests.
@@ -156,17 +180,17 @@ func (s *Server) serverError(c *fiber.Ctx, err error) error {
 	p := blankProblem(status, "")
 	switch {
 	case status == fiber.StatusRequestEntityTooLarge:
-		p = Problem{Type: ProblemTooLarge, Title: "Request Entity Too Large", Status: status,
+		p = Problem{Type: ProblemTooLarge, Title: http.StatusText(status), Status: status,
 			Detail: fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes)}
-		if route == routeEvents {
-			topic := unknownTopic
-			if t := strings.TrimPrefix(c.Path(), "/api/v1/events/"); s.encoders[t] != nil {
-				topic = s.encoders[t].topic.Name
-			}
-			s.metrics.rejected.WithLabelValues(topic, reasonTooLarge).Inc()
+		// fasthttp forgets the request line when a chunked body overflows; such
+		// requests count under "_unknown".
+		topic := unknownTopic
+		if t := strings.TrimPrefix(c.Path(), "/api/v1/events/"); route == routeEvents && s.encoders[t] != nil {
+			topic = s.encoders[t].topic.Name
 		}
+		s.metrics.rejected.WithLabelValues(topic, reasonTooLarge).Inc()
 	case status < fiber.StatusInternalServerError && fe != nil:
-		p.Detail = fe.Message
+		p.Detail = truncate(fe.Message) // fasthttp may quote the raw request
 	}
 	werr := writeProblem(c, p, false)
 	s.observeDuration(route, normalizeMethod(c.Method()), status, time.Since(c.Context().Time()))

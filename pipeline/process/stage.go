@@ -120,6 +120,15 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
 	}
 	s.sess = sess
+	// Initialise the transactional producer now: InitProducerId fences a crashed
+	// predecessor with the same transactional id and aborts the transaction it left
+	// open. Until then that transaction's pending offsets keep the group's offsets
+	// unstable, so waiting for our first batch to do it would wait out its timeout.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		sess.Client().CloseAllowingRebalance()
+		s.adm.Close()
+		return nil, fmt.Errorf("stage %s: init transactional producer: %w", cfg.Name, err)
+	}
 	return s, nil
 }
 
@@ -314,14 +323,14 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 // returns ErrStageKilled. For tests.
 func (s *Stage) Kill() {
 	s.closeOnce.Do(func() {
-		s.sess.Client().Close()
+		s.sess.Client().CloseAllowingRebalance()
 		s.adm.Close()
 	})
 }
 
 func (s *Stage) close() {
 	s.closeOnce.Do(func() {
-		s.sess.Close()
+		s.sess.CloseAllowingRebalance()
 		s.adm.Close()
 	})
 }

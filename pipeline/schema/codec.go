@@ -94,12 +94,11 @@ func (c *Codec) AppendEncode(dst []byte, v map[string]any) ([]byte, error) {
 	w := st.writers.Get().(*avro.Writer)
 	defer st.writers.Put(w)
 
-	err = st.encode(w, v, st.root.prep, false)
+	err = st.encode(w, v, st.root.needPrep, false)
 	if err != nil {
 		// Slow path: values of a near-miss Go type. Only records that failed pay for it.
-		if cerr := st.encode(w, v, true, true); cerr == nil {
-			err = nil
-		}
+		// Its error, if any, names the field and what it must be.
+		err = st.encode(w, v, true, true)
 	}
 	if err != nil {
 		return dst, fmt.Errorf("schema: encode %s: %w", st.schema.FullName(), err)

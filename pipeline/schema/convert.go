@@ -54,10 +54,10 @@ type converter struct {
 	nullable bool
 	single   *converter // the only non-null branch of a nullable union, else nil
 
-	// prep: AppendEncode must rewrite values of this subtree before hamba sees them.
-	prep bool
-	// norm: Decode must rewrite values hamba returns for this subtree.
-	norm bool
+	// needPrep: AppendEncode must rewrite values of this subtree before hamba sees them.
+	needPrep bool
+	// needNorm: Decode must rewrite values hamba returns for this subtree.
+	needNorm bool
 }
 
 // recordConv is a compiled record.
@@ -67,6 +67,8 @@ type recordConv struct {
 	index  map[string]int
 	// prep and norm: some field needs it.
 	prep, norm bool
+	// topNorm lists the fields Decode must rewrite when this is the top-level record.
+	topNorm []int
 }
 
 // fieldConv is one compiled record field.
@@ -78,8 +80,8 @@ type fieldConv struct {
 	def    any
 	// defShared: def is immutable (a scalar) and may be shared by every output.
 	defShared bool
-	// norm: Decode must rewrite this field (see normField).
-	norm bool
+	// needNorm: Decode must rewrite this field's values (see normalize).
+	needNorm bool
 }
 
 // compiler builds converter trees; recs memoises records so recursive schemas terminate.
@@ -248,19 +250,28 @@ func (c *compiler) flags() {
 			for i := range rc.fields {
 				f := &rc.fields[i]
 				if !rc.prep && needsPrep(f.conv) {
-					rc.prep, conv.prep, changed = true, true, true
+					rc.prep, conv.needPrep, changed = true, true, true
 				}
-				if !f.norm && needsNorm(f.conv) {
-					f.norm, changed = true, true
+				if !f.needNorm && needsNorm(f.conv) {
+					f.needNorm, changed = true, true
 				}
-				if f.norm && !rc.norm {
-					rc.norm, conv.norm, changed = true, true, true
+				if f.needNorm && !rc.norm {
+					rc.norm, conv.needNorm, changed = true, true, true
 				}
 			}
 		}
 	}
 	for _, conv := range c.all {
-		conv.prep, conv.norm = needsPrep(conv), needsNorm(conv)
+		conv.needPrep, conv.needNorm = needsPrep(conv), needsNorm(conv)
+	}
+	for _, conv := range c.recs {
+		rc := conv.rec
+		rc.topNorm = rc.topNorm[:0]
+		for i := range rc.fields {
+			if rc.fields[i].needNorm && topNorm(rc.fields[i].conv) {
+				rc.topNorm = append(rc.topNorm, i)
+			}
+		}
 	}
 }
 
@@ -271,7 +282,7 @@ func needsPrep(c *converter) bool {
 	case kindFixed:
 		return true
 	case kindRecord:
-		return c.prep
+		return c.needPrep
 	case kindArray, kindMap:
 		return needsPrep(c.items)
 	case kindUnion:
@@ -291,7 +302,7 @@ func needsNorm(c *converter) bool {
 	case kindUnion, kindFixed:
 		return true
 	case kindRecord:
-		return c.norm
+		return c.needNorm
 	case kindArray, kindMap:
 		return needsNorm(c.items)
 	}
