@@ -174,12 +174,10 @@ func (s *Stage) revoked(_ context.Context, _ *kgo.Client, rs map[string][]int32)
 	defer s.mu.Unlock()
 	for topic, ps := range rs {
 		for _, p := range ps {
-			if t, ok := s.tasks[TaskID{topic, p}]; ok {
-				for _, st := range t.Stores() {
-					st.Abort()
-				}
-				delete(s.tasks, TaskID{topic, p})
-			}
+			// Only forget the task: a batch still running (a client closing mid-batch
+			// revokes without waiting) holds its own reference, aborts its
+			// transaction and drops the pending state itself.
+			delete(s.tasks, TaskID{topic, p})
 		}
 	}
 }
