@@ -244,3 +244,24 @@ func hasLabels(m *dto.Metric, kv []string) bool {
 	}
 	return true
 }
+
+// RestartIngest stops the ingest API gracefully (in-flight requests finish) and starts
+// a new one on a new port; IngestURL changes.
+func (p *Pipeline) RestartIngest() {
+	p.t.Helper()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.ingest.Shutdown(sctx); err != nil {
+		p.t.Fatalf("stop ingest: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	in, err := service.StartIngest(p.Deps, ln)
+	if err != nil {
+		p.t.Fatalf("restart ingest: %v", err)
+	}
+	p.ingest = in
+	p.IngestURL = "http://" + in.Addr()
+}

@@ -157,3 +157,29 @@ func DecodeAll(rs []Record) []map[string]any {
 	}
 	return out
 }
+
+// Consume reads topic from its start (read_committed) until it has n records or timeout
+// passes, and returns what it read: fewer than n means the deadline passed.
+func (p *Pipeline) Consume(topic string, n int, timeout time.Duration) []Record {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.t.Context(), timeout)
+	defer cancel()
+	cl, err := kgo.NewClient(append(p.Deps.Kafka.Opts(),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []Record
+	for len(out) < n {
+		fs := cl.PollRecords(ctx, n-len(out))
+		if ctx.Err() != nil {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, p.decode(ctx, r)) })
+	}
+	return out
+}
