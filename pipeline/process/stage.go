@@ -35,6 +35,12 @@ type StageConfig struct {
 	TxnTimeout time.Duration
 	// MaxRecords bounds the records of one transaction. Default 5000.
 	MaxRecords int
+	// MaxTime bounds how long one transaction keeps taking already-buffered records.
+	// Default 50ms.
+	MaxTime time.Duration
+	// TickInterval, if > 0, makes the stage call Tick on tasks that implement Ticker at
+	// least this often, in a transaction of its own when no records arrive.
+	TickInterval time.Duration
 	// RetryBackoff is the pause after an aborted transaction. Default 100ms.
 	RetryBackoff time.Duration
 	// Logger for lifecycle and errors. Nil: discard.
@@ -72,6 +78,9 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	}
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 5000
+	}
+	if cfg.MaxTime <= 0 {
+		cfg.MaxTime = 50 * time.Millisecond
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
@@ -160,6 +169,9 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 			return err
 		}
 	}
+	if r, ok := t.(Restorer); ok {
+		r.Restored()
+	}
 	took := s.cfg.Now().Sub(start)
 	s.cfg.Metrics.restoredTask(s.cfg.Name, took, n)
 	s.log.Info("task started", "topic", id.Topic, "partition", id.Partition, "restored", n, "took", took)
@@ -199,8 +211,15 @@ func (s *Stage) task(id TaskID) (Task, error) {
 // closes the clients. It returns nil after a clean shutdown.
 func (s *Stage) Run(ctx context.Context) error {
 	defer s.close()
+	lastTick := s.cfg.Now()
 	for {
-		fs := s.sess.PollRecords(ctx, s.cfg.MaxRecords)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if s.hasTickers() {
+			// Wake up to tick even when nothing arrives.
+			pctx, cancel = context.WithTimeout(ctx, s.cfg.TickInterval)
+		}
+		fs := s.sess.PollRecords(pctx, s.cfg.MaxRecords)
+		cancel()
 		if fs.IsClientClosed() {
 			return ErrStageKilled
 		}
@@ -208,9 +227,18 @@ func (s *Stage) Run(ctx context.Context) error {
 			return nil
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
 		})
 		if fs.NumRecords() == 0 {
+			if s.hasTickers() && s.cfg.Now().Sub(lastTick) >= s.cfg.TickInterval {
+				// Nothing arrived: a transaction of ticks alone (idle advance).
+				if err := s.batch(context.WithoutCancel(ctx), fs); err != nil {
+					return err
+				}
+				lastTick = s.cfg.Now()
+			}
 			s.sess.AllowRebalance()
 			continue
 		}
@@ -218,11 +246,15 @@ func (s *Stage) Run(ctx context.Context) error {
 		if err := s.batch(context.WithoutCancel(ctx), fs); err != nil {
 			return err
 		}
+		lastTick = s.cfg.Now()
 		s.sess.AllowRebalance()
 	}
 }
 
-// batch runs one transaction over fs.
+func (s *Stage) hasTickers() bool { return s.cfg.TickInterval > 0 }
+
+// batch runs one transaction: the records of fs, then whatever more is already buffered,
+// until MaxRecords or MaxTime; then ticks, changelog records, flush and commit.
 func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	start := s.cfg.Now()
 	if err := s.sess.Begin(); err != nil {
@@ -239,33 +271,27 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 			mu.Unlock()
 		}
 	}
-	out := 0
 	emit := func(r *kgo.Record) {
-		out++
 		s.cfg.Metrics.out(s.cfg.Name, r.Topic)
 		s.sess.Produce(ctx, r, promise)
 	}
-	var handleErr error
 	touched := make(map[TaskID]Task)
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		if handleErr != nil || len(p.Records) == 0 {
-			return
+	n := 0
+	handleErr := s.handle(ctx, fs, touched, emit)
+	n += fs.NumRecords()
+	for handleErr == nil && n < s.cfg.MaxRecords && s.cfg.Now().Sub(start) < s.cfg.MaxTime {
+		// A nil context returns at once with what is already buffered: batching under
+		// load, no added latency when idle.
+		more := s.sess.PollRecords(noWait, s.cfg.MaxRecords-n)
+		if more.NumRecords() == 0 {
+			break
 		}
-		id := TaskID{p.Topic, p.Partition}
-		t, err := s.task(id)
-		if err != nil {
-			handleErr = err
-			return
-		}
-		touched[id] = t
-		for _, rec := range p.Records {
-			if err := t.Handle(ctx, rec, emit); err != nil {
-				handleErr = fmt.Errorf("%s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-				return
-			}
-		}
-		s.cfg.Metrics.in(s.cfg.Name, p.Topic, len(p.Records))
-	})
+		n += more.NumRecords()
+		handleErr = s.handle(ctx, more, touched, emit)
+	}
+	if handleErr == nil {
+		handleErr = s.tick(ctx, touched, emit)
+	}
 	if handleErr == nil {
 		for id, t := range touched {
 			for _, st := range t.Stores() {
@@ -297,23 +323,101 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		t.Done(committed)
 	}
 	s.cfg.Metrics.txn(s.cfg.Name, committed, s.cfg.Now().Sub(start))
-	if !committed {
-		s.log.Warn("transaction aborted; retrying from the last commit",
-			"records", fs.NumRecords(), "err", errors.Join(handleErr, flushErr, perr, endErr))
-		s.mu.Lock()
-		fatal := s.fatal
-		s.mu.Unlock()
-		if fatal != nil {
-			return fatal
+	if committed {
+		return nil
+	}
+	s.log.Warn("transaction aborted; retrying from the last commit",
+		"records", n, "err", errors.Join(handleErr, flushErr, perr, endErr))
+	s.mu.Lock()
+	fatal := s.fatal
+	s.mu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	// Tasks may keep state outside their stores' pending layers (windows mutate in
+	// place): rebuild every touched task from its changelog, the committed truth.
+	for id := range touched {
+		if err := s.rebuildTask(ctx, id); err != nil {
+			return err
 		}
-		t := time.NewTimer(s.cfg.RetryBackoff)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
+	}
+	t := time.NewTimer(s.cfg.RetryBackoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return nil
+}
+
+// noWait is the nil context that makes PollRecords return only what is buffered.
+var noWait context.Context
+
+// handle runs every record of fs through its task.
+func (s *Stage) handle(ctx context.Context, fs kgo.Fetches, touched map[TaskID]Task, emit func(*kgo.Record)) error {
+	var handleErr error
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if handleErr != nil || len(p.Records) == 0 {
+			return
+		}
+		id := TaskID{p.Topic, p.Partition}
+		t, err := s.task(id)
+		if err != nil {
+			handleErr = err
+			return
+		}
+		touched[id] = t
+		for _, rec := range p.Records {
+			if err := t.Handle(ctx, rec, emit); err != nil {
+				handleErr = fmt.Errorf("%s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+				return
+			}
+		}
+		if pt, ok := t.(ProgressTracker); ok {
+			last := p.Records[len(p.Records)-1].Offset
+			pt.Progress(p.HighWatermark - (last + 1))
+		}
+		s.cfg.Metrics.in(s.cfg.Name, p.Topic, len(p.Records))
+	})
+	return handleErr
+}
+
+// tick gives every task that implements Ticker the clock; a task that emits joins the
+// transaction.
+func (s *Stage) tick(ctx context.Context, touched map[TaskID]Task, emit func(*kgo.Record)) error {
+	s.mu.Lock()
+	tasks := make(map[TaskID]Task, len(s.tasks))
+	for id, t := range s.tasks {
+		tasks[id] = t
+	}
+	s.mu.Unlock()
+	now := s.cfg.Now()
+	for id, t := range tasks {
+		tk, ok := t.(Ticker)
+		if !ok {
+			continue
+		}
+		emitted := false
+		err := tk.Tick(ctx, now, func(r *kgo.Record) { emitted = true; emit(r) })
+		if err != nil {
+			return fmt.Errorf("tick %s/%d: %w", id.Topic, id.Partition, err)
+		}
+		if emitted || t.Stores() != nil {
+			touched[id] = t
 		}
 	}
 	return nil
+}
+
+// rebuildTask replaces a task with a fresh one restored from its changelogs.
+func (s *Stage) rebuildTask(ctx context.Context, id TaskID) error {
+	s.mu.Lock()
+	_, owned := s.tasks[id]
+	s.mu.Unlock()
+	if !owned {
+		return nil // revoked meanwhile
+	}
+	return s.startTask(ctx, id)
 }
 
 // Kill closes the stage's clients abruptly, as a crash would: the open transaction is

@@ -6,6 +6,7 @@ package process
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -42,4 +43,21 @@ type Task interface {
 	Stores() []Changelogged
 	// Done is told whether the transaction carrying the task's latest records committed.
 	Done(committed bool)
+}
+
+// Ticker is a task that acts on the wall clock (idle advance): Tick runs in every
+// transaction and, when the stage's TickInterval passes without records, in one of its own.
+type Ticker interface {
+	Tick(ctx context.Context, now time.Time, emit func(*kgo.Record)) error
+}
+
+// ProgressTracker is told, after each batch of its partition, how many records remain
+// behind the high watermark (0: caught up).
+type ProgressTracker interface {
+	Progress(lag int64)
+}
+
+// Restorer is told when its stores have been restored, to rebuild indexes over them.
+type Restorer interface {
+	Restored()
 }

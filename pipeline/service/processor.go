@@ -26,6 +26,7 @@ func NewCleanStage(ctx context.Context, d Deps, dec *schema.Registry, m *process
 		Kafka:      d.Kafka,
 		TxnTimeout: d.Service.TxnTimeout,
 		MaxRecords: d.Service.TxnMaxRecords,
+		MaxTime:    d.Service.TxnMaxTime,
 		Logger:     d.Logger.With("service", "process"),
 		Metrics:    m,
 		Now:        d.Now,
