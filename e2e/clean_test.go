@@ -17,7 +17,7 @@ import (
 // Every event type, posted as one object, as an array and as NDJSON, appears exactly
 // once in <topic>.clean, with its key, headers and processed_at.
 func TestEveryTypeEveryShapeExactlyOnce(t *testing.T) {
-	p := harness.Start(t)
+	p := harness.Start(t, harness.WithCleanOnly())
 	want := map[string][]string{}
 	for i, topic := range gen.Topics() {
 		evs := events(t, topic, uint64(10+i), 21)
@@ -64,7 +64,7 @@ func TestEveryTypeEveryShapeExactlyOnce(t *testing.T) {
 // Duplicate event ids are removed: the same body posted twice, a retried request with
 // the same Idempotency-Key, and the same id inside one batch.
 func TestDuplicatesRemoved(t *testing.T) {
-	p := harness.Start(t)
+	p := harness.Start(t, harness.WithCleanOnly())
 	evs := events(t, "purchases", 7, 5)
 	first := post202(t, p, "purchases", "application/json", mustJSON(t, evs))
 	again := post202(t, p, "purchases", "application/json", mustJSON(t, evs))
@@ -99,7 +99,7 @@ func TestDuplicatesRemoved(t *testing.T) {
 // A record that breaks a rule, produced straight to Kafka, and one that does not decode
 // both land in <topic>.dlq with every header, and the partition keeps flowing.
 func TestDeadLetters(t *testing.T) {
-	p := harness.Start(t)
+	p := harness.Start(t, harness.WithCleanOnly())
 	ts := p.Deps.Schemas["purchases"]
 	enc := ingest.NewEncoder(ingest.Topic{Name: "purchases", KeyField: "user_id", Subject: "purchases-value", Codec: ts.Raw}, time.Now, 5*time.Minute)
 	evs := events(t, "purchases", 3, 3)

@@ -18,7 +18,7 @@ import (
 // and nothing is duplicated in .clean, and the dedup state survives the crash (a duplicate
 // posted after the restart of an event processed before it is still dropped).
 func TestProcessorCrashMidTransaction(t *testing.T) {
-	p := harness.Start(t, harness.WithoutProcessor())
+	p := harness.Start(t, harness.WithoutProcessor(), harness.WithCleanOnly())
 	c := p.Cluster()
 	if c == nil {
 		t.Skip("needs broker fault injection (kfake backend)")
@@ -94,7 +94,7 @@ func TestProcessorCrashMidTransaction(t *testing.T) {
 // A second instance joins mid-stream (a rebalance moves partitions and their dedup state)
 // and the first leaves gracefully: still exactly once.
 func TestScaleOutAndInExactlyOnce(t *testing.T) {
-	p := harness.Start(t)
+	p := harness.Start(t, harness.WithCleanOnly())
 	var want []string
 	post := func(seed uint64) {
 		a := post202(t, p, "clicks", "application/json", mustJSON(t, events(t, "clicks", seed, 30)))

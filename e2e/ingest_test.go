@@ -18,7 +18,7 @@ import (
 
 // Invalid requests get the right 4xx with a problem document, and nothing reaches Kafka.
 func TestInvalidRequestsProduceNothing(t *testing.T) {
-	p := harness.Start(t, harness.WithService(func(s *config.Service) { s.MaxBodyBytes = 64 << 10 }))
+	p := harness.Start(t, harness.WithCleanOnly(), harness.WithService(func(s *config.Service) { s.MaxBodyBytes = 64 << 10 }))
 	good := events(t, "purchases", 1, 2)
 	now := fixedNow()
 	g, _ := gen.New("purchases", gen.Options{Seed: 2, Now: func() time.Time { return now }})
@@ -78,7 +78,7 @@ func merge(a, b map[string]any) map[string]any {
 // With Kafka refusing writes, ingest answers 503 with Retry-After within the ack
 // deadline, never a 202; once Kafka is back every 202 is in .clean exactly once.
 func TestKafkaUnavailableNever202(t *testing.T) {
-	p := harness.Start(t, harness.WithService(func(s *config.Service) { s.AckTimeout = 500 * time.Millisecond }))
+	p := harness.Start(t, harness.WithCleanOnly(), harness.WithService(func(s *config.Service) { s.AckTimeout = 500 * time.Millisecond }))
 	c := p.Cluster()
 	if c == nil {
 		t.Skip("needs broker fault injection (kfake backend)")

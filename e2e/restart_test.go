@@ -9,7 +9,7 @@ import (
 // The ingest API restarts gracefully between two requests: both requests' events reach
 // .clean, read back with the harness's consume-until-N helper.
 func TestIngestRestart(t *testing.T) {
-	p := harness.Start(t)
+	p := harness.Start(t, harness.WithCleanOnly())
 	a := post202(t, p, "page_views", "application/json", mustJSON(t, events(t, "page_views", 31, 10)))
 	before := p.IngestURL
 	p.RestartIngest()

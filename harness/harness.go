@@ -34,8 +34,13 @@ type options struct {
 	svc       func(*config.Service)
 	now       func() time.Time
 	processor bool
+	cleanOnly bool
 	logger    *slog.Logger
 }
+
+// WithCleanOnly runs only the clean stage in processor instances (no aggregations): the
+// tests of ingest and the clean stage need nothing else.
+func WithCleanOnly() Option { return func(o *options) { o.cleanOnly = true } }
 
 // WithBackend picks the backend (default: SLUICE_TEST_BACKEND, else kfake).
 func WithBackend(b Backend) Option { return func(o *options) { o.backend = b } }
@@ -75,8 +80,9 @@ type Pipeline struct {
 	cl      *kgo.Client
 	adm     *kadm.Client
 	mu      sync.Mutex
-	procs   []*Processor
-	nextIID int
+	procs     []*Processor
+	nextIID   int
+	cleanOnly bool
 }
 
 // Start runs the pipeline (ingest and one clean-stage processor) on a backend and stops
@@ -122,7 +128,7 @@ func Start(t testing.TB, opts ...Option) *Pipeline {
 	}
 	d.Now = o.now
 	p := &Pipeline{t: t, backend: o.backend, Deps: d, Schemas: sreg, Brokers: brokers, Metrics: reg,
-		pm: process.NewMetrics(reg)}
+		pm: process.NewMetrics(reg), cleanOnly: o.cleanOnly}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

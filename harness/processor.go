@@ -9,11 +9,12 @@ import (
 	"github.com/sluicehq/sluice/pipeline/service"
 )
 
-// Processor is one running clean-stage instance.
+// Processor is one running processor instance: every stage of the pipeline (or only the
+// clean stage, with WithCleanOnly).
 type Processor struct {
 	// InstanceID is the instance's id (part of its transactional id).
 	InstanceID string
-	stage      *process.Stage
+	proc       *service.Processor
 	cancel     context.CancelFunc
 	done       chan error
 }
@@ -33,13 +34,21 @@ func (p *Pipeline) StartProcessorID(id string) *Processor {
 	p.t.Helper()
 	d := p.Deps
 	d.Service.InstanceID = id
-	stage, err := service.NewCleanStage(p.t.Context(), d, p.Schemas, p.pm)
+	var proc *service.Processor
+	var err error
+	if p.cleanOnly {
+		var st *process.Stage
+		st, err = service.NewCleanStage(p.t.Context(), d, p.Schemas, p.pm)
+		proc = &service.Processor{Stages: []*process.Stage{st}}
+	} else {
+		proc, err = service.NewProcessor(p.t.Context(), d, p.Schemas, p.pm)
+	}
 	if err != nil {
 		p.t.Fatalf("start processor %s: %v", id, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	pr := &Processor{InstanceID: id, stage: stage, cancel: cancel, done: make(chan error, 1)}
-	go func() { pr.done <- stage.Run(ctx) }()
+	pr := &Processor{InstanceID: id, proc: proc, cancel: cancel, done: make(chan error, 1)}
+	go func() { pr.done <- proc.Run(ctx) }()
 	p.mu.Lock()
 	p.procs = append(p.procs, pr)
 	p.mu.Unlock()
@@ -61,7 +70,7 @@ func (pr *Processor) Stop() error {
 // Kill closes the instance's clients abruptly, as a crash would: its open transaction
 // is neither committed nor aborted. It waits until the instance stopped.
 func (pr *Processor) Kill() {
-	pr.stage.Kill()
+	pr.proc.Kill()
 	err := <-pr.done
 	pr.done <- err
 }

@@ -64,7 +64,7 @@ func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.
 		if err != nil {
 			return err
 		}
-		stage, err := service.NewCleanStage(ctx, d, sreg, process.NewMetrics(reg))
+		proc, err := service.NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.
 		}()
 		defer srv.Close()
 		log.Info("processor running", "instance", svc.InstanceID, "metrics", svc.HTTPAddr)
-		return stage.Run(ctx)
+		return proc.Run(ctx)
 	}
 }
 

@@ -33,6 +33,10 @@ type Service struct {
 	// 5000 and 50ms.
 	TxnMaxRecords int
 	TxnMaxTime    time.Duration
+	// IdleAdvance, if > 0, advances the watermark of a source partition that is caught up
+	// and has seen no records for this long with the wall clock (now - IdleAdvance), so
+	// the last windows close when traffic stops. Default 0 (off); sluice dev uses 10s.
+	IdleAdvance time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 }

@@ -105,3 +105,15 @@ func ChangelogTopic(stage, input, store string) string {
 
 // Subject is the schema registry subject of a topic's values.
 func Subject(topic string) string { return topic + "-value" }
+
+// AggTopic is the output topic of aggregation name.
+func AggTopic(name string) string { return "agg." + name }
+
+// RepartitionTopic is the internal topic that re-keys an aggregation's input by its
+// group, carrying watermark markers of every source partition.
+func RepartitionTopic(agg string) string { return "_sluice." + agg + ".repartition" }
+
+// AggChangelogTopic is the compacted changelog of one store of aggregation name.
+func AggChangelogTopic(name, store string) string {
+	return "_sluice.agg." + name + "." + store + "-changelog"
+}

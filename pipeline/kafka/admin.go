@@ -22,7 +22,8 @@ type TopicSpec struct {
 }
 
 // TopicsFor lists every topic the pipeline file needs: raw, clean, dead-letter and late
-// topics per event topic, and the clean stage's dedup changelogs. Derived topics have the
+// topics per event topic, the clean stage's dedup changelogs, and per aggregation its
+// repartition topic, output topic and state changelogs. Derived topics have the
 // raw topic's partition count, so a task's input, output and changelog partition agree.
 func TopicsFor(p *config.Pipeline) []TopicSpec {
 	var specs []TopicSpec
@@ -34,6 +35,19 @@ func TopicsFor(p *config.Pipeline) []TopicSpec {
 			TopicSpec{Name: config.DLQTopic(t.Name), Partitions: n},
 			TopicSpec{Name: config.LateTopic(t.Name), Partitions: n},
 			TopicSpec{Name: config.ChangelogTopic("clean", t.Name, "dedup"), Partitions: n, Compacted: true},
+		)
+	}
+	for _, a := range p.Aggregations {
+		t, ok := p.Topic(a.From)
+		if !ok {
+			continue // Validate reports it
+		}
+		n := t.Partitions
+		specs = append(specs,
+			TopicSpec{Name: config.RepartitionTopic(a.Name), Partitions: n},
+			TopicSpec{Name: config.AggTopic(a.Name), Partitions: n},
+			TopicSpec{Name: config.AggChangelogTopic(a.Name, "windows"), Partitions: n, Compacted: true},
+			TopicSpec{Name: config.AggChangelogTopic(a.Name, "marks"), Partitions: n, Compacted: true},
 		)
 	}
 	return specs

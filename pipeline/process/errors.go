@@ -1,6 +1,10 @@
 package process
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/sluicehq/sluice/pipeline/schema"
+)
 
 func errorsIsAny(err error, targets ...error) bool {
 	for _, t := range targets {
@@ -10,3 +14,6 @@ func errorsIsAny(err error, targets ...error) bool {
 	}
 	return false
 }
+
+// errMalformed are the decode errors a retry cannot fix.
+var errMalformed = []error{schema.ErrMalformed, schema.ErrUnknownSchema}

@@ -1,6 +1,8 @@
 package process
 
 import (
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,13 @@ type Metrics struct {
 	deadLetters   *prometheus.CounterVec
 	endToEnd      *prometheus.HistogramVec
 	dedupStateLen *prometheus.GaugeVec
+
+	watermark     *prometheus.GaugeVec
+	streamTime    *prometheus.GaugeVec
+	streamLag     *prometheus.GaugeVec
+	openWindows   *prometheus.GaugeVec
+	lateEvents    *prometheus.CounterVec
+	windowResults *prometheus.CounterVec
 }
 
 // NewMetrics registers the processor metrics on reg.
@@ -56,7 +65,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dedupStateLen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_state_keys", Help: "Committed keys in a task's state store.",
 		}, []string{"stage", "store", "topic", "partition"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_watermark_seconds", Help: "Watermark (largest event time) of each source partition, as seen by each aggregate task.",
+		}, []string{"aggregation", "partition", "source"}),
+		streamTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_stream_time_seconds", Help: "Stream time of an aggregate task: the minimum of its sources' watermarks.",
+		}, []string{"aggregation", "partition"}),
+		streamLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_stream_time_lag_seconds", Help: "Wall clock minus an aggregate task's stream time.",
+		}, []string{"aggregation", "partition"}),
+		openWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_open_windows", Help: "Open windows in an aggregate task's state.",
+		}, []string{"aggregation", "partition"}),
+		lateEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_late_events_total", Help: "Events that arrived after all their windows closed, by aggregation.",
+		}, []string{"aggregation"}),
+		windowResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_window_results_total", Help: "Window results emitted, by aggregation.",
+		}, []string{"aggregation"}),
 	}
+	reg.MustRegister(m.watermark, m.streamTime, m.streamLag, m.openWindows, m.lateEvents, m.windowResults)
 	reg.MustRegister(m.recordsIn, m.recordsOut, m.txns, m.txnDuration, m.restoreDur, m.restored,
 		m.duplicates, m.deadLetters, m.endToEnd, m.dedupStateLen)
 	return m
@@ -92,4 +120,42 @@ func (m *Metrics) restoredTask(stage string, d time.Duration, n int) {
 	}
 	m.restoreDur.WithLabelValues(stage).Observe(d.Seconds())
 	m.restored.WithLabelValues(stage).Add(float64(n))
+}
+
+func (m *Metrics) lateEvent(agg string) {
+	if m != nil {
+		m.lateEvents.WithLabelValues(agg).Inc()
+	}
+}
+
+func (m *Metrics) result(agg string, ingestTS int64, now time.Time) {
+	if m == nil {
+		return
+	}
+	m.windowResults.WithLabelValues(agg).Inc()
+	if ingestTS > 0 {
+		m.endToEnd.WithLabelValues("agg", agg).Observe(float64(now.UnixMicro()-ingestTS) / 1e6)
+	}
+}
+
+// aggregateState publishes an aggregate task's watermarks, stream time and window count.
+func (m *Metrics) aggregateState(agg string, partition int32, eng interface {
+	StreamTime() int64
+	Watermark(string) int64
+	OpenWindows() int
+}, sources []string, now time.Time) {
+	if m == nil {
+		return
+	}
+	p := strconv.Itoa(int(partition))
+	for _, s := range sources {
+		if wm := eng.Watermark(s); wm != math.MinInt64 {
+			m.watermark.WithLabelValues(agg, p, s).Set(float64(wm) / 1e3)
+		}
+	}
+	if st := eng.StreamTime(); st != math.MinInt64 {
+		m.streamTime.WithLabelValues(agg, p).Set(float64(st) / 1e3)
+		m.streamLag.WithLabelValues(agg, p).Set(float64(now.UnixMilli()-st) / 1e3)
+	}
+	m.openWindows.WithLabelValues(agg, p).Set(float64(eng.OpenWindows()))
 }

@@ -56,6 +56,10 @@ func Dev(ctx context.Context, o DevOptions) error {
 	}
 	defer emb.Close()
 	svc := o.Service
+	if svc.IdleAdvance == 0 {
+		// Let the last windows close when traffic stops.
+		svc.IdleAdvance = 10 * time.Second
+	}
 	svc.Brokers = emb.Brokers()
 	svc.RegistryURL = emb.RegistryURL()
 
@@ -74,7 +78,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 		ln.Close()
 		return err
 	}
-	stage, err := NewCleanStage(ctx, d, sreg, process.NewMetrics(reg))
+	proc, err := NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		return err
@@ -82,7 +86,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	var procErr error
-	wg.Go(func() { procErr = stage.Run(procCtx) })
+	wg.Go(func() { procErr = proc.Run(procCtx) })
 
 	httpAddr := ln.Addr().String()
 	log.Info("sluice dev running", "kafka", svc.Brokers, "registry", svc.RegistryURL, "http", httpAddr)

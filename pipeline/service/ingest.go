@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
 // Deps are what every service shares: configuration, Kafka, the schema registry,
@@ -25,6 +26,8 @@ type Deps struct {
 	Kafka    kafka.Config
 	// Schemas are the registered schemas (RegisterSchemas).
 	Schemas map[string]TopicSchemas
+	// AggCodecs encode each aggregation's results (RegisterAggregates).
+	AggCodecs map[string]*schema.Codec
 	// RegistryClient is used by readiness checks.
 	RegistryClient *sr.Client
 	Registry       *prometheus.Registry

@@ -50,3 +50,31 @@ func RegisterSchemas(ctx context.Context, p *config.Pipeline, reg *schema.Regist
 	}
 	return out, nil
 }
+
+// RegisterAggregates registers every aggregation's result schema under agg.<name>-value.
+func RegisterAggregates(ctx context.Context, p *config.Pipeline, reg *schema.Registry) (map[string]*schema.Codec, error) {
+	out := make(map[string]*schema.Codec, len(p.Aggregations))
+	for _, a := range p.Aggregations {
+		ms, err := a.ParsedMeasures()
+		if err != nil {
+			return nil, fmt.Errorf("aggregation %s: %w", a.Name, err)
+		}
+		var cols []schema.AggregateMeasure
+		for _, m := range ms {
+			if m.Func == config.MeasureCount {
+				continue
+			}
+			cols = append(cols, schema.AggregateMeasure{Func: m.Func, Column: m.Column()})
+		}
+		avsc, err := schema.Aggregate(a.Name, cols)
+		if err != nil {
+			return nil, err
+		}
+		c, err := reg.Register(ctx, config.Subject(config.AggTopic(a.Name)), avsc)
+		if err != nil {
+			return nil, fmt.Errorf("aggregation %s: %w", a.Name, err)
+		}
+		out[a.Name] = c
+	}
+	return out, nil
+}

@@ -36,6 +36,10 @@ func Setup(ctx context.Context, svc config.Service, p *config.Pipeline, kc kafka
 	if err != nil {
 		return Deps{}, nil, err
 	}
+	aggs, err := RegisterAggregates(ctx, p, sreg)
+	if err != nil {
+		return Deps{}, nil, err
+	}
 	cl, err := kgo.NewClient(kc.Opts()...)
 	if err != nil {
 		return Deps{}, nil, err
@@ -50,6 +54,7 @@ func Setup(ctx context.Context, svc config.Service, p *config.Pipeline, kc kafka
 		Pipeline:       p,
 		Kafka:          kc,
 		Schemas:        schemas,
+		AggCodecs:      aggs,
 		RegistryClient: src,
 		Registry:       reg,
 		Logger:         log,

@@ -1,0 +1,232 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/stream"
+)
+
+// HeaderLateReason, on a record in <from>.late, says why it was not aggregated;
+// HeaderAggregation names the aggregation it was late for.
+const (
+	HeaderLateReason  = "sluice-late-reason"
+	HeaderAggregation = "sluice-aggregation"
+)
+
+// Aggregate is the stage that aggregates an aggregation's repartition topic in event-time
+// windows and writes results to agg.<name> and late records to <from>.late. Window state
+// and per-source watermarks live in two changelogged stores.
+type Aggregate struct {
+	Agg        config.Aggregation
+	Partitions int32
+	Decoder    Decoder
+	// Codec encodes agg.<name> results.
+	Codec   *schema.Codec
+	Now     func() time.Time
+	Metrics *Metrics
+
+	spec     stream.Spec
+	measures []config.Measure
+}
+
+// AggregateStageName is the aggregate stage's name for aggregation name.
+func AggregateStageName(agg string) string { return "agg." + agg }
+
+// Spec converts an aggregation of the pipeline file to the engine's spec; sources are
+// the partitions of <from>.clean.
+func Spec(a config.Aggregation, partitions int32) (stream.Spec, []config.Measure, error) {
+	ms, err := a.ParsedMeasures()
+	if err != nil {
+		return stream.Spec{}, nil, err
+	}
+	s := stream.Spec{
+		Name:    a.Name,
+		Type:    stream.WindowType(a.Window.Type),
+		Size:    a.Window.Size.D().Milliseconds(),
+		Advance: a.Window.Advance.D().Milliseconds(),
+		Gap:     a.Window.Gap.D().Milliseconds(),
+		Grace:   a.Window.Grace.D().Milliseconds(),
+		Emit:    stream.EmitMode(a.Emit),
+	}
+	if s.Type == stream.Tumbling {
+		s.Advance = s.Size
+	}
+	if s.Emit == "" {
+		s.Emit = stream.EmitFinal
+	}
+	var kept []config.Measure
+	for _, m := range ms {
+		if m.Func == config.MeasureCount {
+			continue
+		}
+		kept = append(kept, m)
+		s.Measures = append(s.Measures, stream.Measure{Func: stream.MeasureFunc(m.Func), Field: m.Field})
+	}
+	for p := range partitions {
+		s.Sources = append(s.Sources, SourceID(config.CleanTopic(a.From), p))
+	}
+	return s, kept, nil
+}
+
+// StageConfig fills base with the aggregate stage.
+func (a *Aggregate) StageConfig(base StageConfig) (StageConfig, error) {
+	spec, ms, err := Spec(a.Agg, a.Partitions)
+	if err != nil {
+		return base, err
+	}
+	a.spec, a.measures = spec, ms
+	base.Name = AggregateStageName(a.Agg.Name)
+	base.Inputs = []string{config.RepartitionTopic(a.Agg.Name)}
+	base.Changelog = func(_, store string) string { return config.AggChangelogTopic(a.Agg.Name, store) }
+	base.NewTask = a.newTask
+	return base, nil
+}
+
+func (a *Aggregate) newTask(id TaskID) (Task, error) {
+	windows := stream.NewStore[*stream.WindowState]("windows", stream.WindowStateCodec{})
+	marks := stream.NewStore[int64]("marks", stream.Int64Codec{})
+	eng, err := stream.NewAggregator(a.spec, windows, marks)
+	if err != nil {
+		return nil, err
+	}
+	t := &aggregateTask{a: a, id: id, eng: eng, windows: windows, marks: marks,
+		out: config.AggTopic(a.Agg.Name), late: config.LateTopic(a.Agg.From)}
+	t.handler = dlq.DeadLetter(AggregateStageName(a.Agg.Name), func(string) string { return config.DLQTopic(a.Agg.From) }, a.Now, nil, t.handle)
+	return t, nil
+}
+
+type aggregateTask struct {
+	a       *Aggregate
+	id      TaskID
+	eng     *stream.Aggregator
+	windows *stream.Store[*stream.WindowState]
+	marks   *stream.Store[int64]
+	out     string
+	late    string
+	handler dlq.Handler
+}
+
+func (t *aggregateTask) Stores() []Changelogged { return []Changelogged{t.windows, t.marks} }
+func (t *aggregateTask) Restored()              { t.eng.Restored() }
+
+func (t *aggregateTask) Done(committed bool) {
+	if committed {
+		t.a.Metrics.aggregateState(t.a.Agg.Name, t.id.Partition, t.eng, t.a.spec.Sources, t.a.Now())
+	}
+}
+
+func (t *aggregateTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+	return t.handler(ctx, rec, emit)
+}
+
+func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+	source := header(rec, HeaderSource)
+	if wm := header(rec, HeaderWatermark); wm != "" {
+		ms, err := strconv.ParseInt(wm, 10, 64)
+		if err != nil || source == "" {
+			return dlq.AsPermanent(fmt.Errorf("bad watermark marker %q from %q", wm, source))
+		}
+		return t.emit(t.eng.Advance(source, ms), emit)
+	}
+	v, _, err := t.a.Decoder.Decode(ctx, rec.Value)
+	if err != nil {
+		return classifyDecode(err)
+	}
+	ev := stream.Event{
+		Source:  source,
+		Time:    rec.Timestamp.UnixMilli(),
+		Group:   string(rec.Key),
+		EventID: header(rec, "sluice-event-id"),
+		Values:  make(map[string]any, len(t.a.measures)),
+	}
+	if et, ok := v["event_time"].(time.Time); ok {
+		ev.Time = et.UnixMilli()
+	}
+	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
+		ev.IngestTS = its
+	}
+	ev.GroupValues = make([]string, len(t.a.Agg.GroupBy))
+	for i, f := range t.a.Agg.GroupBy {
+		ev.GroupValues[i] = groupValue(v[f])
+	}
+	for _, m := range t.a.measures {
+		ev.Values[m.Field] = v[m.Field]
+	}
+	results, late := t.eng.Add(ev)
+	if late != nil {
+		t.a.Metrics.lateEvent(t.a.Agg.Name)
+		hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+3)
+		for _, h := range rec.Headers {
+			if h.Key != HeaderLateReason && h.Key != HeaderAggregation && h.Key != dlq.HeaderClass {
+				hs = append(hs, h)
+			}
+		}
+		hs = append(hs,
+			kgo.RecordHeader{Key: dlq.HeaderClass, Value: []byte(dlq.Late)},
+			kgo.RecordHeader{Key: HeaderLateReason, Value: []byte(late.Reason)},
+			kgo.RecordHeader{Key: HeaderAggregation, Value: []byte(t.a.Agg.Name)},
+		)
+		emit(&kgo.Record{Topic: t.late, Partition: t.id.Partition, Key: rec.Key, Value: rec.Value, Headers: hs, Timestamp: rec.Timestamp})
+	}
+	return t.emit(results, emit)
+}
+
+// emit encodes results to agg.<name>: key = group key + "@" + window start.
+func (t *aggregateTask) emit(rs []stream.Result, emit func(*kgo.Record)) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	now := t.a.Now().UTC().Truncate(time.Millisecond)
+	for _, r := range rs {
+		group := make(map[string]any, len(r.GroupValues))
+		for i, f := range t.a.Agg.GroupBy {
+			if i < len(r.GroupValues) {
+				group[f] = r.GroupValues[i]
+			}
+		}
+		val := map[string]any{
+			"aggregation":  t.a.Agg.Name,
+			"group":        group,
+			"window_start": time.UnixMilli(r.Start).UTC(),
+			"window_end":   time.UnixMilli(r.End).UTC(),
+			"count":        r.Count,
+			"emitted_at":   now,
+			"final":        r.Final,
+		}
+		for i, m := range r.Measures {
+			switch {
+			case m.Null:
+				val[m.Column] = nil
+			case i < len(t.a.measures) && t.a.measures[i].Func == config.MeasureCountDistinct:
+				val[m.Column] = int64(m.Value)
+			default:
+				val[m.Column] = m.Value
+			}
+		}
+		b, err := t.a.Codec.AppendEncode(nil, val)
+		if err != nil {
+			return dlq.AsTransient(fmt.Errorf("encode %s result: %w", t.a.Agg.Name, err))
+		}
+		emit(&kgo.Record{
+			Topic:     t.out,
+			Partition: t.id.Partition,
+			Key:       []byte(r.Group + "@" + strconv.FormatInt(r.Start, 10)),
+			Value:     b,
+			Timestamp: time.UnixMilli(r.End),
+			Headers: []kgo.RecordHeader{
+				{Key: "sluice-event-id", Value: []byte(r.EventID)},
+				{Key: "sluice-ingest-ts", Value: strconv.AppendInt(nil, r.IngestTS, 10)},
+			},
+		})
+		t.a.Metrics.result(t.a.Agg.Name, r.IngestTS, now)
+	}
+	return nil
+}

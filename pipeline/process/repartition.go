@@ -1,0 +1,174 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/stream"
+)
+
+// Headers of repartitioned records and watermark markers.
+const (
+	// HeaderSource names the source partition a repartitioned record came from
+	// ("purchases.clean/2").
+	HeaderSource = "sluice-source"
+	// HeaderWatermark, on a marker record (no value), is the source's watermark in Unix ms.
+	HeaderWatermark = "sluice-watermark"
+)
+
+// SourceID names partition p of topic as a watermark source.
+func SourceID(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
+
+// Repartition is the stage that re-keys <from>.clean by an aggregation's group and
+// writes it to the aggregation's repartition topic. With every transaction each task also
+// writes a watermark marker (its source partition's largest event time) to every
+// repartition partition, so downstream tasks know every source's progress.
+type Repartition struct {
+	Agg        config.Aggregation
+	Partitions int32
+	Decoder    Decoder
+	// IdleAdvance, if > 0, advances a caught-up source's watermark to now-IdleAdvance once
+	// it has seen no records for IdleAdvance (wall clock).
+	IdleAdvance time.Duration
+	Now         func() time.Time
+	Metrics     *Metrics
+}
+
+// StageName is the repartition stage's name for aggregation name.
+func RepartitionStageName(agg string) string { return "repartition." + agg }
+
+// StageConfig fills base with the repartition stage.
+func (r *Repartition) StageConfig(base StageConfig) StageConfig {
+	base.Name = RepartitionStageName(r.Agg.Name)
+	base.Inputs = []string{config.CleanTopic(r.Agg.From)}
+	base.Changelog = func(string, string) string { return "" } // stateless
+	base.NewTask = func(id TaskID) (Task, error) {
+		rt := &repartitionTask{r: r, id: id, source: SourceID(id.Topic, id.Partition),
+			out: config.RepartitionTopic(r.Agg.Name), wm: stream.NoWatermark, sent: stream.NoWatermark, lag: -1}
+		rt.handler = dlq.DeadLetter(base.Name, func(string) string { return config.DLQTopic(r.Agg.From) }, r.Now, nil, rt.handle)
+		return rt, nil
+	}
+	if r.IdleAdvance > 0 && base.TickInterval == 0 {
+		base.TickInterval = min(r.IdleAdvance/4, time.Second)
+	}
+	return base
+}
+
+type repartitionTask struct {
+	r       *Repartition
+	id      TaskID
+	source  string
+	out     string
+	handler dlq.Handler
+	// wm is the largest event time seen; sent the last watermark written downstream.
+	wm, sent int64
+	// lag is the records behind the high watermark after the last batch (-1 unknown).
+	lag        int64
+	lastRecord time.Time
+}
+
+func (t *repartitionTask) Stores() []Changelogged { return nil }
+func (t *repartitionTask) Done(bool)              {}
+func (t *repartitionTask) Progress(lag int64)     { t.lag = lag }
+
+func (t *repartitionTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+	return t.handler(ctx, rec, emit)
+}
+
+func (t *repartitionTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+	ev, _, err := t.r.Decoder.Decode(ctx, rec.Value)
+	if err != nil {
+		return classifyDecode(err)
+	}
+	vals := make([]string, len(t.r.Agg.GroupBy))
+	for i, f := range t.r.Agg.GroupBy {
+		vals[i] = groupValue(ev[f])
+	}
+	key := stream.GroupKey(vals)
+	ts := rec.Timestamp.UnixMilli()
+	if et, ok := ev["event_time"].(time.Time); ok {
+		ts = et.UnixMilli()
+	}
+	if ts > t.wm {
+		t.wm = ts
+	}
+	t.lastRecord = t.r.Now()
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
+	for _, h := range rec.Headers {
+		if h.Key != HeaderSource {
+			hs = append(hs, h)
+		}
+	}
+	hs = append(hs, kgo.RecordHeader{Key: HeaderSource, Value: []byte(t.source)})
+	emit(&kgo.Record{
+		Topic:     t.out,
+		Partition: partitionFor(key, t.r.Partitions),
+		Key:       []byte(key),
+		Value:     rec.Value,
+		Headers:   hs,
+		Timestamp: rec.Timestamp,
+	})
+	return nil
+}
+
+// Tick writes a watermark marker to every repartition partition when the watermark moved
+// (in the same transaction as the data it covers), and applies idle advance.
+func (t *repartitionTask) Tick(_ context.Context, now time.Time, emit func(*kgo.Record)) error {
+	if t.r.IdleAdvance > 0 && t.lag == 0 && !t.lastRecord.IsZero() && now.Sub(t.lastRecord) >= t.r.IdleAdvance {
+		if idle := now.Add(-t.r.IdleAdvance).UnixMilli(); idle > t.wm {
+			t.wm = idle
+		}
+	}
+	if t.wm <= t.sent {
+		return nil
+	}
+	v := []byte(strconv.FormatInt(t.wm, 10))
+	for p := range t.r.Partitions {
+		emit(&kgo.Record{
+			Topic:     t.out,
+			Partition: p,
+			Headers: []kgo.RecordHeader{
+				{Key: HeaderSource, Value: []byte(t.source)},
+				{Key: HeaderWatermark, Value: v},
+			},
+			Timestamp: time.UnixMilli(t.wm),
+		})
+	}
+	t.sent = t.wm
+	return nil
+}
+
+// partitionFor spreads group keys over n partitions (FNV-1a).
+func partitionFor(key string, n int32) int32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int32(h.Sum32() % uint32(n))
+}
+
+// groupValue renders a group_by field value as a string.
+func groupValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func classifyDecode(err error) error {
+	if errorsIsAny(err, errMalformed...) {
+		return dlq.AsPermanent(err)
+	}
+	return dlq.AsTransient(err)
+}
