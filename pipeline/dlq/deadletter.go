@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -44,9 +45,17 @@ func Record(rec *kgo.Record, topic string, l Letter) *kgo.Record {
 		}
 		hs = append(hs, h)
 	}
-	msg := l.Err.Error()
+	msg := "unknown error"
+	if l.Err != nil {
+		msg = l.Err.Error()
+	}
 	if len(msg) > maxErrorLen {
-		msg = msg[:maxErrorLen]
+		// Cut on a rune boundary so the header stays valid UTF-8.
+		cut := maxErrorLen
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut]
 	}
 	attempts := l.Attempts
 	if attempts < 1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -66,10 +67,14 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 		return fmt.Errorf("list topics: %w", err)
 	}
 	var errs []error
+	var compacted []string
 	for _, s := range specs {
 		if d, ok := existing[s.Name]; ok && d.Err == nil {
 			if got := int32(len(d.Partitions)); got != s.Partitions {
 				errs = append(errs, fmt.Errorf("topic %s: has %d partitions, pipeline wants %d", s.Name, got, s.Partitions))
+			}
+			if s.Compacted {
+				compacted = append(compacted, s.Name)
 			}
 			continue
 		}
@@ -85,6 +90,25 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
 		}
 	}
+	if len(compacted) > 0 {
+		// A changelog that is not compacted grows without bound and restores slowly; one
+		// with delete retention loses state. Refuse both.
+		rcs, err := adm.DescribeTopicConfigs(ctx, compacted...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("describe topic configs: %w", err))
+		}
+		for _, rc := range rcs {
+			policy := ""
+			for _, c := range rc.Configs {
+				if c.Key == "cleanup.policy" && c.Value != nil {
+					policy = *c.Value
+				}
+			}
+			if rc.Err == nil && !strings.Contains(policy, "compact") {
+				errs = append(errs, fmt.Errorf("topic %s: cleanup.policy is %q, a state changelog needs compact", rc.Name, policy))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -97,7 +121,13 @@ const DefaultMaxTxnTimeout = 15 * time.Minute
 // worse place to find out.
 func CheckTxnTimeout(ctx context.Context, adm *kadm.Client, timeout time.Duration) error {
 	limit := DefaultMaxTxnTimeout
-	rcs, err := adm.DescribeBrokerConfigs(ctx)
+	// Describe every broker: without ids a real broker answers only the cluster-wide
+	// dynamic defaults, missing a limit set in its static configuration (as on MSK).
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return fmt.Errorf("broker metadata: %w", err)
+	}
+	rcs, err := adm.DescribeBrokerConfigs(ctx, md.Brokers.NodeIDs()...)
 	if err != nil {
 		return fmt.Errorf("describe broker configs: %w", err)
 	}
@@ -110,7 +140,9 @@ func CheckTxnTimeout(ctx context.Context, adm *kadm.Client, timeout time.Duratio
 			if err != nil {
 				return fmt.Errorf("broker transaction.max.timeout.ms %q: %w", *c.Value, err)
 			}
-			limit = time.Duration(ms) * time.Millisecond
+			if d := time.Duration(ms) * time.Millisecond; d < limit {
+				limit = d
+			}
 		}
 	}
 	if timeout > limit {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -25,6 +26,9 @@ type ProducerOptions struct {
 	MaxBufferedBytes int64
 	// MaxBufferedRecords bounds buffered records. Default 100000.
 	MaxBufferedRecords int
+	// DeliveryTimeout bounds how long a buffered record may keep being retried once its
+	// caller stopped waiting. Default 30s.
+	DeliveryTimeout time.Duration
 }
 
 // NewProducer returns a Producer. It does not contact the brokers.
@@ -35,11 +39,15 @@ func NewProducer(cfg Config, o ProducerOptions) (*Producer, error) {
 	if o.MaxBufferedRecords <= 0 {
 		o.MaxBufferedRecords = 100_000
 	}
+	if o.DeliveryTimeout <= 0 {
+		o.DeliveryTimeout = 30 * time.Second
+	}
 	opts := append(cfg.Opts(),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // default, stated: a 202 means in-sync replicas have it
 		kgo.MaxBufferedBytes(int(o.MaxBufferedBytes)),
 		kgo.MaxBufferedRecords(o.MaxBufferedRecords),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.RecordDeliveryTimeout(o.DeliveryTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -74,9 +82,13 @@ func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 		}
 		wg.Done()
 	}
+	// kgo fails a whole batch by the context of its first record: a caller's deadline
+	// must not fail other callers' records batched with it. Records are bounded by the
+	// delivery timeout instead; ctx only bounds how long this caller waits.
+	rctx := context.WithoutCancel(ctx)
 	for _, r := range recs {
 		wg.Add(1)
-		p.cl.TryProduce(ctx, r, promise)
+		p.cl.TryProduce(rctx, r, promise)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

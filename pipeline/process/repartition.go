@@ -37,8 +37,14 @@ type Repartition struct {
 	// IdleAdvance, if > 0, advances a caught-up source's watermark to now-IdleAdvance once
 	// it has seen no records for IdleAdvance (wall clock).
 	IdleAdvance time.Duration
-	Now         func() time.Time
-	Metrics     *Metrics
+	// Lag returns how many records of topic/partition consumer group has not committed
+	// (for group "" : how far offset next is behind the high watermark). Idle advance asks
+	// it whether a quiet source partition is really caught up or has a backlog, here and
+	// upstream: partition p of <from>.clean is fed by partition p of <from> through the
+	// clean stage.
+	Lag     func(ctx context.Context, group, topic string, partition int32, next int64) (int64, error)
+	Now     func() time.Time
+	Metrics *Metrics
 }
 
 // StageName is the repartition stage's name for aggregation name.
@@ -51,7 +57,7 @@ func (r *Repartition) StageConfig(base StageConfig) StageConfig {
 	base.Changelog = func(string, string) string { return "" } // stateless
 	base.NewTask = func(id TaskID) (Task, error) {
 		rt := &repartitionTask{r: r, id: id, source: SourceID(id.Topic, id.Partition),
-			out: config.RepartitionTopic(r.Agg.Name), wm: stream.NoWatermark, sent: stream.NoWatermark, lag: -1}
+			out: config.RepartitionTopic(r.Agg.Name), wm: stream.NoWatermark, sent: stream.NoWatermark, next: -1}
 		rt.handler = dlq.DeadLetter(base.Name, func(string) string { return config.DLQTopic(r.Agg.From) }, r.Now, nil, rt.handle)
 		return rt, nil
 	}
@@ -69,14 +75,13 @@ type repartitionTask struct {
 	handler dlq.Handler
 	// wm is the largest event time seen; sent the last watermark written downstream.
 	wm, sent int64
-	// lag is the records behind the high watermark after the last batch (-1 unknown).
-	lag        int64
+	// next is the offset after the last record handled (-1: none yet).
+	next       int64
 	lastRecord time.Time
 }
 
 func (t *repartitionTask) Stores() []Changelogged { return nil }
 func (t *repartitionTask) Done(bool)              {}
-func (t *repartitionTask) Progress(lag int64)     { t.lag = lag }
 
 func (t *repartitionTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 	return t.handler(ctx, rec, emit)
@@ -100,6 +105,7 @@ func (t *repartitionTask) handle(ctx context.Context, rec *kgo.Record, emit func
 		t.wm = ts
 	}
 	t.lastRecord = t.r.Now()
+	t.next = rec.Offset + 1
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
 	for _, h := range rec.Headers {
 		if h.Key != HeaderSource {
@@ -120,9 +126,9 @@ func (t *repartitionTask) handle(ctx context.Context, rec *kgo.Record, emit func
 
 // Tick writes a watermark marker to every repartition partition when the watermark moved
 // (in the same transaction as the data it covers), and applies idle advance.
-func (t *repartitionTask) Tick(_ context.Context, now time.Time, emit func(*kgo.Record)) error {
-	if t.r.IdleAdvance > 0 && t.lag == 0 && !t.lastRecord.IsZero() && now.Sub(t.lastRecord) >= t.r.IdleAdvance {
-		if idle := now.Add(-t.r.IdleAdvance).UnixMilli(); idle > t.wm {
+func (t *repartitionTask) Tick(ctx context.Context, now time.Time, emit func(*kgo.Record)) error {
+	if t.r.IdleAdvance > 0 && t.next >= 0 && now.Sub(t.lastRecord) >= t.r.IdleAdvance {
+		if idle := now.Add(-t.r.IdleAdvance).UnixMilli(); idle > t.wm && t.caughtUp(ctx) {
 			t.wm = idle
 		}
 	}
@@ -143,6 +149,22 @@ func (t *repartitionTask) Tick(_ context.Context, now time.Time, emit func(*kgo.
 	}
 	t.sent = t.wm
 	return nil
+}
+
+// caughtUp reports whether nothing is left to fetch from the source partition and the
+// clean stage has nothing left of the raw partition that feeds it. The clean topic is
+// written transactionally, so a marker may follow the last record: a position one short
+// of the high watermark is caught up. Anything unknown is not caught up.
+func (t *repartitionTask) caughtUp(ctx context.Context) bool {
+	if t.r.Lag == nil {
+		return false
+	}
+	own, err := t.r.Lag(ctx, "", t.id.Topic, t.id.Partition, t.next)
+	if err != nil || own > 1 {
+		return false
+	}
+	up, err := t.r.Lag(ctx, "sluice."+CleanStageName, t.r.Agg.From, t.id.Partition, 0)
+	return err == nil && up == 0
 }
 
 // partitionFor spreads group keys over n partitions (FNV-1a).

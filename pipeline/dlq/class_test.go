@@ -1,0 +1,76 @@
+package dlq_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/sluicehq/sluice/pipeline/dlq"
+)
+
+// codeError is a typed error, to check errors.As reaches through a classification.
+type codeError struct{ code int }
+
+func (e *codeError) Error() string { return fmt.Sprintf("code %d", e.code) }
+
+func TestClassOf(t *testing.T) {
+	base := errors.New("boom")
+	cases := []struct {
+		name string
+		err  error
+		want dlq.Class
+	}{
+		{"permanent", dlq.AsPermanent(base), dlq.Permanent},
+		{"transient", dlq.AsTransient(base), dlq.Transient},
+		{"unclassified is transient", base, dlq.Transient},
+		{"permanent wrapped once", fmt.Errorf("decode: %w", dlq.AsPermanent(base)), dlq.Permanent},
+		{"permanent wrapped twice", fmt.Errorf("task 3: %w", fmt.Errorf("decode: %w", dlq.AsPermanent(base))), dlq.Permanent},
+		{"transient wrapped", fmt.Errorf("registry: %w", dlq.AsTransient(base)), dlq.Transient},
+		{"bare sentinel permanent", dlq.ErrPermanent, dlq.Permanent},
+		{"permanent inside a join", errors.Join(base, dlq.AsPermanent(errors.New("bad"))), dlq.Permanent},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := dlq.ClassOf(c.err); got != c.want {
+				t.Errorf("ClassOf(%v) = %q, want %q", c.err, got, c.want)
+			}
+		})
+	}
+}
+
+func TestAsClassKeepsError(t *testing.T) {
+	base := &codeError{code: 7}
+	cases := []struct {
+		name     string
+		mark     func(error) error
+		sentinel error
+		other    error
+	}{
+		{"permanent", dlq.AsPermanent, dlq.ErrPermanent, dlq.ErrTransient},
+		{"transient", dlq.AsTransient, dlq.ErrTransient, dlq.ErrPermanent},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := fmt.Errorf("handle purchases/0@12: %w", c.mark(base))
+			if !errors.Is(err, c.sentinel) {
+				t.Errorf("errors.Is(%v, %v) = false", err, c.sentinel)
+			}
+			if errors.Is(err, c.other) {
+				t.Errorf("errors.Is(%v, %v) = true", err, c.other)
+			}
+			if !errors.Is(err, base) {
+				t.Errorf("errors.Is(err, base) = false: the original error is lost")
+			}
+			var ce *codeError
+			if !errors.As(err, &ce) || ce.code != 7 {
+				t.Errorf("errors.As(err, *codeError) = %v, %v", ce, err)
+			}
+			if got, want := c.mark(base).Error(), base.Error(); got != want {
+				t.Errorf("message = %q, want the original %q", got, want)
+			}
+			if c.mark(nil) != nil {
+				t.Errorf("marking nil = %v, want nil", c.mark(nil))
+			}
+		})
+	}
+}
