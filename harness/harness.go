@@ -75,11 +75,11 @@ type Pipeline struct {
 	// Metrics is the registry every service registers on.
 	Metrics *prometheus.Registry
 
-	ingest  *service.Ingest
-	pm      *process.Metrics
-	cl      *kgo.Client
-	adm     *kadm.Client
-	mu      sync.Mutex
+	ingest    *service.Ingest
+	pm        *process.Metrics
+	cl        *kgo.Client
+	adm       *kadm.Client
+	mu        sync.Mutex
 	procs     []*Processor
 	nextIID   int
 	cleanOnly bool

@@ -62,6 +62,8 @@ func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *
 		if err != nil {
 			return fail(err)
 		}
+		// Set before Run starts, the only reader.
+		rp.Lag = rs.Lag
 		stages = append(stages, rs)
 		ag := &process.Aggregate{Agg: a, Partitions: t.Partitions, Decoder: dec,
 			Codec: d.AggCodecs[a.Name], Now: d.Now, Metrics: m}

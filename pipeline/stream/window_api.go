@@ -4,6 +4,9 @@ package stream
 // stages that bind it to Kafka (pipeline/process) and the harness (driver, oracle).
 // The engine helper replaces the panicking bodies and may split files; exported
 // signatures and documented semantics must not change without telling everyone.
+//
+// The implementation: Aggregator in aggregator.go, WindowState and GroupKey in window.go,
+// WindowStateCodec in wstate_codec.go, measures in measure.go.
 
 import "math"
 
@@ -118,72 +121,3 @@ type Late struct {
 	// StreamTime is the task's stream time when the event arrived.
 	StreamTime int64
 }
-
-// Aggregator is the window engine of one task. It is deterministic: its outputs depend
-// only on the sequence of calls, never on wall-clock time or map order. State lives in
-// the two stores (so the stage can changelog and restore it); after the stores were
-// restored call Restored to rebuild the in-memory indexes.
-//
-// Semantics (SPEC section 6, written here so tests can be exact):
-//   - Tumbling/hopping windows are [start, start+size), start a multiple of advance
-//     (size for tumbling), aligned to the epoch with floor division (negative times ok).
-//     A hopping record belongs to every window with start <= t < start+size.
-//   - A session holds records whose gaps are at most Gap; a record exactly Gap after the
-//     last joins; a record that bridges two open sessions merges them.
-//   - A source's watermark is the largest event time seen from it (via Add or Advance);
-//     it never moves backwards. Stream time = min over Spec.Sources.
-//   - A window is closed when streamTime >= end + grace (sessions: lastRecordTime + gap +
-//     grace). The SAME predicate decides acceptance and emission.
-//   - Add: first update the source's watermark (and so stream time), then assign the
-//     event to its windows that are not closed (a hopping record may be partly
-//     accepted), then emit every window that is now closed (in order of end time, then
-//     group, then start). A record none of whose windows is open is late: nothing is
-//     applied, Add returns a non-nil *Late. For sessions: a record is late if the
-//     session it would form (after merging with the open sessions it is within Gap of)
-//     is closed; closed sessions are never reopened.
-//   - Emit final: each closed window emits exactly one Result (Final=true) and is
-//     deleted from state (a tombstone in the changelog). Emit updates: every Add that
-//     changes a window emits that window's current result (Final=false); when a session
-//     merge removes sessions, nothing is emitted for the removed ones (documented
-//     limitation); closing deletes state silently.
-type Aggregator struct{}
-
-// WindowState is the stored state of one open window of one group.
-type WindowState struct{}
-
-// NewAggregator returns an engine over the given stores: windows holds open windows
-// (key: group + window start), marks holds the per-source watermarks (key: source id).
-func NewAggregator(spec Spec, windows *Store[*WindowState], marks *Store[int64]) (*Aggregator, error) {
-	panic("todo")
-}
-
-// WindowStateCodec is the changelog codec of window state.
-type WindowStateCodec struct{}
-
-// Encode implements Codec.
-func (WindowStateCodec) Encode(dst []byte, v *WindowState) []byte { panic("todo") }
-
-// Decode implements Codec.
-func (WindowStateCodec) Decode(b []byte) (*WindowState, error) { panic("todo") }
-
-// Restored rebuilds the in-memory indexes from the stores after a restore.
-func (a *Aggregator) Restored() { panic("todo") }
-
-// Add applies one event and returns the results it caused, or a non-nil *Late.
-func (a *Aggregator) Add(ev Event) ([]Result, *Late) { panic("todo") }
-
-// Advance raises a source's watermark (a watermark marker from upstream, or idle
-// advance) and returns the results of the windows that closed.
-func (a *Aggregator) Advance(source string, watermark int64) []Result { panic("todo") }
-
-// StreamTime is the current stream time (NoWatermark until every source reported).
-func (a *Aggregator) StreamTime() int64 { panic("todo") }
-
-// Watermark returns one source's watermark.
-func (a *Aggregator) Watermark(source string) int64 { panic("todo") }
-
-// OpenWindows is the number of open windows in state.
-func (a *Aggregator) OpenWindows() int { panic("todo") }
-
-// GroupKey joins group_by values into a group key unambiguously.
-func GroupKey(values []string) string { panic("todo") }
