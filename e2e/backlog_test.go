@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -38,9 +39,15 @@ func TestBacklogNeverLateIdleAdvanceOnlyWhenCaughtUp(t *testing.T) {
 
 	// Quiet for longer than idle advance, in wall-clock time.
 	src := func(part int) string { return process.SourceID(config.CleanTopic(gen.Purchases), int32(part)) }
+	// advanced: every aggregate task has seen source part's watermark move to idle time.
 	advanced := func(part int) bool {
-		return p.Metric("sluice_watermark_seconds", "aggregation", a.Name, "source", src(part)) >=
-			float64(clock.Now().Add(-2*time.Minute).Unix())
+		for task := range 3 {
+			if p.Metric("sluice_watermark_seconds", "aggregation", a.Name, "partition", fmt.Sprint(task), "source", src(part)) <
+				float64(clock.Now().Add(-2*time.Minute).Unix()) {
+				return false
+			}
+		}
+		return true
 	}
 	clock.Advance(5 * time.Minute)
 	deadline := time.Now().Add(30 * time.Second)

@@ -7,6 +7,7 @@ package harness
 import (
 	"os"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -34,7 +35,7 @@ func (*Kfake) Name() string { return "kfake" }
 // Start implements Backend.
 func (k *Kfake) Start(t testing.TB) ([]string, string) {
 	t.Helper()
-	emb, err := service.StartEmbedded(service.EmbeddedOptions{})
+	emb, err := service.StartEmbedded(service.EmbeddedOptions{MinSessionTimeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("kfake backend: %v", err)
 	}

@@ -119,6 +119,8 @@ func Start(t testing.TB, opts ...Option) *Pipeline {
 		Brokers: brokers,
 		// Without a low metadata age an injected leader error costs seconds of backoff.
 		MetadataMinAge: 50 * time.Millisecond,
+		// A killed instance holds its partitions for a session timeout.
+		SessionTimeout: 2 * time.Second,
 	}
 	ctx := t.Context()
 	reg := prometheus.NewRegistry()

@@ -18,6 +18,9 @@ type Config struct {
 	// MetadataMinAge bounds how stale metadata may be before a refresh is allowed.
 	// Tests set it low (50ms) so an injected leader error recovers fast. Zero: kgo default.
 	MetadataMinAge time.Duration
+	// SessionTimeout, if > 0, is the group session timeout of consumer-group clients:
+	// how long a crashed member holds its partitions. Tests set it low. Zero: kgo's 45s.
+	SessionTimeout time.Duration
 	// Logger receives franz-go's warnings and errors. Nil: none.
 	Logger *slog.Logger
 	// Extra are appended to every client's options (tests, kprom hooks).
@@ -58,4 +61,14 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
+// GroupOpts are the options of consumer-group clients on top of Opts.
+func (c Config) GroupOpts() []kgo.Opt {
+	if c.SessionTimeout <= 0 {
+		return nil
+	}
+	hb := c.SessionTimeout / 5
+	return []kgo.Opt{kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(hb),
+		kgo.RebalanceTimeout(2 * c.SessionTimeout)}
 }

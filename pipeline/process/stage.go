@@ -65,6 +65,12 @@ type Stage struct {
 	fatal error
 
 	closeOnce sync.Once
+	dialer    *severableDialer
+	// killCtx ends only when the stage is killed: batches run under it, so shutdown
+	// drains a polled batch while Kill stops it.
+	killCtx  context.Context
+	kill     context.CancelFunc
+	killOnce sync.Once
 }
 
 // ErrStageKilled is returned by Run after Kill.
@@ -94,7 +100,11 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	if cfg.InstanceID == "" {
 		return nil, errors.New("stage " + cfg.Name + ": instance id is required")
 	}
-	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), log: cfg.Logger.With("stage", cfg.Name)}
+	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), log: cfg.Logger.With("stage", cfg.Name),
+		dialer: newSeverableDialer()}
+	s.killCtx, s.kill = context.WithCancel(context.Background())
+	// TLS joins this dialer when the kafka package gains security options.
+	cfg.Kafka.Extra = append(append([]kgo.Opt(nil), cfg.Kafka.Extra...), kgo.Dialer(s.dialer.DialContext))
 
 	admCl, err := kgo.NewClient(cfg.Kafka.Opts()...)
 	if err != nil {
@@ -106,7 +116,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
 	}
 
-	opts := append(cfg.Kafka.Opts(),
+	opts := append(append(cfg.Kafka.Opts(), cfg.Kafka.GroupOpts()...),
 		kgo.ConsumerGroup("sluice."+cfg.Name),
 		kgo.ConsumeTopics(cfg.Inputs...),
 		kgo.TransactionalID("sluice."+cfg.Name+"."+cfg.InstanceID),
@@ -210,7 +220,25 @@ func (s *Stage) task(id TaskID) (Task, error) {
 // Run processes until ctx ends, then ends the open transaction, leaves the group and
 // closes the clients. It returns nil after a clean shutdown.
 func (s *Stage) Run(ctx context.Context) error {
-	defer s.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.killCtx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		select {
+		case <-s.killCtx.Done():
+			// Closing would try to leave the group through severed connections: let it
+			// give up in the background, as the dead process it stands for would.
+			go s.close()
+		default:
+			s.close()
+		}
+	}()
 	lastTick := s.cfg.Now()
 	for {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
@@ -220,6 +248,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		}
 		fs := s.sess.PollRecords(pctx, s.cfg.MaxRecords)
 		cancel()
+		if s.isKilled() {
+			return ErrStageKilled
+		}
 		if fs.IsClientClosed() {
 			return ErrStageKilled
 		}
@@ -234,7 +265,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		if fs.NumRecords() == 0 {
 			if s.hasTickers() && s.cfg.Now().Sub(lastTick) >= s.cfg.TickInterval {
 				// Nothing arrived: a transaction of ticks alone (idle advance).
-				if err := s.batch(context.WithoutCancel(ctx), fs); err != nil {
+				if err := s.batch(s.killCtx, fs); err != nil {
 					return err
 				}
 				lastTick = s.cfg.Now()
@@ -243,8 +274,11 @@ func (s *Stage) Run(ctx context.Context) error {
 			continue
 		}
 		// A batch already polled finishes even when ctx ends: shutdown drains.
-		if err := s.batch(context.WithoutCancel(ctx), fs); err != nil {
+		if err := s.batch(s.killCtx, fs); err != nil {
 			return err
+		}
+		if s.isKilled() {
+			return ErrStageKilled
 		}
 		lastTick = s.cfg.Now()
 		s.sess.AllowRebalance()
@@ -448,14 +482,20 @@ func (s *Stage) Lag(ctx context.Context, group, topic string, partition int32, n
 	return o.Offset - next, nil
 }
 
-// Kill closes the stage's clients abruptly, as a crash would: the open transaction is
-// neither committed nor aborted (the next instance with the same id fences it). Run
-// returns ErrStageKilled. For tests.
+// Kill makes the stage die as a crashed process would: every broker connection is cut
+// at once, so its open transaction is neither committed nor aborted (the next instance
+// with the same transactional id fences it, or it times out) and it never leaves its
+// group (its partitions move after the session timeout). Run returns ErrStageKilled.
+// For tests.
 func (s *Stage) Kill() {
-	s.closeOnce.Do(func() {
-		s.sess.Client().CloseAllowingRebalance()
-		s.adm.Close()
+	s.killOnce.Do(func() {
+		s.dialer.sever()
+		s.kill()
 	})
+}
+
+func (s *Stage) isKilled() bool {
+	return s.killCtx.Err() != nil
 }
 
 func (s *Stage) close() {

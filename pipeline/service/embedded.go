@@ -33,6 +33,9 @@ type EmbeddedOptions struct {
 	RegistryAddr string
 	// Partitions is the default partition count of auto-created topics. Default 3.
 	Partitions int
+	// MinSessionTimeout lowers the broker's minimum group session timeout (tests that
+	// crash members want them gone fast). Zero: 6s, Kafka's default.
+	MinSessionTimeout time.Duration
 }
 
 // StartEmbedded starts the broker and the registry.
@@ -43,11 +46,15 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if o.RegistryAddr == "" {
 		o.RegistryAddr = "127.0.0.1:0"
 	}
-	c, err := kfake.NewCluster(
+	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(o.KafkaPort),
 		kfake.DefaultNumPartitions(o.Partitions),
-	)
+	}
+	if o.MinSessionTimeout > 0 {
+		opts = append(opts, kfake.GroupMinSessionTimeout(o.MinSessionTimeout))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded kafka on 127.0.0.1:%d: %w", o.KafkaPort, err)
 	}
