@@ -7,8 +7,8 @@ package harness
 import (
 	"os"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
