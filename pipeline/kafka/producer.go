@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -26,9 +25,6 @@ type ProducerOptions struct {
 	MaxBufferedBytes int64
 	// MaxBufferedRecords bounds buffered records. Default 100000.
 	MaxBufferedRecords int
-	// DeliveryTimeout bounds how long a buffered record may keep being retried once its
-	// caller stopped waiting. Default 30s.
-	DeliveryTimeout time.Duration
 }
 
 // NewProducer returns a Producer. It does not contact the brokers.
@@ -39,15 +35,11 @@ func NewProducer(cfg Config, o ProducerOptions) (*Producer, error) {
 	if o.MaxBufferedRecords <= 0 {
 		o.MaxBufferedRecords = 100_000
 	}
-	if o.DeliveryTimeout <= 0 {
-		o.DeliveryTimeout = 30 * time.Second
-	}
 	opts := append(cfg.Opts(),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // default, stated: a 202 means in-sync replicas have it
 		kgo.MaxBufferedBytes(int(o.MaxBufferedBytes)),
 		kgo.MaxBufferedRecords(o.MaxBufferedRecords),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
-		kgo.RecordDeliveryTimeout(o.DeliveryTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -83,8 +75,11 @@ func (p *Producer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 		wg.Done()
 	}
 	// kgo fails a whole batch by the context of its first record: a caller's deadline
-	// must not fail other callers' records batched with it. Records are bounded by the
-	// delivery timeout instead; ctx only bounds how long this caller waits.
+	// must not fail other callers' records batched with it, so ctx only bounds how long
+	// this caller waits. Records outlive a caller that gave up (its retry is
+	// deduplicated downstream); memory stays bounded by the buffer limits. No
+	// RecordDeliveryTimeout: kgo measures it from the record timestamp, which is the
+	// event time here, so old events would fail at once.
 	rctx := context.WithoutCancel(ctx)
 	for _, r := range recs {
 		wg.Add(1)

@@ -215,3 +215,17 @@ func canceled() context.Context {
 	cancel()
 	return ctx
 }
+
+// Records carry their event time as the Kafka timestamp; an event from a day ago must be
+// produced like any other (kgo's RecordDeliveryTimeout would fail it at once, since it
+// measures from the record timestamp: regression).
+func TestProduceOldEventTime(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	p := newProducer(t, c, kafka.ProducerOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	old := time.Now().Add(-24 * time.Hour)
+	if err := p.Produce(ctx, &kgo.Record{Topic: "events", Value: []byte("x"), Timestamp: old}); err != nil {
+		t.Fatalf("Produce of a day-old event = %v, want nil", err)
+	}
+}
