@@ -120,6 +120,7 @@ func (t *aggregateTask) Restored()              { t.eng.Restored() }
 func (t *aggregateTask) Done(committed bool) {
 	if committed {
 		t.a.Metrics.aggregateState(t.a.Agg.Name, t.id.Partition, t.eng, t.a.spec.Sources, t.a.Now())
+		t.a.Metrics.stateKeys(AggregateStageName(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
 	}
 }
 

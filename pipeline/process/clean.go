@@ -70,21 +70,23 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 		return nil, fmt.Errorf("clean: no configuration for topic %s", id.Topic)
 	}
 	ct := &cleanTask{
-		c:     c,
-		topic: t,
-		clean: config.CleanTopic(t.Name),
-		dedup: stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}), c.Horizon),
+		c:         c,
+		partition: id.Partition,
+		topic:     t,
+		clean:     config.CleanTopic(t.Name),
+		dedup:     stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}), c.Horizon),
 	}
 	ct.handler = dlq.DeadLetter(CleanStageName, config.DLQTopic, c.Now, ct.deadLettered, ct.handle)
 	return ct, nil
 }
 
 type cleanTask struct {
-	c       *Clean
-	topic   CleanTopic
-	clean   string
-	dedup   *stream.Dedup
-	handler dlq.Handler
+	c         *Clean
+	partition int32
+	topic     CleanTopic
+	clean     string
+	dedup     *stream.Dedup
+	handler   dlq.Handler
 	// ingestTS of outputs in the open transaction, observed as end-to-end latency when
 	// it commits.
 	ingestTS []int64
@@ -97,6 +99,9 @@ func (t *cleanTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 }
 
 func (t *cleanTask) Done(committed bool) {
+	if committed {
+		t.c.Metrics.stateKeys(CleanStageName, "dedup", t.topic.Name, t.partition, t.dedup.Store().Len())
+	}
 	if committed && t.c.Metrics != nil {
 		now := t.c.Now().UnixMicro()
 		h := t.c.Metrics.endToEnd.WithLabelValues(CleanStageName, t.topic.Name)

@@ -159,3 +159,10 @@ func (m *Metrics) aggregateState(agg string, partition int32, eng interface {
 	}
 	m.openWindows.WithLabelValues(agg, p).Set(float64(eng.OpenWindows()))
 }
+
+// stateKeys publishes the committed size of a task's store.
+func (m *Metrics) stateKeys(stage, store, topic string, partition int32, n int) {
+	if m != nil {
+		m.dedupStateLen.WithLabelValues(stage, store, topic, strconv.Itoa(int(partition))).Set(float64(n))
+	}
+}
