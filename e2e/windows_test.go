@@ -201,18 +201,25 @@ func TestWindowsExactAcrossCrashRebalanceRestart(t *testing.T) {
 		}
 	}
 
+	began := time.Now()
+	step := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
 	phase(0, 0.4)
+	step("phase 1 produced")
 	procs[0].Kill() // a crash mid-stream: its open transactions time out
 	procs = append(procs[1:], p.StartProcessor())
 	phase(0.4, 0.7)
+	step("phase 2 produced")
 	for _, pr := range procs {
 		if err := pr.Stop(); err != nil {
 			t.Fatalf("stop: %v", err)
 		}
 	}
 	procs = []*harness.Processor{p.StartProcessor(), p.StartProcessor(), p.StartProcessor()}
+	step("all stopped")
 	phase(0.7, 1)
+	step("phase 3 produced")
 	p.WaitAllCaughtUp(3 * time.Minute)
+	step("caught up")
 
 	for _, a := range p.Deps.Pipeline.Aggregations {
 		spec, _, err := process.Spec(a, 3)

@@ -69,6 +69,9 @@ type oracleRun struct {
 	spec   stream.Spec
 	events []stream.Event
 	obs    []oracleObs
+	// maxBy is the largest observation per source so far (kept alongside obs so stream
+	// time is not recomputed quadratically on large runs).
+	maxBy map[string]int64
 	// windows are the open windows: tumbling/hopping keyed by group and start, sessions
 	// listed per group (every session in the slice is open).
 	windows  map[oracleWindowKey]*oracleWindow
@@ -114,7 +117,7 @@ func Oracle(spec stream.Spec, events []stream.Event, advances ...OracleAdvance) 
 	next := 0
 	applyMarks := func(pos int) {
 		for next < len(marks) && marks[next].AfterIndex == pos {
-			r.obs = append(r.obs, oracleObs{marks[next].Source, marks[next].Watermark})
+			r.observe(oracleObs{marks[next].Source, marks[next].Watermark})
 			r.emitClosed()
 			next++
 		}
@@ -140,7 +143,7 @@ func Oracle(spec stream.Spec, events []stream.Event, advances ...OracleAdvance) 
 // event processes events[i]: time first, then assignment, then emission.
 func (r *oracleRun) event(i int) {
 	ev := r.events[i]
-	r.obs = append(r.obs, oracleObs{ev.Source, ev.Time})
+	r.observe(oracleObs{ev.Source, ev.Time})
 	st := r.streamTime()
 
 	var changed []*oracleWindow
@@ -220,18 +223,27 @@ func (r *oracleRun) emitClosed() {
 	r.res.Finals = append(r.res.Finals, r.sortedResults(closed, true)...)
 }
 
-// streamTime recomputes stream time from every observation so far.
+// observe records one watermark observation.
+func (r *oracleRun) observe(o oracleObs) {
+	r.obs = append(r.obs, o)
+	if r.maxBy == nil {
+		r.maxBy = map[string]int64{}
+	}
+	if cur, ok := r.maxBy[o.source]; !ok || o.time > cur {
+		r.maxBy[o.source] = o.time
+	}
+}
+
+// streamTime is the minimum over the sources of the largest observation of each.
 func (r *oracleRun) streamTime() int64 {
 	if len(r.spec.Sources) == 0 {
 		return stream.NoWatermark // the minimum over no sources; the engine rejects this spec
 	}
 	st := int64(0)
 	for n, src := range r.spec.Sources {
-		wm := stream.NoWatermark
-		for _, o := range r.obs {
-			if o.source == src && o.time > wm {
-				wm = o.time
-			}
+		wm, ok := r.maxBy[src]
+		if !ok {
+			wm = stream.NoWatermark
 		}
 		if n == 0 || wm < st {
 			st = wm

@@ -137,19 +137,74 @@ func (p *Pipeline) lag(group string, topics ...string) (int64, error) {
 		return -1, err
 	}
 	var lag int64
+	var ferr error
 	ends.Each(func(o kadm.ListedOffset) {
 		c, ok := committed.Lookup(o.Topic, o.Partition)
 		at := int64(0)
 		if ok && c.Err == nil {
 			at = c.At
 		}
-		// A transactional topic may end with a commit marker that franz-go does not
-		// count in the committed offset: one offset of slack per partition.
-		if d := o.Offset - at; d > 0 && !(d == 1 && transactional(o.Topic)) {
-			lag += d
+		d := o.Offset - at
+		if d <= 0 {
+			return
 		}
+		if !transactional(o.Topic) || d > 64 {
+			lag += d
+			return
+		}
+		// A transactional topic may end with offsets a read_committed consumer never
+		// sees (commit and abort markers, records of aborted transactions), which
+		// franz-go does not count in committed offsets. Count what it would see.
+		n, err := p.visible(ctx, o.Topic, o.Partition, at, o.Offset)
+		if err != nil {
+			ferr = err
+		}
+		lag += n
 	})
-	return lag, nil
+	return lag, ferr
+}
+
+// visible counts the records in [from, to) of topic/partition that a read_committed
+// consumer delivers.
+func (p *Pipeline) visible(ctx context.Context, topic string, partition int32, from, to int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append(p.Deps.Kafka.Opts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(50*time.Millisecond),
+	)...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var n int64
+	next := from
+	for next < to {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			// Unstable (an open transaction): not caught up.
+			return max(n, 1), nil
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= to {
+				return
+			}
+			next = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				n++
+			}
+		})
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			// Aborted records are skipped without being delivered: the last stable
+			// offset tells how far the fetch got.
+			if len(fp.Records) == 0 && fp.LastStableOffset >= to {
+				next = to
+			}
+		})
+	}
+	return n, nil
 }
 
 // DecodeAll is a convenience for tests that want only values.
