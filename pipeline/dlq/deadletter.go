@@ -99,7 +99,12 @@ func DeadLetter(stage string, topicOf func(string) string, now func() time.Time,
 		if err == nil || ClassOf(err) != Permanent {
 			return err
 		}
-		emit(Record(rec, topicOf(rec.Topic), Letter{Stage: stage, Class: Permanent, Err: err, Attempts: 1, FirstFailure: now()}))
+		// A replayed record carries its earlier attempts and first failure on.
+		first, ok := FirstFailure(rec)
+		if !ok {
+			first = now()
+		}
+		emit(Record(rec, topicOf(rec.Topic), Letter{Stage: stage, Class: Permanent, Err: err, Attempts: Attempts(rec) + 1, FirstFailure: first}))
 		if onLetter != nil {
 			onLetter(rec, Permanent, err)
 		}
