@@ -11,7 +11,6 @@ import (
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/gen"
-	"github.com/sluicehq/sluice/pipeline/ingest"
 )
 
 // Every event type, posted as one object, as an array and as NDJSON, appears exactly
@@ -100,19 +99,9 @@ func TestDuplicatesRemoved(t *testing.T) {
 // both land in <topic>.dlq with every header, and the partition keeps flowing.
 func TestDeadLetters(t *testing.T) {
 	p := harness.Start(t, harness.WithCleanOnly())
-	ts := p.Deps.Schemas["purchases"]
-	enc := ingest.NewEncoder(ingest.Topic{Name: "purchases", KeyField: "user_id", Subject: "purchases-value", Codec: ts.Raw}, time.Now, 5*time.Minute)
 	evs := events(t, "purchases", 3, 3)
 	evs[1]["amount"] = -5.0 // schema-valid, breaks the rule amount >= 0
-	var recs []*kgo.Record
-	for _, ev := range evs {
-		r, _, err := enc.Record(ev, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Partition = 1
-		recs = append(recs, r)
-	}
+	recs := rawRecords(t, p, "purchases", 1, evs)
 	garbage := &kgo.Record{Topic: "purchases", Partition: 1, Key: []byte("u-1"), Value: []byte("\x00\x00\x00\x00\x01not avro"),
 		Headers: []kgo.RecordHeader{{Key: "sluice-event-id", Value: []byte("bad-1")}, {Key: "trace", Value: []byte("abc")}}}
 	recs = []*kgo.Record{recs[0], recs[1], garbage, recs[2]}

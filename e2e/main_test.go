@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/ingest"
 )
 
 // testNow is the wall clock of the event generators, fixed for the whole run so the same
@@ -117,4 +120,22 @@ func exactlyOnce(t *testing.T, got map[string]int, want []string) {
 			t.Errorf("unexpected event %s (%d times)", id, n)
 		}
 	}
+}
+
+// rawRecords encodes events of topic exactly as the ingest API would, for partition.
+func rawRecords(t *testing.T, p *harness.Pipeline, topic string, partition int32, evs []map[string]any) []*kgo.Record {
+	t.Helper()
+	ts := p.Deps.Schemas[topic]
+	enc := ingest.NewEncoder(ingest.Topic{Name: topic, KeyField: ts.Topic.KeyField, Subject: topic + "-value", Codec: ts.Raw},
+		time.Now, 5*time.Minute)
+	recs := make([]*kgo.Record, 0, len(evs))
+	for _, ev := range evs {
+		r, _, err := enc.Record(ev, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Partition = partition
+		recs = append(recs, r)
+	}
+	return recs
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/dlq"
-	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 )
 
@@ -53,32 +52,17 @@ func headerCount(t *testing.T, r harness.Record) int {
 	return len(r.Raw.Headers)
 }
 
-func settleClean(t *testing.T, p *harness.Pipeline) {
-	t.Helper()
-	p.WaitCaughtUp("sluice.clean", 30*time.Second, "purchases", "clicks", "page_views")
-}
-
 // A dead letter replayed without a fix fails again: it is dead-lettered again with its
 // headers replaced, not appended, and its attempt count carried on. A dead letter of a
 // record that is valid now, replayed three times, appears exactly once in the clean topic.
 func TestReplay(t *testing.T) {
 	p := harness.Start(t, harness.WithCleanOnly())
-	ts := p.Deps.Schemas["purchases"]
-	enc := ingest.NewEncoder(ingest.Topic{Name: "purchases", KeyField: "user_id", Subject: "purchases-value", Codec: ts.Raw}, time.Now, 5*time.Minute)
 	evs := events(t, "purchases", 41, 2)
 	evs[0]["amount"] = -5.0 // schema-valid, breaks the rule amount >= 0
-	var recs []*kgo.Record
-	for _, ev := range evs {
-		r, _, err := enc.Record(ev, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Partition = 1
-		recs = append(recs, r)
-	}
+	recs := rawRecords(t, p, "purchases", 1, evs)
 
 	p.Produce(recs[0])
-	settleClean(t, p)
+	settle(t, p)
 	dl := p.ReadAll("purchases.dlq")
 	if len(dl) != 1 {
 		t.Fatalf("dlq has %d records, want 1", len(dl))
@@ -87,7 +71,7 @@ func TestReplay(t *testing.T) {
 	if n := replayAll(t, p, dl, dlq.Filter{}); n != 1 {
 		t.Fatalf("replayed %d, want 1", n)
 	}
-	settleClean(t, p)
+	settle(t, p)
 	dl = p.ReadAll("purchases.dlq")
 	if len(dl) != 2 {
 		t.Fatalf("dlq has %d records after a replay, want 2", len(dl))
@@ -127,7 +111,7 @@ func TestReplay(t *testing.T) {
 		if n := replayAll(t, p, p.ReadAll("purchases.dlq"), onlyValid); n != 1 {
 			t.Fatalf("round %d: replayed %d, want 1", round, n)
 		}
-		settleClean(t, p)
+		settle(t, p)
 		clean := p.ReadAll("purchases.clean")
 		if ids, id := idsOf(t, clean), evs[1]["event_id"].(string); len(ids) != 1 || ids[id] != 1 {
 			t.Fatalf("round %d: clean has %v, want %s once", round, ids, id)
