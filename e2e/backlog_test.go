@@ -13,7 +13,6 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/process"
-	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
 // One source partition stalls (its raw partition cannot be fetched) while the others run
@@ -92,7 +91,6 @@ func TestBacklogNeverLateIdleAdvanceOnlyWhenCaughtUp(t *testing.T) {
 		t.Fatalf("oracle leaves %d windows open", len(want.Open))
 	}
 	compareWithOracle(t, *a, readResults(t, p, *a), want)
-	_ = stream.NoWatermark
 }
 
 // waitBriefly gives the stages one tick interval of real time: they poll with that

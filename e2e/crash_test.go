@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -88,7 +87,6 @@ func TestProcessorCrashMidTransaction(t *testing.T) {
 	if got := p.Metric("sluice_clean_duplicates_total", "topic", "purchases"); got < 1 {
 		t.Errorf("the duplicate posted after the crash was not dropped (duplicates %v)", got)
 	}
-	_ = context.Background
 }
 
 // A second instance joins mid-stream (a rebalance moves partitions and their dedup state)

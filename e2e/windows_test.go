@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"testing"
 	"time"
 
@@ -282,5 +281,4 @@ func TestLateDataRoutedAndResultsUnchanged(t *testing.T) {
 	// The oracle agrees with what was emitted before the late events.
 	spec, _, _ := process.Spec(*a, 3)
 	compareWithOracle(t, *a, before, harness.Oracle(spec, oracleEvents(t, *a, produced)))
-	_ = sort.Strings
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/kafka"
 )
 
 // Record is a record read back from a topic, its value decoded through the registry.
@@ -31,55 +33,13 @@ func (p *Pipeline) ReadAll(topic string) []Record {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.t.Context(), 30*time.Second)
 	defer cancel()
-	offs, err := p.adm.ListCommittedOffsets(ctx, topic)
+	var out []Record
+	err := kafka.ReadCommitted(ctx, p.Deps.Kafka, topic, nil, func(r *kgo.Record) error {
+		out = append(out, p.decode(ctx, r))
+		return nil
+	})
 	if err != nil {
 		p.t.Fatalf("read %s: %v", topic, err)
-	}
-	ends := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	offs.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			ends[o.Partition] = o.Offset
-			parts[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(parts) == 0 {
-		return nil
-	}
-	cl, err := kgo.NewClient(append(p.Deps.Kafka.Opts(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer cl.Close()
-	next := map[int32]int64{}
-	var out []Record
-	done := func() bool {
-		for part, end := range ends {
-			if next[part] < end {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			p.t.Fatalf("read %s: timed out at %v of %v", topic, next, ends)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= ends[r.Partition] {
-				return
-			}
-			next[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() {
-				return
-			}
-			out = append(out, p.decode(ctx, r))
-		})
 	}
 	return out
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -170,76 +169,12 @@ func parseFilter(filter, since, until string, maxN int) (dlq.Filter, error) {
 }
 
 // readToEnd reads topic from its start to its current end as a read_committed consumer
-// sees it (up to the last stable offset), in partition order.
+// sees it, in partition order.
 func readToEnd(ctx context.Context, kc kafka.Config, topic string) ([]*kgo.Record, error) {
-	acl, err := kgo.NewClient(kc.Opts()...)
-	if err != nil {
-		return nil, err
-	}
-	offs, err := kadm.NewClient(acl).ListCommittedOffsets(ctx, topic)
-	acl.Close()
-	if err == nil {
-		err = offs.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: end offsets: %w", topic, err)
-	}
-	ends := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	offs.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			ends[o.Partition] = o.Offset
-			parts[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(parts) == 0 {
-		return nil, nil
-	}
-	cl, err := kgo.NewClient(append(kc.Opts(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	next := map[int32]int64{}
 	var out []*kgo.Record
-	for {
-		done := true
-		for p, end := range ends {
-			if next[p] < end {
-				done = false
-			}
-		}
-		if done {
-			return out, nil
-		}
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("read %s: at %v of %v: %w", topic, next, ends, ctx.Err())
-		}
-		var ferr error
-		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("read %s/%d: %w", t, p, err) })
-		if ferr != nil {
-			return nil, ferr
-		}
-		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			for _, r := range fp.Records {
-				if r.Offset >= ends[r.Partition] {
-					continue
-				}
-				next[r.Partition] = r.Offset + 1
-				if !r.Attrs.IsControl() {
-					out = append(out, r)
-				}
-			}
-			// Aborted records are skipped without being delivered: the last stable
-			// offset tells how far the fetch got.
-			if len(fp.Records) == 0 && fp.LastStableOffset >= ends[fp.Partition] {
-				next[fp.Partition] = ends[fp.Partition]
-			}
-		})
-	}
+	err := kafka.ReadCommitted(ctx, kc, topic, nil, func(r *kgo.Record) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }

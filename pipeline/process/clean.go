@@ -122,10 +122,7 @@ func (t *cleanTask) deadLettered(rec *kgo.Record, class dlq.Class, _ error) {
 func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 	ev, _, err := t.c.Decoder.Decode(ctx, rec.Value)
 	if err != nil {
-		if errorsIsAny(err, schema.ErrMalformed, schema.ErrUnknownSchema) {
-			return dlq.AsPermanent(err)
-		}
-		return dlq.AsTransient(err)
+		return classifyDecode(err)
 	}
 	id, _ := ev["event_id"].(string)
 	if id == "" {

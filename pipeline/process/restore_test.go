@@ -98,7 +98,7 @@ func TestRestore(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			kc, adm, cluster := changelogCluster(t)
+			kc, _, cluster := changelogCluster(t)
 			writeTxns(t, kc, c.txns)
 			if c.compact {
 				cluster.Compact()
@@ -107,7 +107,7 @@ func TestRestore(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			s := stream.NewStore[int64]("dedup", stream.Int64Codec{})
-			n, err := restore(ctx, kc, adm, changelog, 0, s)
+			n, err := restore(ctx, kc, changelog, 0, s)
 			if err != nil {
 				t.Fatalf("restore: %v", err)
 			}
@@ -128,7 +128,7 @@ func TestRestore(t *testing.T) {
 
 // A changelog record the store cannot decode fails the restore, naming where it is.
 func TestRestoreBadRecord(t *testing.T) {
-	kc, adm, _ := changelogCluster(t)
+	kc, _, _ := changelogCluster(t)
 	cl := txnClient(t, kc)
 	ctx := t.Context()
 	if err := cl.BeginTransaction(); err != nil {
@@ -144,7 +144,7 @@ func TestRestoreBadRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := stream.NewStore[int64]("dedup", stream.Int64Codec{})
-	_, err := restore(ctx, kc, adm, changelog, 0, s)
+	_, err := restore(ctx, kc, changelog, 0, s)
 	if err == nil || !strings.Contains(err.Error(), changelog+"/0@1") {
 		t.Fatalf("restore = %v, want an error naming %s/0@1", err, changelog)
 	}

@@ -173,7 +173,7 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 	start := s.cfg.Now()
 	n := 0
 	for _, st := range t.Stores() {
-		k, err := restore(ctx, s.cfg.Kafka, s.adm, s.cfg.Changelog(id.Topic, st.Name()), id.Partition, st)
+		k, err := restore(ctx, s.cfg.Kafka, s.cfg.Changelog(id.Topic, st.Name()), id.Partition, st)
 		n += k
 		if err != nil {
 			return err
