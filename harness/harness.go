@@ -36,6 +36,9 @@ type options struct {
 	processor bool
 	cleanOnly bool
 	logger    *slog.Logger
+	// fake, if set, is the clock of every service, timers included.
+	fake       *Clock
+	transforms map[string]process.Transform
 }
 
 // WithCleanOnly runs only the clean stage in processor instances (no aggregations): the
@@ -53,6 +56,23 @@ func WithService(fn func(*config.Service)) Option { return func(o *options) { o.
 
 // WithClock injects the wall clock of every service.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithFakeClock injects c as the clock of every service: its Now, its timers (held
+// partitions wake when c passes their time) and its Sleep (in-place backoff advances c).
+// Jitter is off, so retry schedules are exact.
+func WithFakeClock(c *Clock) Option {
+	return func(o *options) { o.now, o.fake = c.Now, c }
+}
+
+// WithTransform registers t as the clean stage's transform of topic.
+func WithTransform(topic string, t process.Transform) Option {
+	return func(o *options) {
+		if o.transforms == nil {
+			o.transforms = map[string]process.Transform{}
+		}
+		o.transforms[topic] = t
+	}
+}
 
 // WithoutProcessor starts no processor instance (start them with StartProcessor).
 func WithoutProcessor() Option { return func(o *options) { o.processor = false } }
@@ -129,6 +149,11 @@ func Start(t testing.TB, opts ...Option) *Pipeline {
 		t.Fatalf("harness setup: %v", err)
 	}
 	d.Now = o.now
+	d.Transforms = o.transforms
+	if o.fake != nil {
+		d.AfterFunc, d.Sleep = o.fake.AfterFunc, o.fake.Sleep
+		d.Rand = func() float64 { return 0 }
+	}
 	p := &Pipeline{t: t, backend: o.backend, Deps: d, Schemas: sreg, Brokers: brokers, Metrics: reg,
 		pm: process.NewMetrics(reg), cleanOnly: o.cleanOnly}
 

@@ -37,9 +37,7 @@ func (p *Pipeline) StartProcessorID(id string) *Processor {
 	var proc *service.Processor
 	var err error
 	if p.cleanOnly {
-		var st *process.Stage
-		st, err = service.NewCleanStage(p.t.Context(), d, p.Schemas, p.pm)
-		proc = &service.Processor{Stages: []*process.Stage{st}}
+		proc, err = service.NewCleanProcessor(p.t.Context(), d, p.Schemas, p.pm)
 	} else {
 		proc, err = service.NewProcessor(p.t.Context(), d, p.Schemas, p.pm)
 	}

@@ -122,6 +122,7 @@ func (p *Pipeline) ApplyDefaults() {
 			p.Aggregations[i].Emit = EmitFinal
 		}
 	}
+	p.applyRetryDefaults()
 }
 
 // Topic returns the topic called name.

@@ -13,6 +13,11 @@ type Pipeline struct {
 	Dedup Dedup `yaml:"dedup"`
 	// Aggregations are the windowed aggregations (run by the aggregate stage).
 	Aggregations []Aggregation `yaml:"aggregations"`
+	// RetryTiers are the waits of the delay-tier retry topics (_sluice.retry.<d>),
+	// shared by every topic. Default: 5s, 1m, 10m.
+	RetryTiers []Duration `yaml:"retry_tiers"`
+	// Breaker configures the circuit breakers of the clean stage's dependencies.
+	Breaker Breaker `yaml:"breaker"`
 	// Dir is the directory of the pipeline file; relative schema paths resolve against it.
 	// Empty for the built-in pipeline.
 	Dir string `yaml:"-"`
@@ -32,6 +37,8 @@ type Topic struct {
 	Partitions int32 `yaml:"partitions"`
 	// Rules are checked by the clean stage; a violation dead-letters the record.
 	Rules []Rule `yaml:"rules"`
+	// Retry is how transient failures of the topic's records are retried.
+	Retry Retry `yaml:"retry"`
 }
 
 // Rule is one declarative check of one field. Every set condition must hold.

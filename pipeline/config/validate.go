@@ -71,6 +71,8 @@ func (p *Pipeline) Validate() error {
 	} else {
 		v.wholeMillis("dedup.horizon", p.Dedup.Horizon)
 	}
+	v.retryTiers(p.RetryTiers)
+	v.breaker(&p.Breaker)
 	for i := range p.Aggregations {
 		path := fmt.Sprintf("aggregations[%d]", i)
 		a := &p.Aggregations[i]
@@ -103,6 +105,7 @@ func (v *validator) topic(path string, t *Topic) {
 	for j := range t.Rules {
 		v.rule(fmt.Sprintf("%s.rules[%d]", path, j), &t.Rules[j])
 	}
+	v.retry(path+".retry", &t.Retry)
 }
 
 // topicName checks that name, and name plus a suffix of up to extra bytes, are legal Kafka

@@ -116,3 +116,14 @@ func (b *Breaker) State() string {
 	defer b.mu.Unlock()
 	return b.state
 }
+
+// OpenUntil reports whether the breaker is not closed and, if so, until when it refuses
+// calls (open: the end of the probe delay; half-open: the deadline of the probe out).
+func (b *Breaker) OpenUntil() (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == BreakerClosed {
+		return time.Time{}, false
+	}
+	return b.until, true
+}

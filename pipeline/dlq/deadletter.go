@@ -87,7 +87,7 @@ func isLetterHeader(k string) bool {
 		HeaderOriginalOffset, HeaderAttempts, HeaderFirstFailureTS:
 		return true
 	}
-	return strings.HasPrefix(k, "sluice-error")
+	return strings.HasPrefix(k, "sluice-error") || strings.HasPrefix(k, "sluice-retry-")
 }
 
 // DeadLetter decorates next: a permanent error sends the record to the dead-letter topic

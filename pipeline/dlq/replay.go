@@ -107,7 +107,7 @@ func ReplayRecord(dead *kgo.Record, to string) *kgo.Record {
 			}
 			attempts = len(hs)
 		case h.Key == HeaderReplayed, h.Key == HeaderStage, h.Key == HeaderFirstFailureTS,
-			h.Key == HeaderClass, strings.HasPrefix(h.Key, "sluice-error"),
+			h.Key == HeaderClass, strings.HasPrefix(h.Key, "sluice-error"), strings.HasPrefix(h.Key, "sluice-retry-"),
 			strings.HasPrefix(h.Key, "sluice-original-"):
 			continue
 		}

@@ -51,6 +51,13 @@ func TopicsFor(p *config.Pipeline) []TopicSpec {
 			TopicSpec{Name: config.AggChangelogTopic(a.Name, "marks"), Partitions: n, Compacted: true},
 		)
 	}
+	rp := p.RetryPartitions()
+	for _, d := range p.RetryTiers {
+		specs = append(specs, TopicSpec{Name: config.RetryTopic(d.D()), Partitions: rp})
+	}
+	if len(p.RetryTiers) > 0 {
+		specs = append(specs, TopicSpec{Name: config.RetryDLQTopic, Partitions: rp})
+	}
 	return specs
 }
 

@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -33,6 +34,19 @@ type CleanTopic struct {
 	Codec *schema.Codec
 	// Rules are the topic's declarative checks.
 	Rules *rules.Set
+	// Transform, if set, runs on every new event after the rules.
+	Transform Transform
+	// Retry is how transient failures are retried: InPlace attempts per delivery with
+	// InPlaceBackoff bounded by InPlaceBudget, then Policy's tiers, then the DLQ.
+	Retry CleanRetry
+}
+
+// CleanRetry is the retry configuration of one topic in the clean stage.
+type CleanRetry struct {
+	InPlace        int
+	InPlaceBackoff dlq.Backoff
+	InPlaceBudget  time.Duration
+	Policy         dlq.Policy
 }
 
 // Clean is the clean stage: raw topics -> <topic>.clean, deduplicated by event id, with
@@ -43,6 +57,15 @@ type Clean struct {
 	Horizon time.Duration
 	Now     func() time.Time
 	Metrics *Metrics
+	// Breakers are the circuit breakers of the stage's dependencies (the schema registry,
+	// transforms). Nil: no breaker.
+	Breakers *dlq.Breakers
+	// Sleep waits in place between attempts (dlq.Sleep by default); Rand is the jitter
+	// source (nil: no jitter).
+	Sleep func(ctx context.Context, d time.Duration) error
+	Rand  func() float64
+	// Logger gets one line per dead letter. Nil: discard.
+	Logger *slog.Logger
 }
 
 // StageConfig returns the stage configuration of the clean stage; base supplies Kafka,
@@ -61,6 +84,15 @@ func (c *Clean) StageConfig(base StageConfig) StageConfig {
 	if c.Metrics == nil {
 		c.Metrics = base.Metrics
 	}
+	if c.Sleep == nil {
+		c.Sleep = dlq.Sleep
+	}
+	if c.Logger == nil {
+		c.Logger = base.Logger
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	return base
 }
 
@@ -76,7 +108,22 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 		clean:     config.CleanTopic(t.Name),
 		dedup:     stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}), c.Horizon),
 	}
-	ct.handler = dlq.DeadLetter(CleanStageName, config.DLQTopic, c.Now, ct.deadLettered, ct.handle)
+	// decode -> rules -> dedup check -> transform -> encode, retried in place, guarded
+	// by the breakers, its failures routed to a retry tier or the DLQ (docs/ERRORS.md).
+	h := dlq.RetryInPlace(t.Retry.InPlaceBackoff, t.Retry.InPlace, t.Retry.InPlaceBudget, c.Sleep, c.Rand, ct.handle)
+	if c.Breakers != nil {
+		h = dlq.Guard(c.Breakers, h)
+	}
+	f := &dlq.Failures{
+		Stage:    CleanStageName,
+		DLQ:      config.DLQTopic,
+		Policy:   func(string) dlq.Policy { return t.Retry.Policy },
+		Now:      c.Now,
+		Rand:     c.Rand,
+		OnLetter: ct.deadLettered,
+		OnRetry:  ct.retried,
+	}
+	ct.handler = f.Handler(h)
 	return ct, nil
 }
 
@@ -90,6 +137,18 @@ type cleanTask struct {
 	// ingestTS of outputs in the open transaction, observed as end-to-end latency when
 	// it commits.
 	ingestTS []int64
+	// letters and retries of the open transaction, counted and logged when it commits.
+	letters []failure
+	retries []failure
+}
+
+// failure is a dead letter or retry of the open transaction.
+type failure struct {
+	offset   int64
+	class    dlq.Class
+	tier     string
+	attempts int
+	err      error
 }
 
 func (t *cleanTask) Stores() []Changelogged { return []Changelogged{t.dedup.Store()} }
@@ -110,19 +169,41 @@ func (t *cleanTask) Done(committed bool) {
 		}
 	}
 	t.ingestTS = t.ingestTS[:0]
+	if committed {
+		for _, l := range t.letters {
+			if t.c.Metrics != nil {
+				t.c.Metrics.deadLetters.WithLabelValues(CleanStageName, t.topic.Name, string(l.class)).Inc()
+			}
+			// One line per dead letter, once it is durable (never per attempt).
+			t.c.Logger.Warn("dead letter", "stage", CleanStageName, "topic", t.topic.Name,
+				"partition", t.partition, "offset", l.offset, "class", l.class,
+				"attempts", l.attempts, "dlq", config.DLQTopic(t.topic.Name), "err", l.err)
+		}
+		for _, r := range t.retries {
+			if t.c.Metrics != nil {
+				t.c.Metrics.retries.WithLabelValues(CleanStageName, t.topic.Name, r.tier).Inc()
+			}
+		}
+		if t.c.Breakers != nil {
+			t.c.Metrics.breakers(CleanStageName, t.c.Breakers.States())
+		}
+	}
+	t.letters, t.retries = t.letters[:0], t.retries[:0]
 }
 
-func (t *cleanTask) deadLettered(rec *kgo.Record, class dlq.Class, _ error) {
-	if t.c.Metrics != nil {
-		t.c.Metrics.deadLetters.WithLabelValues(CleanStageName, rec.Topic, string(class)).Inc()
-	}
+func (t *cleanTask) deadLettered(rec *kgo.Record, l dlq.Letter) {
+	t.letters = append(t.letters, failure{offset: rec.Offset, class: l.Class, attempts: l.Attempts, err: l.Err})
+}
+
+func (t *cleanTask) retried(rec *kgo.Record, tier dlq.Tier, l dlq.Letter) {
+	t.retries = append(t.retries, failure{offset: rec.Offset, class: l.Class, tier: tier.Topic, attempts: l.Attempts, err: l.Err})
 }
 
 // handle decodes, checks, deduplicates and re-encodes one record.
 func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 	ev, _, err := t.c.Decoder.Decode(ctx, rec.Value)
 	if err != nil {
-		return classifyDecode(err)
+		return dlq.FromDependency("schema-registry", classifyDecode(err))
 	}
 	id, _ := ev["event_id"].(string)
 	if id == "" {
@@ -138,11 +219,20 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 	if et, ok := ev["event_time"].(time.Time); ok {
 		ts = et.UnixMilli()
 	}
-	if t.dedup.Seen(id, ts) {
+	if t.dedup.Contains(id, ts) {
 		if t.c.Metrics != nil {
 			t.c.Metrics.duplicates.WithLabelValues(rec.Topic).Inc()
 		}
 		return nil
+	}
+	if tr := t.topic.Transform; tr != nil {
+		if err := tr.Apply(ctx, rec.Topic, ev); err != nil {
+			dep := tr.Dependency()
+			if dep == "" {
+				dep = dlq.DefaultDependency
+			}
+			return dlq.FromDependency(dep, fmt.Errorf("transform: %w", err))
+		}
 	}
 	ev["processed_at"] = t.c.Now().UTC().Truncate(time.Millisecond)
 	val, err := t.topic.Codec.AppendEncode(nil, ev)
@@ -151,6 +241,9 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 		// that a retry cannot fix.
 		return dlq.AsPermanent(fmt.Errorf("encode clean record: %w", err))
 	}
+	// Remembered only now that nothing can fail: a failed attempt leaves no trace, so
+	// its retry is not taken for a duplicate.
+	t.dedup.Seen(id, ts)
 	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
 		t.ingestTS = append(t.ingestTS, its)
 	}

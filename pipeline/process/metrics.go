@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pipeline/dlq"
 )
 
 // Metrics are the processor's Prometheus metrics. A nil *Metrics records nothing.
@@ -27,6 +29,11 @@ type Metrics struct {
 	openWindows   *prometheus.GaugeVec
 	lateEvents    *prometheus.CounterVec
 	windowResults *prometheus.CounterVec
+
+	retries      *prometheus.CounterVec
+	redelivered  *prometheus.CounterVec
+	holds        *prometheus.CounterVec
+	breakerState *prometheus.GaugeVec
 }
 
 // NewMetrics registers the processor metrics on reg.
@@ -83,7 +90,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		windowResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_window_results_total", Help: "Window results emitted, by aggregation.",
 		}, []string{"aggregation"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_retries_total", Help: "Records sent to a delay-tier retry topic after a transient failure, by source topic and tier.",
+		}, []string{"stage", "topic", "tier"}),
+		redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_retry_redeliveries_total", Help: "Records the retry stage delivered back to their original topic, by tier topic.",
+		}, []string{"tier"}),
+		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_stage_partition_holds_total", Help: "Times a stage paused a partition on a record that must wait (not-before time, open circuit, ordered retry).",
+		}, []string{"stage", "reason"}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_circuit_breaker_state", Help: "Circuit breaker state per stage and dependency: 0 closed, 1 half-open, 2 open.",
+		}, []string{"stage", "dependency"}),
 	}
+	reg.MustRegister(m.retries, m.redelivered, m.holds, m.breakerState)
 	reg.MustRegister(m.watermark, m.streamTime, m.streamLag, m.openWindows, m.lateEvents, m.windowResults)
 	reg.MustRegister(m.recordsIn, m.recordsOut, m.txns, m.txnDuration, m.restoreDur, m.restored,
 		m.duplicates, m.deadLetters, m.endToEnd, m.dedupStateLen)
@@ -164,5 +184,28 @@ func (m *Metrics) aggregateState(agg string, partition int32, eng interface {
 func (m *Metrics) stateKeys(stage, store, topic string, partition int32, n int) {
 	if m != nil {
 		m.dedupStateLen.WithLabelValues(stage, store, topic, strconv.Itoa(int(partition))).Set(float64(n))
+	}
+}
+
+func (m *Metrics) held(stage, reason string) {
+	if m != nil {
+		m.holds.WithLabelValues(stage, reason).Inc()
+	}
+}
+
+// breakers publishes the state of every circuit breaker of a stage.
+func (m *Metrics) breakers(stage string, states map[string]string) {
+	if m == nil {
+		return
+	}
+	for dep, st := range states {
+		v := 0.0
+		switch st {
+		case dlq.BreakerHalfOpen:
+			v = 1
+		case dlq.BreakerOpen:
+			v = 2
+		}
+		m.breakerState.WithLabelValues(stage, dep).Set(v)
 	}
 }

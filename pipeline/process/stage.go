@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 )
 
@@ -49,6 +50,19 @@ type StageConfig struct {
 	Metrics *Metrics
 	// Now is the wall clock. Default time.Now.
 	Now func() time.Time
+	// AfterFunc runs f after d on the same clock as Now and returns a function that
+	// stops it; it wakes the stage when a held partition is due. Default time.AfterFunc.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+}
+
+// hold is a partition paused on a record that asked to wait (dlq.WaitError): the stage
+// rewinds the partition to that record and resumes it at until.
+type hold struct {
+	offset int64
+	epoch  int32
+	until  time.Time
+	// fresh holds were set in the open transaction: their offsets are set before it ends.
+	fresh bool
 }
 
 // Stage runs one StageConfig. Exactly-once: outputs, changelog records and input offsets
@@ -63,6 +77,9 @@ type Stage struct {
 	mu    sync.Mutex
 	tasks map[TaskID]Task
 	fatal error
+	// holds are the paused partitions; only the polling goroutine and the revoke
+	// callback (which runs while that goroutine allows rebalances) touch them, under mu.
+	holds map[TaskID]*hold
 
 	closeOnce sync.Once
 	dialer    *severableDialer
@@ -94,13 +111,16 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.InstanceID == "" {
 		return nil, errors.New("stage " + cfg.Name + ": instance id is required")
 	}
-	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), log: cfg.Logger.With("stage", cfg.Name),
+	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), holds: make(map[TaskID]*hold), log: cfg.Logger.With("stage", cfg.Name),
 		dialer: newSeverableDialer()}
 	s.killCtx, s.kill = context.WithCancel(context.Background())
 	// TLS joins this dialer when the kafka package gains security options.
@@ -191,16 +211,27 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 	return nil
 }
 
-func (s *Stage) revoked(_ context.Context, _ *kgo.Client, rs map[string][]int32) {
+func (s *Stage) revoked(_ context.Context, cl *kgo.Client, rs map[string][]int32) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	resume := make(map[string][]int32)
 	for topic, ps := range rs {
 		for _, p := range ps {
 			// Only forget the task: a batch still running (a client closing mid-batch
 			// revokes without waiting) holds its own reference, aborts its
 			// transaction and drops the pending state itself.
-			delete(s.tasks, TaskID{topic, p})
+			id := TaskID{topic, p}
+			delete(s.tasks, id)
+			if _, ok := s.holds[id]; ok {
+				delete(s.holds, id)
+				resume[topic] = append(resume[topic], p)
+			}
 		}
+	}
+	s.mu.Unlock()
+	// A paused partition stays paused across assignments: unpause it now, or it would
+	// stall if it came back to this instance.
+	if len(resume) > 0 {
+		cl.ResumeFetchPartitions(resume)
 	}
 }
 
@@ -241,10 +272,19 @@ func (s *Stage) Run(ctx context.Context) error {
 	}()
 	lastTick := s.cfg.Now()
 	for {
+		wake, held := s.resumeDue()
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if s.hasTickers() {
 			// Wake up to tick even when nothing arrives.
 			pctx, cancel = context.WithTimeout(ctx, s.cfg.TickInterval)
+		}
+		if held {
+			// Wake up when the earliest held partition is due, on the stage's clock.
+			var cancelPoll context.CancelFunc
+			pctx, cancelPoll = context.WithCancel(pctx)
+			stop := s.cfg.AfterFunc(wake.Sub(s.cfg.Now()), cancelPoll)
+			prev := cancel
+			cancel = func() { stop(); cancelPoll(); prev() }
 		}
 		fs := s.sess.PollRecords(pctx, s.cfg.MaxRecords)
 		cancel()
@@ -258,7 +298,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			return nil
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
@@ -341,6 +381,11 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	}
 	// Flush before ending: without it every transaction waits out the producer linger.
 	flushErr := s.sess.Client().Flush(ctx)
+	if handleErr == nil && flushErr == nil {
+		// Held partitions commit the offset of the record they wait on, not of the
+		// records polled after it.
+		s.rewindHolds()
+	}
 	mu.Lock()
 	perr := prodErr
 	mu.Unlock()
@@ -357,6 +402,7 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		t.Done(committed)
 	}
 	s.cfg.Metrics.txn(s.cfg.Name, committed, s.cfg.Now().Sub(start))
+	s.settleHolds(committed)
 	if committed {
 		return nil
 	}
@@ -400,12 +446,23 @@ func (s *Stage) handle(ctx context.Context, fs kgo.Fetches, touched map[TaskID]T
 			handleErr = err
 			return
 		}
+		if s.isHeld(id) {
+			// Records polled after a held one: not handled now, not committed.
+			return
+		}
 		touched[id] = t
-		for _, rec := range p.Records {
-			if err := t.Handle(ctx, rec, emit); err != nil {
-				handleErr = fmt.Errorf("%s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		for i, rec := range p.Records {
+			err := t.Handle(ctx, rec, emit)
+			if err == nil {
+				continue
+			}
+			if w, ok := dlq.AsWait(err); ok && ctx.Err() == nil {
+				s.hold(id, rec, w)
+				s.cfg.Metrics.in(s.cfg.Name, p.Topic, i)
 				return
 			}
+			handleErr = fmt.Errorf("%s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			return
 		}
 		if pt, ok := t.(ProgressTracker); ok {
 			last := p.Records[len(p.Records)-1].Offset
@@ -503,4 +560,99 @@ func (s *Stage) close() {
 		s.sess.CloseAllowingRebalance()
 		s.adm.Close()
 	})
+}
+
+// hold pauses id on rec until w.Until. Called by the polling goroutine inside a batch.
+func (s *Stage) hold(id TaskID, rec *kgo.Record, w *dlq.WaitError) {
+	s.mu.Lock()
+	s.holds[id] = &hold{offset: rec.Offset, epoch: rec.LeaderEpoch, until: w.Until, fresh: true}
+	s.mu.Unlock()
+	s.sess.Client().PauseFetchPartitions(map[string][]int32{id.Topic: {id.Partition}})
+	s.cfg.Metrics.held(s.cfg.Name, w.Reason)
+	s.log.Debug("partition held", "topic", id.Topic, "partition", id.Partition, "offset", rec.Offset,
+		"until", w.Until, "reason", w.Reason, "err", w.Err)
+}
+
+func (s *Stage) isHeld(id TaskID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.holds[id]
+	return ok
+}
+
+// rewindHolds sets the consume and commit offset of every partition held in the open
+// transaction to the record it waits on.
+func (s *Stage) rewindHolds() {
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	s.mu.Lock()
+	for id, h := range s.holds {
+		if !h.fresh {
+			continue
+		}
+		if set[id.Topic] == nil {
+			set[id.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		set[id.Topic][id.Partition] = kgo.EpochOffset{Epoch: h.epoch, Offset: h.offset}
+	}
+	s.mu.Unlock()
+	if len(set) > 0 {
+		s.sess.Client().SetOffsets(set)
+	}
+}
+
+// settleHolds keeps the holds of a committed transaction; an aborted one rewinds every
+// partition to its last commit anyway, so its fresh holds are dropped and resumed.
+func (s *Stage) settleHolds(committed bool) {
+	resume := make(map[string][]int32)
+	s.mu.Lock()
+	for id, h := range s.holds {
+		if !h.fresh {
+			continue
+		}
+		if committed {
+			h.fresh = false
+			continue
+		}
+		delete(s.holds, id)
+		resume[id.Topic] = append(resume[id.Topic], id.Partition)
+	}
+	s.mu.Unlock()
+	if len(resume) > 0 {
+		s.sess.Client().ResumeFetchPartitions(resume)
+	}
+}
+
+// resumeDue resumes the held partitions that are due and returns when the earliest of
+// the others is, and whether there is one.
+func (s *Stage) resumeDue() (time.Time, bool) {
+	now := s.cfg.Now()
+	resume := make(map[string][]int32)
+	var next time.Time
+	s.mu.Lock()
+	for id, h := range s.holds {
+		if !h.until.After(now) {
+			delete(s.holds, id)
+			resume[id.Topic] = append(resume[id.Topic], id.Partition)
+			continue
+		}
+		if next.IsZero() || h.until.Before(next) {
+			next = h.until
+		}
+	}
+	s.mu.Unlock()
+	if len(resume) > 0 {
+		s.sess.Client().ResumeFetchPartitions(resume)
+	}
+	return next, !next.IsZero()
+}
+
+// Held returns the partitions currently held and until when (tests, metrics).
+func (s *Stage) Held() map[TaskID]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[TaskID]time.Time, len(s.holds))
+	for id, h := range s.holds {
+		out[id] = h.until
+	}
+	return out
 }

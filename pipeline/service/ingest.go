@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
@@ -33,6 +35,13 @@ type Deps struct {
 	Registry       *prometheus.Registry
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// AfterFunc and Sleep are timers on the same clock as Now (nil: real ones); Rand is
+	// the jitter source of retries (nil: math/rand/v2).
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	Sleep     func(ctx context.Context, d time.Duration) error
+	Rand      func() float64
+	// Transforms are the user transforms of the clean stage, by raw topic.
+	Transforms map[string]process.Transform
 }
 
 func (d *Deps) defaults() {
@@ -41,6 +50,9 @@ func (d *Deps) defaults() {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Float64
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
@@ -20,6 +22,7 @@ func (d *Deps) stageBase(m *process.Metrics) process.StageConfig {
 		Logger:     d.Logger.With("service", "process"),
 		Metrics:    m,
 		Now:        d.Now,
+		AfterFunc:  d.AfterFunc,
 	}
 }
 
@@ -27,17 +30,75 @@ func (d *Deps) stageBase(m *process.Metrics) process.StageConfig {
 // the brokers and fails if it is too large.
 func NewCleanStage(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) (*process.Stage, error) {
 	d.defaults()
+	br := d.Pipeline.Breaker
 	c := &process.Clean{
-		Topics:  make(map[string]process.CleanTopic, len(d.Schemas)),
-		Decoder: dec,
-		Horizon: d.Pipeline.Dedup.Horizon.D(),
-		Now:     d.Now,
-		Metrics: m,
+		Topics:   make(map[string]process.CleanTopic, len(d.Schemas)),
+		Decoder:  dec,
+		Horizon:  d.Pipeline.Dedup.Horizon.D(),
+		Now:      d.Now,
+		Metrics:  m,
+		Breakers: dlq.NewBreakers(br.Threshold, dlq.Backoff{Base: br.ProbeBase.D(), Cap: br.ProbeCap.D(), Factor: 2, Jitter: 1}, d.Now, d.Rand),
+		Sleep:    d.Sleep,
+		Rand:     d.Rand,
+		Logger:   d.Logger.With("service", "process"),
 	}
+	tiers := RetryTiers(d.Pipeline)
 	for name, ts := range d.Schemas {
-		c.Topics[name] = process.CleanTopic{Name: name, Codec: ts.Clean, Rules: ts.Rules}
+		t, ok := d.Pipeline.Topic(name)
+		if !ok {
+			return nil, fmt.Errorf("clean stage: no topic %s in the pipeline", name)
+		}
+		c.Topics[name] = process.CleanTopic{Name: name, Codec: ts.Clean, Rules: ts.Rules,
+			Transform: d.Transforms[name], Retry: cleanRetry(t.Retry, tiers)}
+	}
+	for name := range d.Transforms {
+		if _, ok := c.Topics[name]; !ok {
+			return nil, fmt.Errorf("clean stage: transform for unknown topic %s", name)
+		}
 	}
 	return process.NewStage(ctx, c.StageConfig(d.stageBase(m)))
+}
+
+// RetryTiers are the pipeline's delay-tier retry topics.
+func RetryTiers(p *config.Pipeline) []dlq.Tier {
+	tiers := make([]dlq.Tier, 0, len(p.RetryTiers))
+	for _, d := range p.RetryTiers {
+		tiers = append(tiers, dlq.Tier{Delay: d.D(), Topic: config.RetryTopic(d.D()), Partitions: p.RetryPartitions()})
+	}
+	return tiers
+}
+
+func cleanRetry(r config.Retry, tiers []dlq.Tier) process.CleanRetry {
+	jitter := config.DefaultRetryJitter
+	if r.Jitter != nil {
+		jitter = *r.Jitter
+	}
+	return process.CleanRetry{
+		InPlace:        r.InPlaceAttempts,
+		InPlaceBackoff: dlq.DefaultBackoff(),
+		InPlaceBudget:  r.InPlaceBudget.D(),
+		Policy: dlq.Policy{
+			MaxAttempts: r.MaxAttempts,
+			Backoff:     dlq.Backoff{Base: r.Base.D(), Factor: r.Factor, Cap: r.Cap.D(), Jitter: jitter},
+			Tiers:       tiers,
+			Ordered:     r.Ordered,
+		},
+	}
+}
+
+// NewRetryStage builds the retry stage, which delivers records from the retry topics back
+// to their original topics when their time comes. Nil without retry tiers.
+func NewRetryStage(ctx context.Context, d Deps, m *process.Metrics) (*process.Stage, error) {
+	d.defaults()
+	tiers := RetryTiers(d.Pipeline)
+	if len(tiers) == 0 {
+		return nil, nil
+	}
+	r := &process.Retry{Metrics: m}
+	for _, t := range tiers {
+		r.Topics = append(r.Topics, t.Topic)
+	}
+	return process.NewStage(ctx, r.StageConfig(d.stageBase(m)))
 }
 
 // NewAggregationStages builds, for every aggregation of the pipeline, its repartition
@@ -88,16 +149,36 @@ type Processor struct {
 
 // NewProcessor builds every stage of the pipeline.
 func NewProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) (*Processor, error) {
-	clean, err := NewCleanStage(ctx, d, dec, m)
+	p, err := NewCleanProcessor(ctx, d, dec, m)
 	if err != nil {
 		return nil, err
 	}
 	aggs, err := NewAggregationStages(ctx, d, dec, m)
 	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	p.Stages = append(p.Stages, aggs...)
+	return p, nil
+}
+
+// NewCleanProcessor builds the clean stage and the retry stage that feeds its retried
+// records back, without the aggregations.
+func NewCleanProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) (*Processor, error) {
+	clean, err := NewCleanStage(ctx, d, dec, m)
+	if err != nil {
+		return nil, err
+	}
+	p := &Processor{Stages: []*process.Stage{clean}}
+	retry, err := NewRetryStage(ctx, d, m)
+	if err != nil {
 		clean.Kill()
 		return nil, err
 	}
-	return &Processor{Stages: append([]*process.Stage{clean}, aggs...)}, nil
+	if retry != nil {
+		p.Stages = append(p.Stages, retry)
+	}
+	return p, nil
 }
 
 // Run runs every stage until ctx ends (each drains its open transaction) or one fails,

@@ -57,3 +57,11 @@ func (d *Dedup) sweep() {
 	}
 	d.nextSweep = wm + step
 }
+
+// Contains reports what Seen(id, t) would, without remembering anything: a handler
+// checks it before work that may fail and calls Seen once the event is done.
+func (d *Dedup) Contains(id string, t int64) bool {
+	wm := max(d.watermark, t)
+	old, ok := d.store.Get(id)
+	return ok && old >= wm
+}
