@@ -143,6 +143,10 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		kgo.TransactionTimeout(cfg.TxnTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A partition resumed after a hold joins the next fetch request only: a short
+		// long-poll bounds how late a due retry or a probe starts (new data still
+		// returns a fetch at once).
+		kgo.FetchMaxWait(500*time.Millisecond),
 		// Rebalances happen between transactions only, so task state never changes
 		// under a running batch.
 		kgo.BlockRebalanceOnPoll(),
