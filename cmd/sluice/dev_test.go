@@ -114,6 +114,8 @@ func TestDev(t *testing.T) {
 			{"healthz", "/healthz", ""},
 			{"readyz", "/readyz", ""},
 			{"metrics", "/metrics", "sluice_ingest_events_total"},
+			{"dead-letter gauges", "/metrics", `sluice_dead_letter_depth{topic="purchases.dlq"}`},
+			{"retry gauges", "/metrics", `sluice_retry_depth{topic="_sluice.retry.5s"}`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				code, body := httpGet(t, ctx, d.APIURL()+tc.path)

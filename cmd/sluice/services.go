@@ -68,6 +68,12 @@ func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.
 		if err != nil {
 			return err
 		}
+		stopMon, err := service.StartMonitor(ctx, d, 0)
+		if err != nil {
+			proc.Kill()
+			return err
+		}
+		defer stopMon()
 		srv := &http.Server{Addr: svc.HTTPAddr, ReadHeaderTimeout: 5 * time.Second,
 			Handler: metricsMux(reg)}
 		go func() {

@@ -83,6 +83,13 @@ func Dev(ctx context.Context, o DevOptions) error {
 		_ = in.Shutdown(context.Background())
 		return err
 	}
+	stopMon, err := StartMonitor(ctx, d, 0)
+	if err != nil {
+		_ = in.Shutdown(context.Background())
+		proc.Kill()
+		return err
+	}
+	defer stopMon()
 	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	var procErr error

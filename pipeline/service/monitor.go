@@ -1,0 +1,48 @@
+package service
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/process"
+)
+
+// DefaultMonitorInterval is how often StartMonitor refreshes the dead-letter and retry
+// gauges.
+const DefaultMonitorInterval = 15 * time.Second
+
+// StartMonitor publishes, on d.Registry, the depth and oldest age of every dead-letter
+// topic of the pipeline and the depth of its retry topics, refreshed every interval
+// (DefaultMonitorInterval if <= 0) until stop is called. One per process: the gauges
+// are registered once.
+func StartMonitor(ctx context.Context, d Deps, interval time.Duration) (stop func(), err error) {
+	d.defaults()
+	if interval <= 0 {
+		interval = DefaultMonitorInterval
+	}
+	cfg := dlq.MonitorConfig{Opts: d.Kafka.Opts(), RetryGroup: "sluice." + process.RetryStageName, Now: d.Now}
+	for _, t := range d.Pipeline.Topics {
+		cfg.DLQTopics = append(cfg.DLQTopics, config.DLQTopic(t.Name))
+	}
+	for _, tier := range RetryTiers(d.Pipeline) {
+		cfg.RetryTopics = append(cfg.RetryTopics, tier.Topic)
+	}
+	if len(cfg.RetryTopics) > 0 {
+		cfg.DLQTopics = append(cfg.DLQTopics, config.RetryDLQTopic)
+	}
+	m, err := dlq.NewMonitor(cfg, d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(ctx, interval) })
+	return func() {
+		cancel()
+		wg.Wait()
+		m.Close()
+	}, nil
+}
