@@ -166,7 +166,7 @@ func TestTransientFailureNeverHealsDeadLettered(t *testing.T) {
 	}
 	h := dl[0].Headers
 	if h[dlq.HeaderAttempts] != "4" || h[dlq.HeaderClass] != "transient" || h[dlq.HeaderStage] != "clean" ||
-		!containsFold(h[dlq.HeaderError], "enrich: timeout") || dl[0].Value["event_id"] != id {
+		h[dlq.HeaderError] != "transform: enrich: timeout" || dl[0].Value["event_id"] != id {
 		t.Errorf("dead letter headers %v", h)
 	}
 	calls := tr.callsOf(id)

@@ -17,8 +17,9 @@ type DependencyError struct {
 	Err        error
 }
 
-// Error returns the wrapped error's message prefixed with the dependency.
-func (e *DependencyError) Error() string { return e.Dependency + ": " + e.Err.Error() }
+// Error returns the wrapped error's message: the dependency is a label for the breaker
+// and metrics, not part of the message.
+func (e *DependencyError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the wrapped error.
 func (e *DependencyError) Unwrap() error { return e.Err }

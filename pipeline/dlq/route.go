@@ -104,8 +104,13 @@ func (f *Failures) Handler(next Handler) Handler {
 			return err
 		}
 		var ae *AttemptsError
-		if ctx.Err() != nil && !errors.As(err, &ae) {
+		isAttempts := errors.As(err, &ae)
+		if ctx.Err() != nil && !isAttempts {
 			return err
+		}
+		if isAttempts {
+			// The letter says what failed; the attempts have their own header.
+			err = ae.Err
 		}
 		now := f.Now()
 		first, ok := FirstFailure(rec)

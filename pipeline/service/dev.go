@@ -34,6 +34,9 @@ type DevOptions struct {
 	Logger *slog.Logger
 	// Ready, if set, is called with the addresses once everything runs.
 	Ready func(brokers []string, registryURL, httpAddr string)
+	// Transforms are the clean stage's user transforms, by raw topic (see
+	// process.Transform and examples/enrich).
+	Transforms map[string]process.Transform
 }
 
 // Dev runs the whole platform in one process until ctx ends, then drains: the API stops
@@ -69,6 +72,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 	if err != nil {
 		return err
 	}
+	d.Transforms = o.Transforms
 	ln, err := net.Listen("tcp", svc.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("ingest listen %s: %w", svc.HTTPAddr, err)
