@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -47,7 +48,7 @@ func isLetter(k string) bool {
 			return true
 		}
 	}
-	return strings.HasPrefix(k, "sluice-error")
+	return strings.HasPrefix(k, "sluice-error") || strings.HasPrefix(k, "sluice-retry-")
 }
 
 func check(t *testing.T, dl *kgo.Record, kept []kgo.RecordHeader, msg string) {
@@ -74,4 +75,81 @@ func check(t *testing.T, dl *kgo.Record, kept []kgo.RecordHeader, msg string) {
 			t.Fatalf("letter header %s appears %d times", k, seen[k])
 		}
 	}
+}
+
+// FuzzRetryRoundTrip sends records with arbitrary headers through a retry topic and back
+// (RetryRecord, then Redelivery, as the clean and retry stages do) several times, and
+// checks that the record returns to its origin with its own headers in order, that the
+// sluice-* headers never repeat and that the header count stops growing after one trip.
+// It also feeds the headers straight to Redelivery and RetryAt, which must not panic.
+func FuzzRetryRoundTrip(f *testing.F) {
+	f.Add("trace=abc\nsluice-event-id=01JD", int32(2), int64(41), int64(5))
+	f.Add("sluice-retry-at=x\nsluice-original-partition=-1\nsluice-original-topic=", int32(0), int64(0), int64(0))
+	f.Add("sluice-attempts=99999999999999999999\nsluice-retry-attempts=-3", int32(7), int64(-1), int64(-9))
+	f.Fuzz(func(t *testing.T, hdrs string, partition int32, offset, delayMs int64) {
+		if partition < 0 {
+			partition = -partition
+		}
+		if partition < 0 {
+			partition = 0
+		}
+		rec := &kgo.Record{Topic: "purchases", Partition: partition, Offset: offset, Key: []byte("k"), Value: []byte("v")}
+		for _, line := range strings.Split(hdrs, "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+		_, _ = dlq.Redelivery(rec)
+		_, _ = dlq.RetryAt(rec)
+		var own []kgo.RecordHeader
+		for _, h := range rec.Headers {
+			if !isLetter(h.Key) {
+				own = append(own, h)
+			}
+		}
+		tier := dlq.Tier{Delay: time.Minute, Topic: "_sluice.retry.1m", Partitions: 3}
+		now := time.UnixMicro(1_700_000_000_000_000)
+		cur, sizes := rec, []int{}
+		for round := 1; round <= 4; round++ {
+			l := dlq.Letter{Stage: "clean", Class: dlq.Transient, Err: errors.New("timeout"), Attempts: round, FirstFailure: now}
+			at := now.Add(time.Duration(delayMs) * time.Millisecond)
+			waiting := dlq.RetryRecord(cur, tier, l, round, at)
+			if waiting.Partition != partition%3 {
+				t.Fatalf("retry record on partition %d, want %d", waiting.Partition, partition%3)
+			}
+			if got, ok := dlq.RetryAt(waiting); !ok || !got.Equal(time.UnixMicro(at.UnixMicro())) {
+				t.Fatalf("RetryAt = %v, %v; want %v", got, ok, at)
+			}
+			back, ok := dlq.Redelivery(waiting)
+			if !ok || back.Topic != "purchases" || back.Partition != partition {
+				t.Fatalf("round %d: redelivered to %v/%v (ok %v)", round, back.Topic, back.Partition, ok)
+			}
+			seen := map[string]bool{}
+			var mine []kgo.RecordHeader
+			for _, h := range back.Headers {
+				if strings.HasPrefix(h.Key, "sluice-") && isLetter(h.Key) {
+					if seen[h.Key] {
+						t.Fatalf("round %d: header %s repeats: %q", round, h.Key, back.Headers)
+					}
+					seen[h.Key] = true
+					continue
+				}
+				mine = append(mine, h)
+			}
+			if len(mine) != len(own) {
+				t.Fatalf("round %d: own headers %q, want %q", round, mine, own)
+			}
+			for i := range own {
+				if !eqHeader(mine[i], own[i]) {
+					t.Fatalf("round %d: own header %d = %q, want %q", round, i, mine[i], own[i])
+				}
+			}
+			sizes = append(sizes, len(back.Headers))
+			cur = back
+		}
+		for _, n := range sizes[1:] {
+			if n != sizes[0] {
+				t.Fatalf("header counts per trip %v: not bounded", sizes)
+			}
+		}
+	})
 }
