@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -97,7 +98,7 @@ func (p *Pipeline) RetryPartitions() int32 {
 	return n
 }
 
-func (r *Retry) applyDefaults() {
+func (r *Retry) applyDefaults(longestTier time.Duration) {
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = DefaultMaxAttempts
 	}
@@ -107,14 +108,15 @@ func (r *Retry) applyDefaults() {
 	if r.InPlaceBudget == 0 {
 		r.InPlaceBudget = Duration(DefaultInPlaceBudget)
 	}
+	// The defaults fit custom tiers: no wait longer than the longest tier.
 	if r.Base == 0 {
-		r.Base = Duration(DefaultRetryBase)
+		r.Base = Duration(min(DefaultRetryBase, longestTier))
 	}
 	if r.Factor == 0 {
 		r.Factor = DefaultRetryFactor
 	}
 	if r.Cap == 0 {
-		r.Cap = Duration(DefaultRetryCap)
+		r.Cap = Duration(min(DefaultRetryCap, longestTier))
 	}
 	if r.Jitter == nil {
 		j := DefaultRetryJitter
@@ -139,8 +141,12 @@ func (p *Pipeline) applyRetryDefaults() {
 		p.RetryTiers = append([]Duration(nil), DefaultRetryTiers...)
 	}
 	sort.Slice(p.RetryTiers, func(i, j int) bool { return p.RetryTiers[i] < p.RetryTiers[j] })
+	longest := DefaultRetryCap
+	if n := len(p.RetryTiers); n > 0 && p.RetryTiers[n-1] > 0 {
+		longest = p.RetryTiers[n-1].D()
+	}
 	for i := range p.Topics {
-		p.Topics[i].Retry.applyDefaults()
+		p.Topics[i].Retry.applyDefaults(longest)
 	}
 	p.Breaker.applyDefaults()
 }
@@ -178,14 +184,31 @@ func (v *validator) retry(path string, r *Retry) {
 	if r.Base <= 0 {
 		v.add(path+".base", "must be > 0 (got %q)", r.Base)
 	}
-	if r.Factor < 1 {
+	if !(r.Factor >= 1) || math.IsInf(r.Factor, 1) { // also NaN
 		v.add(path+".factor", "must be >= 1 (got %v)", r.Factor)
 	}
 	if r.Cap < r.Base {
 		v.add(path+".cap", "must be >= base (got %q < %q)", r.Cap, r.Base)
 	}
-	if r.Jitter != nil && (*r.Jitter < 0 || *r.Jitter > 1) {
+	if r.Jitter != nil && !(*r.Jitter >= 0 && *r.Jitter <= 1) { // also NaN
 		v.add(path+".jitter", "must be in [0, 1] (got %v)", *r.Jitter)
+	}
+}
+
+// retryCaps checks that no topic waits longer than the longest retry tier: a longer wait
+// would sit at the head of that tier and hold up every record behind it.
+func (v *validator) retryCaps(p *Pipeline) {
+	if len(p.RetryTiers) == 0 {
+		return
+	}
+	longest := p.RetryTiers[0]
+	for _, d := range p.RetryTiers {
+		longest = max(longest, d)
+	}
+	for i := range p.Topics {
+		if c := p.Topics[i].Retry.Cap; c > longest {
+			v.add(fmt.Sprintf("topics[%d].retry.cap", i), "must be <= the longest retry tier %q (got %q)", longest, c)
+		}
 	}
 }
 

@@ -72,6 +72,7 @@ func (p *Pipeline) Validate() error {
 		v.wholeMillis("dedup.horizon", p.Dedup.Horizon)
 	}
 	v.retryTiers(p.RetryTiers)
+	v.retryCaps(p)
 	v.breaker(&p.Breaker)
 	for i := range p.Aggregations {
 		path := fmt.Sprintf("aggregations[%d]", i)

@@ -105,7 +105,20 @@ func (b *Breakers) all() []*Breaker {
 // half-open breakers and resets the failure count.
 func Guard(bs *Breakers, next Handler) Handler {
 	return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-		for _, br := range bs.all() {
+		brs := bs.all()
+		// Look before taking a probe: letting breaker A go half-open and then being
+		// refused by breaker B would spend A's probe on a record that never reaches A.
+		now := bs.now()
+		var wait time.Time
+		for _, br := range brs {
+			if until, open := br.OpenUntil(); open && now.Before(until) && until.After(wait) {
+				wait = until
+			}
+		}
+		if !wait.IsZero() {
+			return &WaitError{Until: wait, Reason: "circuit-open"}
+		}
+		for _, br := range brs {
 			if ok, at := br.Allow(); !ok {
 				return &WaitError{Until: at, Reason: "circuit-open"}
 			}

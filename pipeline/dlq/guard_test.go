@@ -234,7 +234,8 @@ func TestFromDependency(t *testing.T) {
 	}
 	base := dlq.AsPermanent(errors.New("unknown schema 7"))
 	err := dlq.FromDependency("registry", base)
-	if got, want := err.Error(), "registry: unknown schema 7"; got != want {
+	// The dependency labels the breaker; the message is the cause's.
+	if got, want := err.Error(), base.Error(); got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 	if !errors.Is(err, base) || dlq.ClassOf(err) != dlq.Permanent {
@@ -263,5 +264,36 @@ func TestBreakersFor(t *testing.T) {
 	want := map[string]string{"a": dlq.BreakerOpen, "b": dlq.BreakerClosed}
 	if got := bs.States(); !maps.Equal(got, want) {
 		t.Errorf("states = %v, want %v", got, want)
+	}
+}
+
+// With two open breakers, a record due for A's probe but refused by B must not spend
+// A's probe: A stays open and probes as soon as B lets records through.
+func TestGuardDoesNotWasteProbes(t *testing.T) {
+	for range 50 { // map order varies: repeat
+		clk := &fakeClock{t: routeNow}
+		probe := dlq.Backoff{Base: time.Second, Factor: 2, Cap: 10 * time.Second}
+		bs := dlq.NewBreakers(1, probe, clk.now, nil)
+		bs.For("a").Failure() // open until +1s
+		clk.advance(500 * time.Millisecond)
+		bs.For("b").Failure() // open until +1.5s
+		clk.advance(500 * time.Millisecond)
+		calls := 0
+		h := dlq.Guard(bs, func(context.Context, *kgo.Record, func(*kgo.Record)) error { calls++; return nil })
+		err := h(context.Background(), &kgo.Record{}, func(*kgo.Record) {})
+		w, ok := dlq.AsWait(err)
+		if !ok || !w.Until.Equal(routeNow.Add(1500*time.Millisecond)) || calls != 0 {
+			t.Fatalf("at +1s: err %v, calls %d; want a wait until +1.5s", err, calls)
+		}
+		if st := bs.States(); st["a"] != dlq.BreakerOpen {
+			t.Fatalf("breaker a is %s after a refused record, want open (probe not spent)", st["a"])
+		}
+		clk.advance(500 * time.Millisecond)
+		if err := h(context.Background(), &kgo.Record{}, func(*kgo.Record) {}); err != nil || calls != 1 {
+			t.Fatalf("at +1.5s: err %v, calls %d; want the probe through", err, calls)
+		}
+		if st := bs.States(); st["a"] != dlq.BreakerClosed || st["b"] != dlq.BreakerClosed {
+			t.Fatalf("after a successful probe: %v, want both closed", st)
+		}
 	}
 }
