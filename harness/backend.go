@@ -5,13 +5,18 @@
 package harness
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/service"
 )
 
@@ -48,8 +53,9 @@ func (k *Kfake) Start(t testing.TB) ([]string, string) {
 func (k *Kfake) Cluster() *kfake.Cluster { return k.emb.Cluster }
 
 // External uses brokers that already run (SLUICE_TEST_BROKERS, comma-separated), with an
-// in-process registry. Topics are shared across tests on one broker, so tests that use it
-// must tolerate existing data (the real-broker issue makes topic names unique per test).
+// in-process registry. Tests share the brokers one after another: before each test the
+// harness deletes the pipeline's topics and the sluice.* consumer groups (Reset), so point
+// it at a throwaway broker such as `make kafka-up`'s, never at one whose data matters.
 type External struct {
 	Brokers []string
 	emb     *service.Embedded
@@ -73,6 +79,70 @@ func (e *External) Start(t testing.TB) ([]string, string) {
 // Cluster implements Backend: faults cannot be injected into an external broker.
 func (*External) Cluster() *kfake.Cluster { return nil }
 
+// Reset implements Resetter.
+func (e *External) Reset(t testing.TB, p *config.Pipeline) { resetBrokers(t, e.Brokers, p) }
+
+// Resetter is a backend whose brokers outlive a test: Reset removes what an earlier test
+// left (the pipeline's topics, the stages' consumer groups) before the pipeline starts.
+type Resetter interface {
+	Reset(t testing.TB, p *config.Pipeline)
+}
+
+// resetBrokers deletes the consumer groups named sluice.* and every topic the pipeline
+// uses, and waits until the topics are gone.
+func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("reset brokers: %v", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("reset brokers: list groups: %v", err)
+	}
+	var stale []string
+	for _, g := range groups.Groups() {
+		if strings.HasPrefix(g, "sluice.") {
+			stale = append(stale, g)
+		}
+	}
+	if len(stale) > 0 {
+		if _, err := adm.DeleteGroups(ctx, stale...); err != nil {
+			t.Fatalf("reset brokers: delete groups %v: %v", stale, err)
+		}
+	}
+	var names []string
+	for _, s := range kafka.TopicsFor(p) {
+		names = append(names, s.Name)
+	}
+	existing, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		t.Fatalf("reset brokers: list topics: %v", err)
+	}
+	if len(existing.Names()) == 0 {
+		return
+	}
+	if _, err := adm.DeleteTopics(ctx, existing.Names()...); err != nil {
+		t.Fatalf("reset brokers: delete topics: %v", err)
+	}
+	// Deletion is asynchronous: creating a topic still marked for deletion fails.
+	for {
+		left, err := adm.ListTopics(ctx, names...)
+		if err == nil && len(left.Names()) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("reset brokers: topics not deleted after 60s: %v", left.Names())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // BackendFromEnv picks the backend named by SLUICE_TEST_BACKEND: "kfake" (default) or
 // "external" (brokers from SLUICE_TEST_BROKERS).
 func BackendFromEnv(t testing.TB) Backend {
@@ -86,8 +156,10 @@ func BackendFromEnv(t testing.TB) Backend {
 			t.Fatal("SLUICE_TEST_BACKEND=external needs SLUICE_TEST_BROKERS")
 		}
 		return &External{Brokers: strings.Split(bs, ",")}
+	case "testcontainers":
+		return &Testcontainers{}
 	default:
-		t.Fatalf("SLUICE_TEST_BACKEND=%q: want kfake or external", b)
+		t.Fatalf("SLUICE_TEST_BACKEND=%q: want kfake, external or testcontainers", b)
 		return nil
 	}
 }

@@ -126,6 +126,9 @@ func Start(t testing.TB, opts ...Option) *Pipeline {
 		}
 	}
 	brokers, regURL := o.backend.Start(t)
+	if r, ok := o.backend.(Resetter); ok {
+		r.Reset(t, o.pipeline)
+	}
 	svc := config.DefaultService()
 	svc.Brokers = brokers
 	svc.RegistryURL = regURL
