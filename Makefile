@@ -4,16 +4,41 @@ GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
 
-.PHONY: test deps vet unit race bench fuzz build dev clean
+.PHONY: test test-fast test-real test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
 
-## test: install what is missing, vet, and run every test (unit, fuzz corpora, e2e on kfake)
-test: deps vet
+## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
+## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
+test: test-fast test-real
+
+## test-fast: vet and every test on kfake only (no Java needed)
+test-fast: deps vet
 	$(GO) test -count=1 -timeout $(TIMEOUT) $(PKGS)
 
-## deps: download Go modules (idempotent)
+## test-real: the e2e suite and the SCRAM tests on a real Kafka 4.x broker (make kafka-up)
+test-real: deps
+	GO=$(GO) scripts/test-real.sh
+
+## test-loop: repeat the exactly-once tests N times on kfake to smoke out flakes
+N ?= 20
+test-loop: deps
+	$(GO) test -count=$(N) -timeout 60m -run 'Crash|ExactlyOnce|Killed|Windows|Replay|Breaker|Poison' ./e2e/
+
+## kafka-up: start a real single-node Kafka 4.x broker on 127.0.0.1 (prints BOOTSTRAP=...)
+kafka-up:
+	scripts/kafka/kafka-up.sh
+
+## kafka-down: stop the broker started by kafka-up
+kafka-down:
+	scripts/kafka/kafka-down.sh
+
+## deps: download Go modules; install Java 17 and Maven for the real broker if missing
+## (idempotent; apt-get only where they are absent)
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl"; exit 1; }
 	$(GO) mod download
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  echo "installing Java 17 and Maven (for the real Kafka broker)"; \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; }
 
 ## vet: go vet and gofmt
 vet:

@@ -119,25 +119,35 @@ func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
 	for _, s := range kafka.TopicsFor(p) {
 		names = append(names, s.Name)
 	}
-	existing, err := adm.ListTopics(ctx, names...)
+	present := func() ([]string, error) {
+		ds, err := adm.ListTopics(ctx, names...)
+		var out []string
+		for name, d := range ds {
+			if d.Err == nil { // requested names that do not exist come back with an error
+				out = append(out, name)
+			}
+		}
+		return out, err
+	}
+	existing, err := present()
 	if err != nil {
 		t.Fatalf("reset brokers: list topics: %v", err)
 	}
-	if len(existing.Names()) == 0 {
+	if len(existing) == 0 {
 		return
 	}
-	if _, err := adm.DeleteTopics(ctx, existing.Names()...); err != nil {
+	if _, err := adm.DeleteTopics(ctx, existing...); err != nil {
 		t.Fatalf("reset brokers: delete topics: %v", err)
 	}
 	// Deletion is asynchronous: creating a topic still marked for deletion fails.
 	for {
-		left, err := adm.ListTopics(ctx, names...)
-		if err == nil && len(left.Names()) == 0 {
+		left, err := present()
+		if err == nil && len(left) == 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("reset brokers: topics not deleted after 60s: %v", left.Names())
+			t.Fatalf("reset brokers: topics not deleted after 60s: %v", left)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
-	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
@@ -50,7 +49,10 @@ func consumeCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(conte
 		if *fromStart {
 			start = kgo.NewOffset().AtStart()
 		}
-		kc := kafka.Config{Brokers: svc.Brokers, Logger: log}
+		kc, err := kafkaConfig(ctx, svc, log)
+		if err != nil {
+			return err
+		}
 		cl, err := kgo.NewClient(append(kc.Opts(),
 			kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(start),

@@ -62,7 +62,10 @@ func dlqCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.C
 			return errors.New(dlqUsage)
 		}
 		sub, topic := args[0], args[1]
-		kc := kafka.Config{Brokers: svc.Brokers, Logger: log}
+		kc, err := kafkaConfig(ctx, svc, log)
+		if err != nil {
+			return err
+		}
 		var f dlq.Filter
 		if sub == "replay" {
 			if f, err = parseFilter(*filter, *since, *until, *maxN); err != nil {

@@ -96,3 +96,17 @@ func metricsMux(reg *prometheus.Registry) http.Handler {
 	})
 	return mux
 }
+
+// kafkaConfig is how every subcommand reaches Kafka: the brokers and security of svc,
+// checked, and the brokers pinged so that a wrong password or address fails now with a
+// clear message.
+func kafkaConfig(ctx context.Context, svc *config.Service, log *slog.Logger) (kafka.Config, error) {
+	kc := kafka.Config{Brokers: svc.Brokers, Logger: log, Security: kafka.SecurityFrom(svc.Security)}
+	if err := kc.Security.Validate(); err != nil {
+		return kc, err
+	}
+	if err := kafka.Ping(ctx, kc); err != nil {
+		return kc, err
+	}
+	return kc, nil
+}

@@ -25,7 +25,10 @@ func topicsCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(contex
 		if err != nil {
 			return err
 		}
-		kc := kafka.Config{Brokers: svc.Brokers, Logger: log}
+		kc, err := kafkaConfig(ctx, svc, log)
+		if err != nil {
+			return err
+		}
 		cl, err := kgo.NewClient(kc.Opts()...)
 		if err != nil {
 			return err

@@ -61,6 +61,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.TxnMaxTime, "txn-max-time", d.TxnMaxTime, "longest time one transaction collects records")
 	fs.DurationVar(&s.IdleAdvance, "idle-advance", d.IdleAdvance, "advance a caught-up, quiet source partition's watermark with the wall clock after this long (0: off)")
 	fs.StringVar(&s.LogLevel, "log-level", d.LogLevel, "log `level`: debug, info, warn or error")
+	s.Security.BindFlags(fs)
 }
 
 // EnvName returns the environment variable read for the flag called name:

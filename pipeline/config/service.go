@@ -39,4 +39,6 @@ type Service struct {
 	IdleAdvance time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
+	// Security holds the Kafka TLS and SASL settings (--kafka-tls*, --kafka-sasl-*).
+	Security KafkaSecurity
 }

@@ -3,16 +3,24 @@ package kafka
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
 )
 
-// Config is how to reach Kafka. Security options (TLS, SASL, MSK IAM) join it later.
+// Config is how to reach Kafka.
 type Config struct {
 	// Brokers are the seed brokers.
 	Brokers []string
+	// Security is TLS and SASL (PLAIN, SCRAM, AWS MSK IAM). Zero: plaintext, no
+	// authentication.
+	Security Security
+	// Dial, if set, opens the TCP connection to a broker (fault injection: it can cut
+	// connections); TLS, when on, runs over the connections it returns. Nil: a net.Dialer
+	// with DialTimeout. Do not pass kgo.Dialer in Extra: it would replace TLS.
+	Dial func(ctx context.Context, network, host string) (net.Conn, error)
 	// ClientID names the client in broker logs and quotas. Default "sluice".
 	ClientID string
 	// MetadataMinAge bounds how stale metadata may be before a refresh is allowed.
@@ -27,7 +35,9 @@ type Config struct {
 	Extra []kgo.Opt
 }
 
-// Opts returns the options every Sluice client shares.
+// Opts returns the options every Sluice client shares. It cannot fail: an invalid
+// Security makes every connection fail with Security.Validate's error, so check Validate
+// (or Ping) at start-up.
 func (c Config) Opts() []kgo.Opt {
 	id := c.ClientID
 	if id == "" {
@@ -42,6 +52,7 @@ func (c Config) Opts() []kgo.Opt {
 		l := slog.New(minLevel{c.Logger.Handler(), slog.LevelWarn}).With("component", "kgo")
 		opts = append(opts, kgo.WithLogger(kslog.New(l)))
 	}
+	opts = append(opts, c.Security.opts(c.Dial, nil)...)
 	return append(opts, c.Extra...)
 }
 

@@ -123,8 +123,8 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), holds: make(map[TaskID]*hold), log: cfg.Logger.With("stage", cfg.Name),
 		dialer: newSeverableDialer()}
 	s.killCtx, s.kill = context.WithCancel(context.Background())
-	// TLS joins this dialer when the kafka package gains security options.
-	cfg.Kafka.Extra = append(append([]kgo.Opt(nil), cfg.Kafka.Extra...), kgo.Dialer(s.dialer.DialContext))
+	// TLS runs over this dialer, so severing it also cuts TLS connections.
+	cfg.Kafka.Dial = s.dialer.DialContext
 
 	admCl, err := kgo.NewClient(cfg.Kafka.Opts()...)
 	if err != nil {

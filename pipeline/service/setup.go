@@ -27,6 +27,16 @@ func Setup(ctx context.Context, svc config.Service, p *config.Pipeline, kc kafka
 	if len(kc.Brokers) == 0 {
 		kc.Brokers = svc.Brokers
 	}
+	if kc.Security == (kafka.Security{}) {
+		kc.Security = kafka.SecurityFrom(svc.Security)
+	}
+	if err := kc.Security.Validate(); err != nil {
+		return Deps{}, nil, err
+	}
+	// A wrong password or an unreachable broker is a clear error now, not a hang later.
+	if err := kafka.Ping(ctx, kc); err != nil {
+		return Deps{}, nil, err
+	}
 	src, err := sr.NewClient(sr.URLs(svc.RegistryURL))
 	if err != nil {
 		return Deps{}, nil, fmt.Errorf("schema registry client: %w", err)

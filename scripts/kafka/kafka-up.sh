@@ -126,6 +126,8 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 transaction.max.timeout.ms=900000
 group.initial.rebalance.delay.ms=0
+# Tests kill instances and wait out their session: allow short sessions (kfake does).
+group.min.session.timeout.ms=500
 log.message.timestamp.after.max.ms=9223372036854775807
 log.retention.ms=-1
 auto.create.topics.enable=false
