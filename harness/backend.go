@@ -140,15 +140,21 @@ func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
 		t.Fatalf("reset brokers: delete topics: %v", err)
 	}
 	// Deletion is asynchronous: creating a topic still marked for deletion fails.
-	for {
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; ; i++ {
 		left, err := present()
 		if err == nil && len(left) == 0 {
 			return
 		}
+		if time.Now().After(deadline) || i > 1200 {
+			t.Fatalf("reset brokers: topics not deleted after 60s: %v (last error %v)", left, err)
+		}
+		tm := time.NewTimer(50 * time.Millisecond)
 		select {
 		case <-ctx.Done():
-			t.Fatalf("reset brokers: topics not deleted after 60s: %v", left)
-		case <-time.After(50 * time.Millisecond):
+			tm.Stop()
+			t.Fatalf("reset brokers: %v while waiting for %v to be deleted", ctx.Err(), left)
+		case <-tm.C:
 		}
 	}
 }

@@ -112,6 +112,10 @@ type aggregateTask struct {
 	out     string
 	late    string
 	handler dlq.Handler
+	// late events and results (their ingest times) of the open transaction, counted when
+	// it commits: an aborted batch runs again.
+	lates   int
+	results []int64
 }
 
 func (t *aggregateTask) Stores() []Changelogged { return []Changelogged{t.windows, t.marks} }
@@ -119,9 +123,17 @@ func (t *aggregateTask) Restored()              { t.eng.Restored() }
 
 func (t *aggregateTask) Done(committed bool) {
 	if committed {
-		t.a.Metrics.aggregateState(t.a.Agg.Name, t.id.Partition, t.eng, t.a.spec.Sources, t.a.Now())
+		now := t.a.Now()
+		t.a.Metrics.aggregateState(t.a.Agg.Name, t.id.Partition, t.eng, t.a.spec.Sources, now)
 		t.a.Metrics.stateKeys(AggregateStageName(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
+		for range t.lates {
+			t.lates++
+		}
+		for _, its := range t.results {
+			t.a.Metrics.result(t.a.Agg.Name, its, now)
+		}
 	}
+	t.lates, t.results = 0, t.results[:0]
 }
 
 func (t *aggregateTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
@@ -227,7 +239,7 @@ func (t *aggregateTask) emit(rs []stream.Result, emit func(*kgo.Record)) error {
 				{Key: "sluice-ingest-ts", Value: strconv.AppendInt(nil, r.IngestTS, 10)},
 			},
 		})
-		t.a.Metrics.result(t.a.Agg.Name, r.IngestTS, now)
+		t.results = append(t.results, r.IngestTS)
 	}
 	return nil
 }

@@ -137,7 +137,9 @@ type cleanTask struct {
 	// ingestTS of outputs in the open transaction, observed as end-to-end latency when
 	// it commits.
 	ingestTS []int64
-	// letters and retries of the open transaction, counted and logged when it commits.
+	// letters, retries and duplicates of the open transaction, counted (and letters
+	// logged) when it commits.
+	dups    int
 	letters []failure
 	retries []failure
 }
@@ -188,6 +190,10 @@ func (t *cleanTask) Done(committed bool) {
 			t.c.Metrics.breakers(CleanStageName, t.c.Breakers.States())
 		}
 	}
+	if committed && t.dups > 0 && t.c.Metrics != nil {
+		t.c.Metrics.duplicates.WithLabelValues(t.topic.Name).Add(float64(t.dups))
+	}
+	t.dups = 0
 	t.letters, t.retries = t.letters[:0], t.retries[:0]
 }
 
@@ -220,9 +226,7 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 		ts = et.UnixMilli()
 	}
 	if t.dedup.Contains(id, ts) {
-		if t.c.Metrics != nil {
-			t.c.Metrics.duplicates.WithLabelValues(rec.Topic).Inc()
-		}
+		t.dups++ // counted when the transaction commits: an aborted batch runs again
 		return nil
 	}
 	if tr := t.topic.Transform; tr != nil {
