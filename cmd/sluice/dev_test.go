@@ -116,6 +116,10 @@ func TestDev(t *testing.T) {
 			{"metrics", "/metrics", "sluice_ingest_events_total"},
 			{"dead-letter gauges", "/metrics", `sluice_dead_letter_depth{topic="purchases.dlq"}`},
 			{"retry gauges", "/metrics", `sluice_retry_depth{topic="_sluice.retry.5s"}`},
+			{"consumer lag", "/metrics", `sluice_consumer_lag{group="sluice.clean"`},
+			{"build info", "/metrics", `sluice_build_info{`},
+			{"franz-go client metrics", "/metrics", `sluice_kafka_`},
+			{"open transaction age", "/metrics", `sluice_transaction_open_seconds{stage="clean"}`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				code, body := httpGet(t, ctx, d.APIURL()+tc.path)

@@ -24,6 +24,7 @@ import (
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = service.RegisterBuildInfo(reg) // a fresh registry: cannot collide
 	return reg
 }
 
@@ -37,6 +38,7 @@ func ingestCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.C
 		if err != nil {
 			return err
 		}
+		d.ClientMetrics = d.Registry
 		ln, err := net.Listen("tcp", svc.HTTPAddr)
 		if err != nil {
 			return err
@@ -64,6 +66,7 @@ func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.
 		if err != nil {
 			return err
 		}
+		d.ClientMetrics = reg
 		proc, err := service.NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
 		if err != nil {
 			return err

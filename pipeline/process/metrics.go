@@ -3,6 +3,7 @@ package process
 import (
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,8 @@ type Metrics struct {
 	openWindows   *prometheus.GaugeVec
 	lateEvents    *prometheus.CounterVec
 	windowResults *prometheus.CounterVec
+
+	open *openTxns
 
 	retries      *prometheus.CounterVec
 	redelivered  *prometheus.CounterVec
@@ -103,7 +106,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_circuit_breaker_state", Help: "Circuit breaker state per stage and dependency: 0 closed, 1 half-open, 2 open.",
 		}, []string{"stage", "dependency"}),
 	}
-	reg.MustRegister(m.retries, m.redelivered, m.holds, m.breakerState)
+	m.open = &openTxns{now: time.Now, begun: map[*Stage]openTxn{},
+		desc: prometheus.NewDesc("sluice_transaction_open_seconds",
+			"Age of the transaction each stage has open now (0 between transactions): a stuck stage keeps it growing.",
+			[]string{"stage"}, nil)}
+	reg.MustRegister(m.retries, m.redelivered, m.holds, m.breakerState, m.open)
 	reg.MustRegister(m.watermark, m.streamTime, m.streamLag, m.openWindows, m.lateEvents, m.windowResults)
 	reg.MustRegister(m.recordsIn, m.recordsOut, m.txns, m.txnDuration, m.restoreDur, m.restored,
 		m.duplicates, m.deadLetters, m.endToEnd, m.dedupStateLen)
@@ -208,4 +215,59 @@ func (m *Metrics) breakers(stage string, states map[string]string) {
 		}
 		m.breakerState.WithLabelValues(stage, dep).Set(v)
 	}
+}
+
+// openTxns is a collector of the age of every stage's open transaction, computed at
+// scrape time so that a stage stuck inside one shows a growing value.
+type openTxns struct {
+	desc *prometheus.Desc
+	now  func() time.Time
+
+	mu    sync.Mutex
+	begun map[*Stage]openTxn
+}
+
+type openTxn struct {
+	stage string
+	at    time.Time // zero: none open
+}
+
+func (o *openTxns) Describe(ch chan<- *prometheus.Desc) { ch <- o.desc }
+
+func (o *openTxns) Collect(ch chan<- prometheus.Metric) {
+	o.mu.Lock()
+	age := map[string]float64{}
+	now := o.now()
+	for _, t := range o.begun {
+		a := 0.0
+		if !t.at.IsZero() {
+			a = now.Sub(t.at).Seconds()
+		}
+		age[t.stage] = max(age[t.stage], a)
+	}
+	o.mu.Unlock()
+	for stage, a := range age {
+		ch <- prometheus.MustNewConstMetric(o.desc, prometheus.GaugeValue, a, stage)
+	}
+}
+
+// txnOpen records that s began a transaction (on the wall clock: the gauge is read at
+// scrape time against the real clock).
+func (m *Metrics) txnOpen(s *Stage, _ time.Time) {
+	if m == nil {
+		return
+	}
+	m.open.mu.Lock()
+	m.open.begun[s] = openTxn{stage: s.cfg.Name, at: m.open.now()}
+	m.open.mu.Unlock()
+}
+
+// txnClosed records that s ended its transaction.
+func (m *Metrics) txnClosed(s *Stage) {
+	if m == nil {
+		return
+	}
+	m.open.mu.Lock()
+	m.open.begun[s] = openTxn{stage: s.cfg.Name}
+	m.open.mu.Unlock()
 }

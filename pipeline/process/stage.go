@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -48,6 +49,9 @@ type StageConfig struct {
 	Logger *slog.Logger
 	// Metrics, if set, are updated.
 	Metrics *Metrics
+	// ClientMetrics, if set, receives the franz-go metrics of the stage's transactional
+	// client (sluice_kafka_*{client="<stage>"}). One stage instance per registry.
+	ClientMetrics prometheus.Registerer
 	// Now is the wall clock. Default time.Now.
 	Now func() time.Time
 	// AfterFunc runs f after d on the same clock as Now and returns a function that
@@ -157,6 +161,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.revoked),
 	)
+	opts = append(opts, kafka.ClientMetrics(cfg.ClientMetrics, cfg.Name)...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		s.adm.Close()
@@ -172,6 +177,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		s.adm.Close()
 		return nil, fmt.Errorf("stage %s: init transactional producer: %w", cfg.Name, err)
 	}
+	s.cfg.Metrics.txnClosed(s) // the gauge reads 0 until the first transaction
 	return s, nil
 }
 
@@ -335,6 +341,8 @@ func (s *Stage) hasTickers() bool { return s.cfg.TickInterval > 0 }
 // until MaxRecords or MaxTime; then ticks, changelog records, flush and commit.
 func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	start := s.cfg.Now()
+	s.cfg.Metrics.txnOpen(s, start)
+	defer s.cfg.Metrics.txnClosed(s)
 	if err := s.sess.Begin(); err != nil {
 		return fmt.Errorf("stage %s: begin: %w", s.cfg.Name, err)
 	}

@@ -73,6 +73,10 @@ func Dev(ctx context.Context, o DevOptions) error {
 		return err
 	}
 	d.Transforms = o.Transforms
+	d.ClientMetrics = reg
+	if err := RegisterBuildInfo(reg); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", svc.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("ingest listen %s: %w", svc.HTTPAddr, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
@@ -42,6 +43,10 @@ type Deps struct {
 	Rand      func() float64
 	// Transforms are the user transforms of the clean stage, by raw topic.
 	Transforms map[string]process.Transform
+	// ClientMetrics, if set, receives the franz-go metrics of the ingest producer and of
+	// each stage's client (sluice_kafka_*). Set it once per process: the client names
+	// must be unique in it.
+	ClientMetrics prometheus.Registerer
 }
 
 func (d *Deps) defaults() {
@@ -71,7 +76,9 @@ type Ingest struct {
 // StartIngest starts the ingest API on ln.
 func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 	d.defaults()
-	prod, err := kafka.NewProducer(d.Kafka, kafka.ProducerOptions{MaxBufferedBytes: d.Service.MaxBufferedBytes})
+	kc := d.Kafka
+	kc.Extra = append(append([]kgo.Opt(nil), kc.Extra...), kafka.ClientMetrics(d.ClientMetrics, "ingest")...)
+	prod, err := kafka.NewProducer(kc, kafka.ProducerOptions{MaxBufferedBytes: d.Service.MaxBufferedBytes})
 	if err != nil {
 		return nil, err
 	}

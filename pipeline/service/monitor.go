@@ -15,7 +15,8 @@ import (
 const DefaultMonitorInterval = 15 * time.Second
 
 // StartMonitor publishes, on d.Registry, the depth and oldest age of every dead-letter
-// topic of the pipeline and the depth of its retry topics, refreshed every interval
+// topic of the pipeline, the depth of its retry topics and the consumer lag of every
+// stage's group (sluice_consumer_lag), refreshed every interval
 // (DefaultMonitorInterval if <= 0) until stop is called. One per process: the gauges
 // are registered once.
 func StartMonitor(ctx context.Context, d Deps, interval time.Duration) (stop func(), err error) {
@@ -37,12 +38,19 @@ func StartMonitor(ctx context.Context, d Deps, interval time.Duration) (stop fun
 	if err != nil {
 		return nil, err
 	}
+	lm, err := newLagMonitor(d)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(ctx, interval) })
+	wg.Go(func() { lm.run(ctx, interval) })
 	return func() {
 		cancel()
 		wg.Wait()
 		m.Close()
+		lm.close()
 	}, nil
 }

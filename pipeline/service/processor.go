@@ -23,6 +23,8 @@ func (d *Deps) stageBase(m *process.Metrics) process.StageConfig {
 		Metrics:    m,
 		Now:        d.Now,
 		AfterFunc:  d.AfterFunc,
+
+		ClientMetrics: d.ClientMetrics,
 	}
 }
 
