@@ -1,5 +1,7 @@
 # Sluice build and test entry points. `make test` is what CI runs (.ci/run): it installs
 # what is missing, then vets and tests everything.
+SHELL        := bash
+.SHELLFLAGS  := -o pipefail -c
 GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
@@ -10,9 +12,11 @@ TIMEOUT  ?= 20m
 ## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
 test: test-fast test-real
 
-## test-fast: vet and every test on kfake only (no Java needed)
+## test-fast: vet and every test on kfake only (no Java needed), then the live check of
+## every dashboard query and alert against a real Prometheus, printing its count
 test-fast: deps vet
-	$(GO) test -count=1 -timeout $(TIMEOUT) $(PKGS)
+	$(GO) test -count=1 -timeout $(TIMEOUT) $$($(GO) list $(PKGS) | grep -v '/monitoring$$')
+	$(GO) test -count=1 -timeout 10m -v ./monitoring/ | grep -E '^(--- |ok|FAIL|PASS|live check)|_test.go'
 
 ## test-real: the e2e suite and the SCRAM tests on a real Kafka 4.x broker (make kafka-up)
 test-real: deps
@@ -36,6 +40,9 @@ kafka-down:
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl"; exit 1; }
 	$(GO) mod download
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus >/dev/null || { \
+	  echo "installing Prometheus, promtool and amtool"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  echo "installing Java 17 and Maven (for the real Kafka broker)"; \
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; }

@@ -82,7 +82,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := svc.Validate(); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: svc.SlogLevel()}))
+	opts := &slog.HandlerOptions{Level: svc.SlogLevel()}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if svc.LogFormat == "json" {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(h)
 	return runFn(ctx, log)
 }
 

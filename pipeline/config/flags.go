@@ -35,6 +35,7 @@ func DefaultService() Service {
 		TxnMaxRecords:    5000,
 		TxnMaxTime:       50 * time.Millisecond,
 		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 }
 
@@ -61,6 +62,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.TxnMaxTime, "txn-max-time", d.TxnMaxTime, "longest time one transaction collects records")
 	fs.DurationVar(&s.IdleAdvance, "idle-advance", d.IdleAdvance, "advance a caught-up, quiet source partition's watermark with the wall clock after this long (0: off)")
 	fs.StringVar(&s.LogLevel, "log-level", d.LogLevel, "log `level`: debug, info, warn or error")
+	fs.StringVar(&s.LogFormat, "log-format", d.LogFormat, "log `format`: text or json (one object per line)")
 	s.Security.BindFlags(fs)
 }
 

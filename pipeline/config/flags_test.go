@@ -47,7 +47,7 @@ func TestBindFlagsDefaults(t *testing.T) {
 		"brokers": "127.0.0.1:9092", "registry-url": "http://127.0.0.1:8081", "http-addr": ":8080",
 		"max-body-bytes": "10MiB", "max-buffered-bytes": "64MiB", "ack-timeout": "5s",
 		"max-future": "5m0s", "txn-timeout": "1m0s", "txn-max-records": "5000",
-		"txn-max-time": "50ms", "log-level": "info", "config": "",
+		"txn-max-time": "50ms", "log-level": "info", "log-format": "text", "config": "",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -207,6 +207,8 @@ func TestServiceValidate(t *testing.T) {
 		{"txn max records", func(s *config.Service) { s.TxnMaxRecords = 0 }, "--txn-max-records: must be > 0 (got 0)"},
 		{"log level", func(s *config.Service) { s.LogLevel = "loud" }, `--log-level: must be debug, info, warn or error (got "loud")`},
 		{"log level case", func(s *config.Service) { s.LogLevel = "WARN" }, ""},
+		{"log format", func(s *config.Service) { s.LogFormat = "xml" }, `--log-format: must be text or json (got "xml")`},
+		{"log format json", func(s *config.Service) { s.LogFormat = "json" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

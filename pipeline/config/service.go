@@ -39,6 +39,8 @@ type Service struct {
 	IdleAdvance time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
+	// LogFormat is text or json (one JSON object per line, for log shippers). Default text.
+	LogFormat string
 	// Security holds the Kafka TLS and SASL settings (--kafka-tls*, --kafka-sasl-*).
 	Security KafkaSecurity
 }

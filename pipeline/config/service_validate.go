@@ -74,6 +74,11 @@ func (s *Service) Validate() error {
 	if _, err := parseLevel(s.LogLevel); err != nil {
 		add("log-level", "%v", err)
 	}
+	switch s.LogFormat {
+	case "", "text", "json":
+	default:
+		add("log-format", "must be text or json (got %q)", s.LogFormat)
+	}
 	return errors.Join(errs...)
 }
 

@@ -45,11 +45,17 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 		return rerr
 	}
 
+	rid, _ := c.Locals(localRequestID).(string)
+	if rid != "" {
+		for _, r := range recs {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: RecordHeaderRequestID, Value: []byte(rid)})
+		}
+	}
 	start := time.Now()
 	err := s.produce(c.UserContext(), recs)
 	s.metrics.produceDuration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
 	if err != nil {
-		s.cfg.Logger.Warn("ingest: produce failed", "topic", topic, "events", len(recs), "err", err)
+		s.cfg.Logger.Warn("ingest: produce failed", "request_id", rid, "topic", topic, "events", len(recs), "err", err)
 		s.reject(topic, reasonUnavailable, len(recs))
 		e := newRequestError(fiber.StatusServiceUnavailable, ProblemUnavailable, reasonUnavailable,
 			"Kafka did not acknowledge the events in time; nothing is guaranteed written, retry later")
@@ -57,6 +63,7 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 		return e
 	}
 	s.metrics.events.WithLabelValues(topic, "accepted").Add(float64(len(recs)))
+	s.cfg.Logger.Debug("ingest: accepted", "request_id", rid, "topic", topic, "events", len(recs), "event_ids", firstIDs(ids, 10))
 	return c.Status(fiber.StatusAccepted).JSON(Accepted{Accepted: len(recs), EventIDs: ids})
 }
 
@@ -166,4 +173,12 @@ func (s *Server) produce(parent context.Context, recs []*kgo.Record) error {
 		return fmt.Errorf("ingest: produce %d records: not acknowledged within %s: %w",
 			len(recs), s.cfg.AckTimeout, ctx.Err())
 	}
+}
+
+// firstIDs bounds the event ids a log line carries.
+func firstIDs(ids []string, n int) []string {
+	if len(ids) > n {
+		return ids[:n]
+	}
+	return ids
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 )
@@ -138,14 +140,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // responses and records the request duration.
 func (s *Server) observe(c *fiber.Ctx) (err error) {
 	start := time.Now()
+	rid := requestID(c.Get(HeaderRequestID))
+	c.Locals(localRequestID, rid)
+	c.Set(HeaderRequestID, rid)
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.Logger.Error("ingest: handler panic", "err", fmt.Sprint(r),
+			s.cfg.Logger.Error("ingest: handler panic", "err", fmt.Sprint(r), "request_id", rid,
 				"route", s.routeLabel(c), "stack", string(debug.Stack()))
 			c.Response().Reset()
 			err = writeProblem(c, blankProblem(fiber.StatusInternalServerError, ""), false)
 		}
-		s.observeDuration(s.routeLabel(c), s.methodLabel(c), c.Response().StatusCode(), time.Since(start))
+		status := c.Response().StatusCode()
+		s.observeDuration(s.routeLabel(c), s.methodLabel(c), status, time.Since(start))
+		lvl := slog.LevelDebug
+		if status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		s.cfg.Logger.Log(c.UserContext(), lvl, "ingest: request", "request_id", rid, "method", s.methodLabel(c),
+			"route", s.routeLabel(c), "status", status, "duration", time.Since(start))
 	}()
 	if err := c.Next(); err != nil {
 		return s.writeError(c, err)
@@ -163,7 +175,7 @@ func (s *Server) writeError(c *fiber.Ctx, err error) error {
 	if errors.As(err, &fe) {
 		return writeProblem(c, blankProblem(fe.Code, fe.Message), false)
 	}
-	s.cfg.Logger.Error("ingest: request failed", "route", s.routeLabel(c), "err", err)
+	s.cfg.Logger.Error("ingest: request failed", "route", s.routeLabel(c), "request_id", c.Locals(localRequestID), "err", err)
 	return writeProblem(c, blankProblem(fiber.StatusInternalServerError, ""), false)
 }
 
@@ -246,4 +258,33 @@ func normalizeMethod(m string) string {
 		return fiber.MethodOptions
 	}
 	return "OTHER"
+}
+
+// HeaderRequestID carries a request's id: taken from the client when it sends a sane one,
+// made up otherwise, and echoed in the response. Ingest writes it to every record it
+// produces as the sluice-request-id header, so processor logs (a dead letter, say) name
+// the request an event came in with.
+const HeaderRequestID = "X-Request-Id"
+
+// RecordHeaderRequestID is the record header holding the ingest request id.
+const RecordHeaderRequestID = "sluice-request-id"
+
+const localRequestID = "sluice-request-id"
+
+// requestID returns the client's id if it is 1-128 printable ASCII characters without
+// spaces, or a new ULID.
+func requestID(client string) string {
+	if n := len(client); n > 0 && n <= 128 {
+		ok := true
+		for i := 0; i < n; i++ {
+			if client[i] <= ' ' || client[i] > '~' {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return client
+		}
+	}
+	return ulid.Make().String()
 }

@@ -418,3 +418,39 @@ func TestRawRequests(t *testing.T) {
 		})
 	}
 }
+
+// A client's X-Request-Id is echoed and written to every record of the request; without
+// one (or with an unusable one) the server makes one up.
+func TestRequestID(t *testing.T) {
+	tests := []struct {
+		name, sent string
+		keep       bool
+	}{
+		{"client id kept", "req-42", true},
+		{"none", "", false},
+		{"spaces replaced", "a b", false},
+		{"too long replaced", strings.Repeat("x", 129), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestServer(t, nil, nil)
+			hdr := map[string]string{}
+			if tt.sent != "" {
+				hdr[ingest.HeaderRequestID] = tt.sent
+			}
+			res := s.do(t, "POST", pathBuy, ctJSON, mustJSON(t, []map[string]any{purchase(nil), purchase(nil)}), hdr)
+			if res.status != 202 {
+				t.Fatalf("status %d: %s", res.status, res.body)
+			}
+			got := res.header.Get(ingest.HeaderRequestID)
+			if got == "" || (tt.keep && got != tt.sent) || (!tt.keep && got == tt.sent) {
+				t.Fatalf("X-Request-Id %q (sent %q)", got, tt.sent)
+			}
+			for _, r := range s.producer.records() {
+				if v, _ := header(r, ingest.RecordHeaderRequestID); v != got {
+					t.Errorf("record header %s = %q, want %q", ingest.RecordHeaderRequestID, v, got)
+				}
+			}
+		})
+	}
+}

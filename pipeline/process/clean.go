@@ -147,6 +147,8 @@ type cleanTask struct {
 // failure is a dead letter or retry of the open transaction.
 type failure struct {
 	offset   int64
+	eventID  string
+	reqID    string
 	class    dlq.Class
 	tier     string
 	attempts int
@@ -178,7 +180,7 @@ func (t *cleanTask) Done(committed bool) {
 			}
 			// One line per dead letter, once it is durable (never per attempt).
 			t.c.Logger.Warn("dead letter", "stage", CleanStageName, "topic", t.topic.Name,
-				"partition", t.partition, "offset", l.offset, "class", l.class,
+				"partition", t.partition, "offset", l.offset, "event_id", l.eventID, "request_id", l.reqID, "class", l.class,
 				"attempts", l.attempts, "dlq", config.DLQTopic(t.topic.Name), "err", l.err)
 		}
 		for _, r := range t.retries {
@@ -198,7 +200,8 @@ func (t *cleanTask) Done(committed bool) {
 }
 
 func (t *cleanTask) deadLettered(rec *kgo.Record, l dlq.Letter) {
-	t.letters = append(t.letters, failure{offset: rec.Offset, class: l.Class, attempts: l.Attempts, err: l.Err})
+	t.letters = append(t.letters, failure{offset: rec.Offset, eventID: header(rec, "sluice-event-id"),
+		reqID: header(rec, "sluice-request-id"), class: l.Class, attempts: l.Attempts, err: l.Err})
 }
 
 func (t *cleanTask) retried(rec *kgo.Record, tier dlq.Tier, l dlq.Letter) {
