@@ -1,0 +1,266 @@
+package sink
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// OpenDuckDB opens (creating if needed) the DuckDB database file at path; "" is a
+// private in-memory database, gone at Close. Call Migrate before use.
+func OpenDuckDB(path string, opts ...Option) (*SQLWarehouse, error) {
+	d := DuckDB{}
+	db, err := sql.Open(d.DriverName(), path)
+	if err != nil {
+		return nil, fmt.Errorf("sink: open duckdb %q: %w", path, err)
+	}
+	if err := db.PingContext(context.Background()); err != nil {
+		return nil, fmt.Errorf("sink: open duckdb %q: %w", path, errors.Join(err, db.Close()))
+	}
+	return NewSQL(db, d, opts...), nil
+}
+
+// DuckDB is the Dialect of the embedded DuckDB warehouse: JSON columns, TIMESTAMP in UTC,
+// INSERT ... ON CONFLICT for both the ignore and the replace upsert, and the appender
+// for staging. Importing this package registers the "duckdb" database/sql driver.
+type DuckDB struct{}
+
+var (
+	_ Dialect     = DuckDB{}
+	_ RowAppender = DuckDB{}
+)
+
+// Name returns "duckdb".
+func (DuckDB) Name() string { return "duckdb" }
+
+// DriverName returns "duckdb".
+func (DuckDB) DriverName() string { return "duckdb" }
+
+// Quote double-quotes ident (names are validated upper-case identifiers already).
+func (DuckDB) Quote(ident string) string {
+	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
+}
+
+// Placeholder returns "?": DuckDB binds positional parameters in order.
+func (DuckDB) Placeholder(int) string { return "?" }
+
+// TypeName maps a column type to DuckDB's name for it.
+func (DuckDB) TypeName(t ColumnType) string {
+	switch t.Kind {
+	case KindString:
+		return "VARCHAR"
+	case KindInt:
+		return "INTEGER"
+	case KindLong:
+		return "BIGINT"
+	case KindFloat:
+		return "FLOAT"
+	case KindDouble:
+		return "DOUBLE"
+	case KindBool:
+		return "BOOLEAN"
+	case KindTimestamp:
+		return "TIMESTAMP"
+	case KindDate:
+		return "DATE"
+	case KindTime:
+		return "TIME"
+	case KindBytes:
+		return "BLOB"
+	case KindDecimal:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
+	case KindJSON:
+		return "JSON"
+	}
+	return t.Raw
+}
+
+// ParseType maps information_schema.columns.data_type back to a column type.
+func (DuckDB) ParseType(name string) ColumnType {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	switch n {
+	case "VARCHAR":
+		return ColumnType{Kind: KindString}
+	case "INTEGER":
+		return ColumnType{Kind: KindInt}
+	case "BIGINT":
+		return ColumnType{Kind: KindLong}
+	case "FLOAT":
+		return ColumnType{Kind: KindFloat}
+	case "DOUBLE":
+		return ColumnType{Kind: KindDouble}
+	case "BOOLEAN":
+		return ColumnType{Kind: KindBool}
+	case "TIMESTAMP":
+		return ColumnType{Kind: KindTimestamp}
+	case "DATE":
+		return ColumnType{Kind: KindDate}
+	case "TIME":
+		return ColumnType{Kind: KindTime}
+	case "BLOB":
+		return ColumnType{Kind: KindBytes}
+	case "JSON":
+		return ColumnType{Kind: KindJSON}
+	}
+	if inner, ok := strings.CutPrefix(n, "DECIMAL("); ok {
+		if ps, ok := strings.CutSuffix(inner, ")"); ok {
+			p, s, _ := strings.Cut(ps, ",")
+			pi, err1 := strconv.Atoi(strings.TrimSpace(p))
+			si, err2 := strconv.Atoi(strings.TrimSpace(s))
+			if err1 == nil && err2 == nil {
+				return ColumnType{Kind: KindDecimal, Precision: pi, Scale: si}
+			}
+		}
+	}
+	return ColumnType{Kind: KindOther, Raw: name}
+}
+
+// CreateTable returns CREATE TABLE IF NOT EXISTS with a PRIMARY KEY on key.
+func (d DuckDB) CreateTable(table string, cols []Column, key []string) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS ")
+	b.WriteString(d.Quote(table))
+	b.WriteString(" (")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(c.Name))
+		b.WriteByte(' ')
+		b.WriteString(d.TypeName(c.Type))
+	}
+	if len(key) > 0 {
+		b.WriteString(", PRIMARY KEY (")
+		b.WriteString(d.quoteList(key))
+		b.WriteByte(')')
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// AddColumn returns ALTER TABLE ... ADD COLUMN IF NOT EXISTS.
+func (d DuckDB) AddColumn(table string, col Column) string {
+	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN IF NOT EXISTS " +
+		d.Quote(col.Name) + " " + d.TypeName(col.Type)
+}
+
+// ColumnsQuery reads information_schema.columns of the main schema.
+func (DuckDB) ColumnsQuery() string {
+	return "SELECT column_name, data_type FROM information_schema.columns " +
+		"WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position"
+}
+
+// InsertValues returns a multi-row INSERT ... VALUES: the portable staging path, used
+// when the dialect is wrapped without its appender.
+func (d DuckDB) InsertValues(table string, cols []Column, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(d.Quote(table))
+	b.WriteString(" (")
+	b.WriteString(d.quoteCols(cols))
+	b.WriteString(") VALUES ")
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple)
+	}
+	return b.String()
+}
+
+// FromStage casts the text of JSON, DECIMAL and TIME columns back to their type.
+func (d DuckDB) FromStage(col Column) string {
+	if StageType(col.Type) != col.Type {
+		return "CAST(" + d.Quote(col.Name) + " AS " + d.TypeName(col.Type) + ")"
+	}
+	return d.Quote(col.Name)
+}
+
+// AppendRows loads staged rows with DuckDB's appender: columnar, no SQL to parse, two
+// orders of magnitude faster than a multi-row INSERT through database/sql.
+func (DuckDB) AppendRows(ctx context.Context, conn *sql.Conn, table string, cols []Column, rows [][]any) error {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("duckdb appender: connection is %T", dc)
+		}
+		a, err := duckdb.NewAppenderWithColumns(c, "", "", table, names)
+		if err != nil {
+			return fmt.Errorf("duckdb appender %s: %w", table, err)
+		}
+		vals := make([]driver.Value, len(cols))
+		for _, r := range rows {
+			for i, v := range r {
+				vals[i] = v
+			}
+			if err := a.AppendRow(vals...); err != nil {
+				return errors.Join(fmt.Errorf("duckdb appender %s: %w", table, err), a.Close())
+			}
+		}
+		if err := a.CloseWithCancel(ctx); err != nil {
+			return fmt.Errorf("duckdb appender %s: %w", table, err)
+		}
+		return nil
+	})
+}
+
+// InsertSelect returns INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING or DO UPDATE.
+func (d DuckDB) InsertSelect(table string, cols []Column, key []string, sel string, c Conflict) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(d.Quote(table))
+	b.WriteString(" (")
+	b.WriteString(d.quoteCols(cols))
+	b.WriteString(") ")
+	b.WriteString(sel)
+	b.WriteString(" ON CONFLICT (")
+	b.WriteString(d.quoteList(key))
+	b.WriteString(") ")
+	isKey := make(map[string]bool, len(key))
+	for _, k := range key {
+		isKey[k] = true
+	}
+	var sets []string
+	if c == ConflictReplace {
+		for _, col := range cols {
+			if !isKey[col.Name] {
+				q := d.Quote(col.Name)
+				sets = append(sets, q+" = EXCLUDED."+q)
+			}
+		}
+	}
+	if len(sets) == 0 {
+		b.WriteString("DO NOTHING")
+	} else {
+		b.WriteString("DO UPDATE SET ")
+		b.WriteString(strings.Join(sets, ", "))
+	}
+	return b.String()
+}
+
+func (d DuckDB) quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = d.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func (d DuckDB) quoteCols(cols []Column) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = d.Quote(c.Name)
+	}
+	return strings.Join(q, ", ")
+}
