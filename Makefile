@@ -15,7 +15,8 @@ test: test-fast test-real
 ## test-fast: vet and every test on kfake only (no Java needed), then the live check of
 ## every dashboard query and alert against a real Prometheus, printing its count
 test-fast: deps vet
-	$(GO) test -count=1 -timeout $(TIMEOUT) $$($(GO) list $(PKGS) | grep -v '/monitoring$$')
+	$(GO) test -count=1 -timeout $(TIMEOUT) -skip '^TestSchemathesis$$' $$($(GO) list $(PKGS) | grep -v '/monitoring$$')
+	$(GO) test -count=1 -timeout 10m -v -run '^TestSchemathesis$$' ./cmd/sluice/ | grep -E '^(--- |ok|FAIL)|generated|API Operations|Selected|Tested|Failures|failures|passed|ST[0-9]'
 	$(GO) test -count=1 -timeout 10m -v ./monitoring/ | grep -E '^(--- |ok|FAIL|PASS|live check)|_test.go'
 
 ## test-real: the e2e suite and the SCRAM tests on a real Kafka 4.x broker (make kafka-up)
@@ -43,6 +44,7 @@ deps:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus >/dev/null || { \
 	  echo "installing Prometheus, promtool and amtool"; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
+	@command -v schemathesis >/dev/null || { echo "installing schemathesis"; pip install -q schemathesis==4.32.5; }
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  echo "installing Java 17 and Maven (for the real Kafka broker)"; \
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; }
@@ -67,6 +69,9 @@ fuzz: deps
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzFromJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzPostEvents$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
+	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzCloudEvents$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
+	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzBearerToken$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./pipeline/rules -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME)
 

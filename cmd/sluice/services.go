@@ -30,6 +30,9 @@ func newRegistry() *prometheus.Registry {
 
 func ingestCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.Context, *slog.Logger) error {
 	return func(ctx context.Context, log *slog.Logger) error {
+		if err := svc.API.RequireAuth(); err != nil {
+			return err
+		}
 		p, err := loadPipeline(svc)
 		if err != nil {
 			return err

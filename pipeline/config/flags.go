@@ -64,6 +64,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.LogLevel, "log-level", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", d.LogFormat, "log `format`: text or json (one object per line)")
 	s.Security.BindFlags(fs)
+	s.API.BindFlags(fs)
 }
 
 // EnvName returns the environment variable read for the flag called name:

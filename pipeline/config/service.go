@@ -43,4 +43,6 @@ type Service struct {
 	LogFormat string
 	// Security holds the Kafka TLS and SASL settings (--kafka-tls*, --kafka-sasl-*).
 	Security KafkaSecurity
+	// API holds the ingest API's authentication, rate limit and CORS settings.
+	API APIConfig
 }

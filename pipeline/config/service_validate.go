@@ -74,6 +74,9 @@ func (s *Service) Validate() error {
 	if _, err := parseLevel(s.LogLevel); err != nil {
 		add("log-level", "%v", err)
 	}
+	if err := s.API.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	switch s.LogFormat {
 	case "", "text", "json":
 	default:

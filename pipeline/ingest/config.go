@@ -90,6 +90,16 @@ type Config struct {
 	// Ready reports whether the dependencies (broker, registry) are reachable; /readyz
 	// calls it with a 2s timeout. Default: always ready.
 	Ready func(context.Context) error
+	// Auth configures JWT bearer authentication of the API routes. The zero value
+	// leaves it off and logs a warning; see AuthConfig.
+	Auth AuthConfig
+	// RateLimit limits requests per client IP and per principal. The zero value turns
+	// rate limiting off.
+	RateLimit RateLimitConfig
+	// CORS lets browsers on other origins call the API. The zero value allows none.
+	CORS CORSConfig
+	// Examples gives an example event per topic for /openapi.json (nil: none).
+	Examples Example
 }
 
 // withDefaults validates c and returns it with defaults applied.
@@ -122,6 +132,17 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("ingest: ack_timeout: must be >= 0 (got %q)", c.AckTimeout)
 	case c.MaxFuture < 0:
 		return c, fmt.Errorf("ingest: max_future: must be >= 0 (got %q)", c.MaxFuture)
+	}
+	if err := c.Auth.validate(); err != nil {
+		return c, fmt.Errorf("ingest: auth: %w", err)
+	}
+	rl, err := c.RateLimit.withDefaults()
+	if err != nil {
+		return c, fmt.Errorf("ingest: rate_limit: %w", err)
+	}
+	c.RateLimit = rl
+	if err := c.CORS.validate(); err != nil {
+		return c, fmt.Errorf("ingest: cors: %w", err)
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes

@@ -48,13 +48,16 @@ func bodyFormatOf(contentType string) (bodyFormat, bool) {
 	return 0, false
 }
 
-// eventProblem is one event that could not even be read as a JSON object.
+// eventProblem is one problem of one event that could not be turned into a plain event:
+// not a JSON object, or (CloudEvents) an envelope attribute that is missing or wrong.
 type eventProblem struct {
 	index   int
+	field   string // empty when the event as a whole is wrong
 	message string
 }
 
-// batch is the events of one request. events[i] is nil where problems has an entry for i.
+// batch is the events of one request. events[i] is nil where problems has an entry
+// (or several) for i.
 type batch struct {
 	events   []map[string]any
 	problems []eventProblem
@@ -100,7 +103,7 @@ func decodeBody(f bodyFormat, body []byte) (batch, *requestError) {
 		for i, e := range v {
 			obj, ok := e.(map[string]any)
 			if !ok {
-				b.problems = append(b.problems, eventProblem{i, "must be a JSON object, got " + jsonKind(e)})
+				b.problems = append(b.problems, eventProblem{index: i, message: "must be a JSON object, got " + jsonKind(e)})
 				continue
 			}
 			b.events[i] = obj
@@ -131,12 +134,12 @@ func decodeNDJSON(body []byte) (batch, *requestError) {
 	for i, line := range lines {
 		v, err := decodeOne(line)
 		if err != nil {
-			b.problems = append(b.problems, eventProblem{i, "invalid JSON: " + err.Error()})
+			b.problems = append(b.problems, eventProblem{index: i, message: "invalid JSON: " + err.Error()})
 			continue
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			b.problems = append(b.problems, eventProblem{i, "must be a JSON object, got " + jsonKind(v)})
+			b.problems = append(b.problems, eventProblem{index: i, message: "must be a JSON object, got " + jsonKind(v)})
 			continue
 		}
 		b.events[i] = obj

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
@@ -36,7 +38,7 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	if !ok {
 		s.metrics.rejected.WithLabelValues(unknownTopic, reasonUnknownTopic).Inc()
 		return newRequestError(fiber.StatusNotFound, ProblemUnknownTopic, reasonUnknownTopic,
-			fmt.Sprintf("topic %q does not exist; GET /api/v1/topics lists the topics", c.Params("topic")))
+			fmt.Sprintf("topic %q does not exist; GET /api/v1/topics lists the topics", truncate(c.Params("topic"))))
 	}
 	topic := enc.topic.Name
 	recs, ids, n, rerr := s.records(c, enc, recv)
@@ -72,20 +74,49 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 // when they could not be counted).
 func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Record, []string, int, *requestError) {
 	topic := enc.topic.Name
-	if ce := c.Get(fiber.HeaderContentEncoding); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, nil, 0, newRequestError(fiber.StatusUnsupportedMediaType, ProblemUnsupportedMediaType,
-			reasonContentType, "Content-Encoding is not supported; send the body uncompressed")
+	coding, rerr := contentCoding(c.Get(fiber.HeaderContentEncoding))
+	if rerr != nil {
+		c.Set(fiber.HeaderAcceptEncoding, acceptedCodings)
+		return nil, nil, 0, rerr
 	}
-	format, ok := bodyFormatOf(c.Get(fiber.HeaderContentType))
+	ct := c.Get(fiber.HeaderContentType)
+	mode := ceNone
+	format, ok := bodyFormatOf(ct)
 	if !ok {
-		c.Set("Accept-Post", mediaJSON+", "+mediaNDJSON)
-		return nil, nil, 0, newRequestError(fiber.StatusUnsupportedMediaType, ProblemUnsupportedMediaType,
-			reasonContentType, "Content-Type must be application/json or application/x-ndjson (UTF-8)")
+		if mode, ok = cloudEventsModeOf(ct); ok {
+			format = formatJSON
+		}
 	}
-	// Raw body: fiber's Ctx.Body would inflate compressed bodies without a size limit.
-	b, rerr := decodeBody(format, c.Request().Body())
+	if !ok {
+		c.Set("Accept-Post", acceptPost)
+		return nil, nil, 0, newRequestError(fiber.StatusUnsupportedMediaType, ProblemUnsupportedMediaType,
+			reasonContentType, "Content-Type must be "+mediaJSON+", "+mediaNDJSON+", "+MediaTypeCloudEvent+
+				" or "+MediaTypeCloudEventBatch+" (UTF-8)")
+	}
+	hdr := &c.Request().Header
+	var binary ceAttrs
+	if mode == ceNone {
+		var isCE bool
+		if binary, isCE = binaryAttrs(hdr); isCE {
+			mode = ceBinary
+		}
+	}
+	extra, rerr := clientHeaders(hdr)
 	if rerr != nil {
 		return nil, nil, 0, rerr
+	}
+	// Raw body: fiber's Ctx.Body would inflate compressed bodies without a size limit.
+	raw, rerr := bodyDecoders.decompress(coding, c.Request().Body(), s.cfg.MaxBodyBytes)
+	if rerr != nil {
+		return nil, nil, 0, rerr
+	}
+	b, rerr := decodeBody(format, raw)
+	if rerr != nil {
+		return nil, nil, 0, rerr
+	}
+	ceHeaders, rerr := unwrapCloudEvents(mode, binary, &b, topic)
+	if rerr != nil {
+		return nil, nil, len(b.events), rerr
 	}
 	idemKey := c.Get(HeaderIdempotencyKey)
 	if idemKey != "" {
@@ -102,15 +133,20 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 
 	errs := make([]ProblemError, 0, len(b.problems))
 	for _, p := range b.problems {
-		errs = append(errs, ProblemError{Index: p.index, Message: p.message})
+		errs = append(errs, ProblemError{Index: p.index, Field: p.field, Message: p.message})
 	}
-	invalid := len(b.problems)
+	invalid := 0
+	for _, ev := range b.events {
+		if ev == nil {
+			invalid++ // listed in b.problems
+		}
+	}
 	recs := make([]*kgo.Record, 0, len(b.events))
 	ids := make([]string, 0, len(b.events))
 	ts := ingestTS(recv)
 	for i, ev := range b.events {
 		if ev == nil {
-			continue // listed in b.problems
+			continue
 		}
 		rec, id, err := enc.record(ev, idemKey, recv, ts)
 		if err != nil {
@@ -129,6 +165,10 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 			}
 			continue
 		}
+		if ceHeaders != nil {
+			rec.Headers = append(rec.Headers, ceHeaders[i]...)
+		}
+		rec.Headers = append(rec.Headers, extra...)
 		recs = append(recs, rec)
 		ids = append(ids, id)
 	}
@@ -137,6 +177,82 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 		return nil, nil, len(b.events), errInvalidEvents(errs, invalid, len(b.events))
 	}
 	return recs, ids, len(recs), nil
+}
+
+// acceptPost is the Accept-Post header of a 415 for an unsupported Content-Type.
+const acceptPost = mediaJSON + ", " + mediaNDJSON + ", " + MediaTypeCloudEvent + ", " + MediaTypeCloudEventBatch
+
+// HeaderClientPrefix starts the name of request headers that ingest copies to every
+// record of the request: "X-Sluice-Header-Tenant: acme" becomes the record header
+// "tenant" = "acme". The record header name is the rest of the request header name,
+// lowercased: 1-64 characters of A-Z a-z 0-9 . _ -, and not starting with "sluice-"
+// (ingest's own headers) or "ce_" (CloudEvents attributes, set from the CloudEvent).
+// A request may carry at most 16 of them, each value at most 1024 bytes, each name
+// once; anything else answers 400.
+const HeaderClientPrefix = "X-Sluice-Header-"
+
+// Limits on client record headers.
+const (
+	maxClientHeaders     = 16
+	maxClientHeaderName  = 64
+	maxClientHeaderValue = 1024
+)
+
+// clientHeaders collects the X-Sluice-Header-* request headers as record headers.
+func clientHeaders(h *fasthttp.RequestHeader) ([]kgo.RecordHeader, *requestError) {
+	var (
+		out     []kgo.RecordHeader
+		problem string
+		n       int
+	)
+	h.VisitAll(func(k, v []byte) {
+		if problem != "" || len(k) < len(HeaderClientPrefix) ||
+			!bytes.EqualFold(k[:len(HeaderClientPrefix)], []byte(HeaderClientPrefix)) {
+			return
+		}
+		n++
+		name := strings.ToLower(string(k[len(HeaderClientPrefix):]))
+		full := HeaderClientPrefix + name
+		switch {
+		case n > maxClientHeaders:
+			problem = fmt.Sprintf("at most %d %s* headers are allowed", maxClientHeaders, HeaderClientPrefix)
+		case name == "":
+			problem = HeaderClientPrefix + " needs a name after the prefix"
+		case len(name) > maxClientHeaderName:
+			problem = fmt.Sprintf("header %q...: the name after the prefix is longer than %d characters",
+				full[:len(HeaderClientPrefix)+maxClientHeaderName], maxClientHeaderName)
+		case !validHeaderName(name):
+			problem = fmt.Sprintf("header %q: the name after the prefix may hold only A-Z a-z 0-9 . _ -", truncate(full))
+		case strings.HasPrefix(name, "sluice-"), strings.HasPrefix(name, "ce_"):
+			problem = fmt.Sprintf(`header %q: names starting with "sluice-" or "ce_" are reserved`, full)
+		case len(v) > maxClientHeaderValue:
+			problem = fmt.Sprintf("header %q: the value is longer than %d bytes", full, maxClientHeaderValue)
+		default:
+			for _, o := range out {
+				if o.Key == name {
+					problem = fmt.Sprintf("header %q is given more than once", full)
+					return
+				}
+			}
+			// Copies: fasthttp reuses header memory after the request.
+			out = append(out, kgo.RecordHeader{Key: name, Value: bytes.Clone(v)})
+		}
+	})
+	if problem != "" {
+		return nil, errInvalidBody(problem)
+	}
+	return out, nil
+}
+
+// validHeaderName reports whether name holds only A-Z a-z 0-9 . _ -.
+func validHeaderName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // reject counts the events of a failed request and, when reason is set, the request.

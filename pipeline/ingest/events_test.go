@@ -258,9 +258,9 @@ func TestPostEventsRejected(t *testing.T) {
 			wantStatus: 415, wantType: ingest.ProblemUnsupportedMediaType,
 		},
 		{
-			name: "gzip content encoding", contentType: ctJSON,
+			name: "unsupported content encoding", contentType: ctJSON,
 			body:       func(t *testing.T) string { return mustJSON(t, purchase(nil)) },
-			header:     map[string]string{"Content-Encoding": "gzip"},
+			header:     map[string]string{"Content-Encoding": "br"},
 			wantStatus: 415, wantType: ingest.ProblemUnsupportedMediaType,
 		},
 		{

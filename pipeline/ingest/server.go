@@ -42,9 +42,12 @@ type Server struct {
 	producer Producer
 	encoders map[string]*Encoder
 	catalog  []byte // body of GET /api/v1/topics
+	openapi  []byte // body of GET /openapi.json
 	metrics  *metrics
 	routes   map[string]bool
 	app      *fiber.App
+	auth     *authenticator
+	limits   *rateLimits
 }
 
 // New validates cfg, applies its defaults, registers the metrics on cfg.Registerer and
@@ -65,15 +68,35 @@ func New(cfg Config, p Producer) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	doc, err := openAPI(cfg.Topics, cfg.Examples)
+	if err != nil {
+		return nil, err
+	}
+	limits, err := newRateLimits(cfg.RateLimit, cfg.Auth.configured())
+	if err != nil {
+		return nil, err
+	}
+	corsHandler, err := newCORS(cfg.CORS)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := newAuthenticator(cfg.Auth, cfg.Now, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:      cfg,
 		producer: p,
 		encoders: make(map[string]*Encoder, len(cfg.Topics)),
 		catalog:  catalog,
+		openapi:  doc,
 		metrics:  m,
 		routes: map[string]bool{
 			routeEvents: true, routeTopics: true, routeHealthz: true, routeReadyz: true, routeMetrics: true,
+			routeOpenAPI: true, routeDocs: true,
 		},
+		auth:   auth,
+		limits: limits,
 	}
 	for _, t := range cfg.Topics {
 		s.encoders[t.Name] = NewEncoder(t, cfg.Now, cfg.MaxFuture)
@@ -86,17 +109,35 @@ func New(cfg Config, p Producer) (*Server, error) {
 		JSONDecoder:           json.Unmarshal,
 	})
 	s.app.Use(s.observe)
-	s.app.Post(routeEvents, s.postEvents)
-	s.app.Get(routeTopics, s.getTopics)
+	if corsHandler != nil {
+		s.app.Use(corsHandler) // before auth: preflights carry no token
+	}
+	s.app.Post(routeEvents, s.api(s.auth.requireWrite, s.postEvents)...)
+	s.app.Get(routeTopics, s.api(nil, s.getTopics)...)
 	s.app.Get(routeHealthz, s.healthz)
 	s.app.Get(routeReadyz, s.readyz)
 	s.app.Get(routeMetrics, s.metricsHandler())
+	s.app.Get(routeOpenAPI, s.getOpenAPI)
+	s.app.Get(routeDocs, s.getDocs)
 	s.guardMethods()
 	return s, nil
 }
 
+// api returns the handler chain of an API route: the per-IP rate limit, authentication,
+// the per-principal rate limit, the scope check (nil: any valid token will do) and h.
+func (s *Server) api(scope, h fiber.Handler) []fiber.Handler {
+	chain := make([]fiber.Handler, 0, 5)
+	for _, m := range []fiber.Handler{s.limits.byIP, s.auth.authenticate, s.limits.byPrincipal, scope} {
+		if m != nil {
+			chain = append(chain, m)
+		}
+	}
+	return append(chain, h)
+}
+
 // guardMethods answers requests with a method fiber does not know (it would answer them
-// with a plain-text 400 before any middleware runs) with a 501 problem.
+// with a plain-text 400 before any middleware runs) with a 405 problem naming the methods
+// the API has: bad input is a 4xx, never a 5xx.
 func (s *Server) guardMethods() {
 	inner := s.app.Handler()
 	methods := s.app.Config().RequestMethods
@@ -111,8 +152,9 @@ func (s *Server) guardMethods() {
 		start := time.Now()
 		c := s.app.AcquireCtx(ctx)
 		defer s.app.ReleaseCtx(c)
-		_ = writeProblem(c, blankProblem(fiber.StatusNotImplemented, "unknown request method"), false)
-		s.observeDuration(unmatchedRoute, "OTHER", fiber.StatusNotImplemented, time.Since(start))
+		c.Set(fiber.HeaderAllow, "GET, POST, HEAD, OPTIONS")
+		_ = writeProblem(c, blankProblem(fiber.StatusMethodNotAllowed, "unknown request method"), false)
+		s.observeDuration(unmatchedRoute, "OTHER", fiber.StatusMethodNotAllowed, time.Since(start))
 	}
 }
 
@@ -130,6 +172,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections and waits for in-flight requests to finish;
 // when ctx ends first it closes the remaining connections and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.auth.close()
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("ingest: shutdown: %w", err)
 	}

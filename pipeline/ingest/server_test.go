@@ -388,7 +388,7 @@ func TestRawRequests(t *testing.T) {
 		raw        string
 		wantStatus string
 	}{
-		{"unknown method", "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 501"},
+		{"unknown method", "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"},
 		{"header too large", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9000) + "\r\n\r\n", "HTTP/1.1 431"},
 		{"malformed request", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n", "HTTP/1.1 400"},
 	}

@@ -9,12 +9,14 @@ import (
 	"net"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/process"
@@ -88,8 +90,24 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		ts := d.Schemas[t.Name]
 		topics = append(topics, ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: config.Subject(t.Name), Codec: ts.Raw})
 	}
+	a := d.Service.API
+	var store fiber.Storage
+	if a.RateLimitRedisURL != "" {
+		st, err := ingest.NewRedisStorage(context.Background(), a.RateLimitRedisURL)
+		if err != nil {
+			_ = prod.Close(context.Background())
+			return nil, fmt.Errorf("ingest: rate-limit store: %w", err)
+		}
+		store = st
+	}
 	srv, err := ingest.New(ingest.Config{
-		Topics:       topics,
+		Auth: ingest.AuthConfig{Disabled: a.AuthDisabled, HS256Secret: []byte(a.JWTHS256Secret),
+			JWKSURL: a.JWTJWKSURL, Issuer: a.JWTIssuer, Audience: a.JWTAudience},
+		RateLimit: ingest.RateLimitConfig{Max: a.RateLimit, Window: a.RateLimitWindow,
+			MaxPerIP: a.RateLimitPerIP, TrustedProxies: a.TrustedProxies, Storage: store},
+		CORS:     ingest.CORSConfig{AllowOrigins: a.CORSOrigins, AllowCredentials: a.CORSAllowCredentials},
+		Examples: exampleEvent,
+		Topics:   topics,
 		MaxBodyBytes: d.Service.MaxBodyBytes,
 		AckTimeout:   d.Service.AckTimeout,
 		MaxFuture:    d.Service.MaxFuture,
@@ -131,4 +149,16 @@ func readiness(adm *kadm.Client, reg *sr.Client) func(context.Context) error {
 		}
 		return nil
 	}
+}
+
+// exampleEvent is a generated event of topic for the API document (nil for topics
+// without a generator).
+func exampleEvent(topic string) map[string]any {
+	g, err := gen.New(topic, gen.Options{Seed: 1, Now: func() time.Time { return time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		return nil
+	}
+	ev := g.Next()
+	delete(ev, "event_id") // the API assigns it
+	return ev
 }

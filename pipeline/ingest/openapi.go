@@ -1,0 +1,251 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/hamba/avro/v2"
+)
+
+// Documentation routes.
+const (
+	routeOpenAPI = "/openapi.json"
+	routeDocs    = "/docs"
+)
+
+// Example returns an example event of a topic for the API document; nil leaves the
+// topic without an example. Set by the service (from the generators).
+type Example func(topic string) map[string]any
+
+// openAPI builds the OpenAPI 3.1 document of the API: every route, and per topic the
+// request body schema derived from its Avro schema, with an example when ex gives one.
+func openAPI(topics []Topic, ex Example) ([]byte, error) {
+	problem := map[string]any{"$ref": "#/components/schemas/Problem"}
+	problemResp := func(desc string) map[string]any {
+		return map[string]any{"description": desc, "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}}
+	}
+	paths := map[string]any{}
+	schemas := map[string]any{
+		"Problem": map[string]any{
+			"type":        "object",
+			"description": "RFC 9457 problem details; batches list the failing events in errors.",
+			"properties": map[string]any{
+				"type": map[string]any{"type": "string"}, "title": map[string]any{"type": "string"},
+				"status": map[string]any{"type": "integer"}, "detail": map[string]any{"type": "string"},
+				"errors": map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
+			},
+			"required": []string{"type", "title", "status"},
+		},
+		"Accepted": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"accepted":  map[string]any{"type": "integer", "minimum": 1},
+				"event_ids": map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+			},
+			"required": []string{"accepted", "event_ids"},
+		},
+	}
+	for _, t := range topics {
+		name := schemaName(t.Name)
+		s, err := jsonSchema(t.Codec.Schema, true)
+		if err != nil {
+			return nil, fmt.Errorf("openapi: topic %s: %w", t.Name, err)
+		}
+		schemas[name] = s
+		ref := map[string]any{"$ref": "#/components/schemas/" + name}
+		jsonBody := map[string]any{"schema": map[string]any{"oneOf": []any{
+			ref, map[string]any{"type": "array", "items": ref, "minItems": 1, "maxItems": MaxEventsPerRequest},
+		}}}
+		if ex != nil {
+			if e := ex(t.Name); e != nil {
+				jsonBody["example"] = e
+			}
+		}
+		paths["/api/v1/events/"+t.Name] = map[string]any{"post": map[string]any{
+			"operationId": "postEvents_" + t.Name,
+			"summary":     "Send " + t.Name + " events",
+			"description": "One event, a JSON array (batch) or NDJSON. All-or-nothing: 202 only after Kafka " +
+				"acknowledged every record (acks=all). A single-event request may carry Idempotency-Key, used as event_id.",
+			"parameters": []any{
+				map[string]any{"name": "Idempotency-Key", "in": "header", "required": false, "schema": map[string]any{"type": "string", "maxLength": 128}},
+			},
+			"requestBody": map[string]any{"required": true, "content": map[string]any{
+				"application/json":     jsonBody,
+				"application/x-ndjson": map[string]any{"schema": map[string]any{"type": "string", "description": "one " + name + " per line"}},
+			}},
+			"responses": map[string]any{
+				"202": map[string]any{"description": "every event is durable in Kafka", "content": map[string]any{
+					"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Accepted"}}}},
+				"400": problemResp("invalid events (per-event errors) or body"),
+				"401": problemResp("missing or invalid token (when auth is on)"),
+				"403": problemResp("token lacks the events:write scope"),
+				"413": problemResp("body or batch too large"),
+				"415": problemResp("unsupported content type or encoding"),
+				"429": problemResp("rate limited; see Retry-After"),
+				"503": problemResp("Kafka did not acknowledge in time; see Retry-After"),
+			},
+		}}
+	}
+	simple := func(id, summary, ct string, schema map[string]any, extra map[string]any) map[string]any {
+		resp := map[string]any{"200": map[string]any{"description": "OK", "content": map[string]any{ct: map[string]any{"schema": schema}}}}
+		for k, v := range extra {
+			resp[k] = v
+		}
+		return map[string]any{"get": map[string]any{"operationId": id, "summary": summary, "responses": resp}}
+	}
+	obj := map[string]any{"type": "object"}
+	paths[routeTopics] = simple("getTopics", "Topics and their schemas", "application/json", obj, nil)
+	paths[routeHealthz] = simple("healthz", "The process is alive", "application/json", obj, nil)
+	paths[routeReadyz] = simple("readyz", "Kafka and the schema registry are reachable", "application/json", obj,
+		map[string]any{"503": problemResp("not ready")})
+	paths[routeMetrics] = simple("metrics", "Prometheus metrics", "text/plain", map[string]any{"type": "string"}, nil)
+	paths[routeOpenAPI] = simple("openapi", "This document", "application/json", obj, nil)
+	paths[routeDocs] = simple("docs", "A readable page of this document", "text/html", map[string]any{"type": "string"}, nil)
+	doc := map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{"title": "Sluice ingest API", "version": "v1",
+			"description": "Send events to Kafka through Sluice: validated against the topic's Avro schema, durable on 202."},
+		"paths":      paths,
+		"components": map[string]any{"schemas": schemas},
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// schemaName is the component name of a topic's event: purchases -> PurchasesEvent.
+func schemaName(topic string) string {
+	var b strings.Builder
+	for _, part := range strings.FieldsFunc(topic, func(r rune) bool { return r == '_' || r == '-' || r == '.' }) {
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String() + "Event"
+}
+
+// jsonSchema translates an Avro schema into the JSON Schema of the JSON the API accepts
+// for it (schema.Codec.FromJSON). top marks the event record: its event_id and
+// event_time are optional (the API fills them).
+func jsonSchema(s avro.Schema, top bool) (map[string]any, error) {
+	switch s := s.(type) {
+	case *avro.RecordSchema:
+		props := map[string]any{}
+		var required []string
+		for _, f := range s.Fields() {
+			fs, err := jsonSchema(f.Type(), false)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", f.Name(), err)
+			}
+			if d := f.Doc(); d != "" {
+				fs["description"] = d
+			}
+			props[f.Name()] = fs
+			optional := f.HasDefault() || nullable(f.Type()) || (top && (f.Name() == "event_id" || f.Name() == "event_time"))
+			if !optional {
+				required = append(required, f.Name())
+			}
+		}
+		sort.Strings(required)
+		out := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+		if len(required) > 0 {
+			out["required"] = required
+		}
+		if d := s.Doc(); d != "" {
+			out["description"] = d
+		}
+		return out, nil
+	case *avro.EnumSchema:
+		return map[string]any{"type": "string", "enum": s.Symbols()}, nil
+	case *avro.ArraySchema:
+		items, err := jsonSchema(s.Items(), false)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"type": "array", "items": items}, nil
+	case *avro.MapSchema:
+		vals, err := jsonSchema(s.Values(), false)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"type": "object", "additionalProperties": vals}, nil
+	case *avro.UnionSchema:
+		var alts []any
+		for _, t := range s.Types() {
+			if t.Type() == avro.Null {
+				alts = append(alts, map[string]any{"type": "null"})
+				continue
+			}
+			js, err := jsonSchema(t, false)
+			if err != nil {
+				return nil, err
+			}
+			alts = append(alts, js)
+		}
+		return map[string]any{"anyOf": alts}, nil
+	case *avro.PrimitiveSchema:
+		if l := s.Logical(); l != nil && (l.Type() == avro.TimestampMillis || l.Type() == avro.TimestampMicros) {
+			return map[string]any{"anyOf": []any{
+				map[string]any{"type": "string", "format": "date-time"},
+				map[string]any{"type": "integer", "description": "unix milliseconds"},
+			}}, nil
+		}
+		switch s.Type() {
+		case avro.String:
+			return map[string]any{"type": "string"}, nil
+		case avro.Int:
+			return map[string]any{"type": "integer", "minimum": -2147483648, "maximum": 2147483647}, nil
+		case avro.Long:
+			return map[string]any{"type": "integer"}, nil
+		case avro.Float, avro.Double:
+			return map[string]any{"type": "number"}, nil
+		case avro.Boolean:
+			return map[string]any{"type": "boolean"}, nil
+		case avro.Null:
+			return map[string]any{"type": "null"}, nil
+		}
+	}
+	return nil, fmt.Errorf("avro type %s has no JSON form in the API", s.Type())
+}
+
+func nullable(s avro.Schema) bool {
+	u, ok := s.(*avro.UnionSchema)
+	return ok && u.Nullable()
+}
+
+// getOpenAPI is GET /openapi.json.
+func (s *Server) getOpenAPI(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(s.openapi)
+}
+
+// getDocs is GET /docs: a self-contained page listing the operations of the document
+// (no external scripts, so it works offline).
+func (s *Server) getDocs(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.SendString(docsPage)
+}
+
+const docsPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Sluice ingest API</title>
+<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem;overflow:auto}
+h2{border-bottom:1px solid #ddd}</style></head>
+<body><h1>Sluice ingest API</h1>
+<p>The machine-readable document is <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
+<div id="ops">Loading...</div>
+<script>
+fetch('/openapi.json').then(r => r.json()).then(doc => {
+  const out = [];
+  for (const [path, ops] of Object.entries(doc.paths).sort()) {
+    for (const [method, op] of Object.entries(ops)) {
+      out.push('<h2><code>' + method.toUpperCase() + ' ' + path + '</code></h2><p>' + (op.summary || '') + '</p>');
+      if (op.description) out.push('<p>' + op.description + '</p>');
+      const ex = op.requestBody && op.requestBody.content['application/json'] && op.requestBody.content['application/json'].example;
+      if (ex) out.push('<pre>' + JSON.stringify(ex, null, 2).replace(/</g, '&lt;') + '</pre>');
+      out.push('<p>Responses: ' + Object.keys(op.responses).join(', ') + '</p>');
+    }
+  }
+  document.getElementById('ops').innerHTML = out.join('\n');
+});
+</script></body></html>
+`
