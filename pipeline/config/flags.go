@@ -36,6 +36,7 @@ func DefaultService() Service {
 		TxnMaxTime:       50 * time.Millisecond,
 		LogLevel:         "info",
 		LogFormat:        "text",
+		API:              APIConfig{RateLimitWindow: DefaultRateLimitWindow},
 	}
 }
 
