@@ -100,6 +100,10 @@ type Config struct {
 	CORS CORSConfig
 	// Examples gives an example event per topic for /openapi.json (nil: none).
 	Examples Example
+	// WebSocket configures GET /api/v1/stream/{topic} and GET /api/v1/ingest/{topic}; New
+	// registers them when Hub is set (else call RegisterWebSockets). Authorize defaults to
+	// the server's own auth.
+	WebSocket WSOptions
 }
 
 // withDefaults validates c and returns it with defaults applied.

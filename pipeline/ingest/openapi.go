@@ -97,6 +97,30 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 		return map[string]any{"get": map[string]any{"operationId": id, "summary": summary, "responses": resp}}
 	}
 	obj := map[string]any{"type": "object"}
+	ws := func(id, summary, desc string) map[string]any {
+		return map[string]any{"get": map[string]any{
+			"operationId": id, "summary": summary, "description": desc,
+			"parameters": []any{map[string]any{"name": "topic", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
+			"responses": map[string]any{
+				"101": map[string]any{"description": "switched to the WebSocket protocol"},
+				"400": problemResp("bad filter or client header"),
+				"401": problemResp("missing or invalid token (when auth is on)"),
+				"403": problemResp("token lacks the scope"),
+				"404": problemResp("unknown topic"),
+				"426": problemResp("not a WebSocket upgrade request"),
+				"429": problemResp("rate limited; see Retry-After"),
+				"503": problemResp("Kafka unavailable; see Retry-After"),
+			},
+		}}
+	}
+	paths["/api/v1/stream/{topic}"] = ws("streamTopic", "Live records of a clean or aggregate topic (WebSocket)",
+		"{topic} is the Kafka topic, e.g. purchases.clean or agg.revenue_by_country_1m. Each record is one JSON text frame; "+
+			"?filter=field=value keeps records whose top-level field equals value. A client too slow to keep up is closed with code 4008. "+
+			"Scope events:read; the token may come as Sec-WebSocket-Protocol: bearer, <token>.")
+	paths["/api/v1/ingest/{topic}"] = ws("ingestWebSocket", "Send events over a WebSocket",
+		"Each text message is one event or a JSON array. Every message is answered, in order, with "+
+			`{"seq": n, "accepted": k, "event_ids": [...]} once Kafka acknowledged it, or {"seq": n, "error": <problem>}. `+
+			"At most MaxInFlight unanswered messages per connection: the server stops reading until acks go out. Scope events:write[:topic].")
 	paths[routeTopics] = simple("getTopics", "Topics and their schemas", "application/json", obj, nil)
 	paths[routeHealthz] = simple("healthz", "The process is alive", "application/json", obj, nil)
 	paths[routeReadyz] = simple("readyz", "Kafka and the schema registry are reachable", "application/json", obj,

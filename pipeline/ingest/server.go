@@ -48,6 +48,7 @@ type Server struct {
 	app      *fiber.App
 	auth     *authenticator
 	limits   *rateLimits
+	ws       *WebSockets
 }
 
 // New validates cfg, applies its defaults, registers the metrics on cfg.Registerer and
@@ -119,6 +120,13 @@ func New(cfg Config, p Producer) (*Server, error) {
 	s.app.Get(routeMetrics, s.metricsHandler())
 	s.app.Get(routeOpenAPI, s.getOpenAPI)
 	s.app.Get(routeDocs, s.getDocs)
+	if wo := cfg.WebSocket; wo.Hub != nil {
+		// Without a hub the embedder registers the WebSocket routes itself (tests).
+		if wo.Authorize == nil {
+			wo.Authorize = s.Authorize
+		}
+		s.ws = s.RegisterWebSockets(s.app, wo)
+	}
 	s.guardMethods()
 	return s, nil
 }
@@ -173,10 +181,14 @@ func (s *Server) Serve(ln net.Listener) error {
 // when ctx ends first it closes the remaining connections and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.auth.close()
-	if err := s.app.ShutdownWithContext(ctx); err != nil {
-		return fmt.Errorf("ingest: shutdown: %w", err)
+	var wsErr error
+	if s.ws != nil {
+		wsErr = s.ws.Shutdown(ctx)
 	}
-	return nil
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return errors.Join(wsErr, fmt.Errorf("ingest: shutdown: %w", err))
+	}
+	return wsErr
 }
 
 // observe wraps every request: it turns handler errors and panics into problem

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/fanout"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
@@ -69,6 +70,7 @@ func (d *Deps) defaults() {
 // Ingest is a running ingest API.
 type Ingest struct {
 	srv  *ingest.Server
+	hub  *fanout.Hub
 	prod *kafka.Producer
 	adm  *kadm.Client
 	ln   net.Listener
@@ -100,7 +102,22 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		}
 		store = st
 	}
+	sreg := schema.NewRegistry(d.RegistryClient)
+	hkc := d.Kafka // without the ingest client's kprom hook: one hook serves one client
+	hkc.ClientID = "sluice-stream"
+	hub := fanout.New(hkc, func(ctx context.Context, r *kgo.Record) (any, error) {
+		v, _, err := sreg.Decode(ctx, r.Value)
+		if err != nil {
+			return nil, err
+		}
+		return schema.ToJSON(v), nil
+	})
+	aggs := map[string]bool{}
+	for _, a := range d.Pipeline.Aggregations {
+		aggs[config.AggTopic(a.Name)] = true
+	}
 	srv, err := ingest.New(ingest.Config{
+		WebSocket: ingest.WSOptions{Hub: hub, AllowStream: func(t string) bool { return aggs[t] }},
 		Auth: ingest.AuthConfig{Disabled: a.AuthDisabled, HS256Secret: []byte(a.JWTHS256Secret),
 			JWKSURL: a.JWTJWKSURL, Issuer: a.JWTIssuer, Audience: a.JWTAudience},
 		RateLimit: ingest.RateLimitConfig{Max: a.RateLimit, Window: a.RateLimitWindow,
@@ -121,7 +138,7 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		_ = prod.Close(context.Background())
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	in := &Ingest{srv: srv, prod: prod, adm: adm, ln: ln, done: make(chan error, 1)}
+	in := &Ingest{srv: srv, hub: hub, prod: prod, adm: adm, ln: ln, done: make(chan error, 1)}
 	go func() { in.done <- srv.Serve(ln) }()
 	return in, nil
 }
@@ -133,6 +150,8 @@ func (in *Ingest) Addr() string { return in.ln.Addr().String() }
 // the producer.
 func (in *Ingest) Shutdown(ctx context.Context) error {
 	err := in.srv.Shutdown(ctx)
+	in.hub.Close()
+	// The producer closes last: WebSocket shutdown still acks what it read.
 	return errors.Join(err, in.prod.Close(ctx))
 }
 

@@ -1,0 +1,321 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pipeline/fanout"
+)
+
+// Routes of the WebSocket API.
+const (
+	routeStream   = "/api/v1/stream/:topic"
+	routeIngestWS = "/api/v1/ingest/:topic"
+)
+
+// WebSocket close codes. Besides these the server uses RFC 6455's 1000 (normal), 1001
+// (server shutting down), 1009 (an ingest message larger than Config.MaxBodyBytes, or
+// a stream client sending more than 4 KiB) and 1011 (the stream's consumer failed).
+const (
+	// CloseSlowConsumer closes a stream whose client did not read fast enough: the
+	// records waiting for it filled its send buffer (WSOptions.SendBuffer), and the
+	// server dropped it rather than hold up other clients or grow without bound. The
+	// records already queued are sent before the close frame. Reconnect to resume from
+	// the live end; read faster or filter (?filter=) to avoid it.
+	CloseSlowConsumer = 4008
+)
+
+// Defaults of WSOptions.
+const (
+	// DefaultWSMaxInFlight is the default number of ingest messages of one connection
+	// that may await their answer.
+	DefaultWSMaxInFlight = 64
+	// DefaultWSSendBuffer is the default number of stream records queued per client.
+	DefaultWSSendBuffer = 256
+	// DefaultWSPingInterval is the default interval of server pings, which keep idle
+	// connections alive through proxies and load balancers.
+	DefaultWSPingInterval = 30 * time.Second
+	// DefaultWSWriteTimeout is the default bound on writing one frame to a client.
+	DefaultWSWriteTimeout = 10 * time.Second
+)
+
+const (
+	// wsHandshakeTimeout bounds the time between answering a stream handshake and the
+	// connection handler taking over its subscription.
+	wsHandshakeTimeout = 10 * time.Second
+	// wsCloseGrace is how long the server waits for the client's close frame after
+	// sending its own.
+	wsCloseGrace = 2 * time.Second
+	// wsStreamReadLimit bounds a message a stream client sends (it should send none).
+	wsStreamReadLimit = 4 << 10
+	// localWSSession is the Locals key handing the handshake's state to the connection
+	// handler (contrib/websocket copies string keys only).
+	localWSSession = "sluice-ws-session"
+	// bearerSubprotocol marks a token in Sec-WebSocket-Protocol: "bearer, <token>".
+	bearerSubprotocol = "bearer"
+)
+
+// StreamHub is the source of live records for GET /api/v1/stream/{topic};
+// *fanout.Hub is the implementation.
+type StreamHub interface {
+	// Subscribe follows topic with a buffer of buffer records until stop is called or
+	// ctx ends; see fanout.Hub.Subscribe.
+	Subscribe(ctx context.Context, topic string, buffer int) (<-chan fanout.Message, func(), error)
+}
+
+var _ StreamHub = (*fanout.Hub)(nil)
+
+// WSOptions configures the WebSocket routes. Zero fields take the documented defaults.
+type WSOptions struct {
+	// Hub provides the records of GET /api/v1/stream/{topic}. Nil: the stream route is
+	// not registered.
+	Hub StreamHub
+	// AllowStream reports whether a topic other than a configured topic's clean topic
+	// ("<topic>.clean", always allowed) may be streamed, e.g. the agg.<name> topics.
+	// Nil: none.
+	AllowStream func(topic string) bool
+	// Authorize is called before the upgrade with the scope the route needs:
+	// "events:read" for a stream, "events:write:<topic>" for ingest. Its error answers the
+	// handshake (a *requestError or *fiber.Error becomes its problem). A token sent as
+	// "Sec-WebSocket-Protocol: bearer, <token>" (browsers cannot set headers) is moved
+	// to the Authorization header first. Nil: the routes are open.
+	Authorize func(c *fiber.Ctx, scope string) error
+	// MaxInFlight bounds the ingest messages of one connection read but not yet
+	// answered; at the limit the server stops reading the socket (backpressure).
+	// Default 64.
+	MaxInFlight int
+	// SendBuffer is the number of stream records queued per client; a client that lets
+	// it fill is closed with CloseSlowConsumer. Default 256.
+	SendBuffer int
+	// PingInterval is the interval of server pings. Default 30s.
+	PingInterval time.Duration
+	// WriteTimeout bounds writing one frame; a client that does not take it in time is
+	// disconnected. Default 10s.
+	WriteTimeout time.Duration
+	// Origins are the allowed Origin header values of a handshake. Empty: any origin
+	// (clients authenticate with tokens, not cookies, so other sites gain nothing).
+	Origins []string
+}
+
+func (o WSOptions) withDefaults() WSOptions {
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultWSMaxInFlight
+	}
+	if o.SendBuffer <= 0 {
+		o.SendBuffer = DefaultWSSendBuffer
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultWSPingInterval
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWSWriteTimeout
+	}
+	return o
+}
+
+// WebSockets are the open WebSocket connections of a Server. fasthttp forgets a
+// connection once it is upgraded, so Server.Shutdown does not wait for them: call
+// WebSockets.Shutdown first.
+type WebSockets struct {
+	s      *Server
+	o      WSOptions
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+	open   *prometheus.GaugeVec
+	closed *prometheus.CounterVec
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[*fws.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+// RegisterWebSockets adds GET /api/v1/stream/:topic (when o.Hub is set) and
+// GET /api/v1/ingest/:topic to r, usually s.App(). Requests that are not WebSocket
+// handshakes answer 426. Call it before serving, and WebSockets.Shutdown before
+// Server.Shutdown.
+func (s *Server) RegisterWebSockets(r fiber.Router, o WSOptions) *WebSockets {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &WebSockets{s: s, o: o.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*fws.Conn]struct{}{}}
+	w.registerMetrics()
+	cfg := websocket.Config{
+		HandshakeTimeout: wsHandshakeTimeout,
+		Subprotocols:     []string{bearerSubprotocol},
+		Origins:          w.o.Origins,
+		RecoverHandler:   w.recoverConn,
+	}
+	if w.o.Hub != nil {
+		upgrade := websocket.New(w.serveStream, cfg)
+		r.Get(routeStream, func(c *fiber.Ctx) error { return w.streamHandshake(c, upgrade) })
+		s.routes[routeStream] = true
+	}
+	upgrade := websocket.New(w.serveIngest, cfg)
+	r.Get(routeIngestWS, func(c *fiber.Ctx) error { return w.ingestHandshake(c, upgrade) })
+	s.routes[routeIngestWS] = true
+	return w
+}
+
+// Shutdown closes every WebSocket connection with 1001 (going away): a stream at once,
+// an ingest connection after answering the messages it has read (so the producer must
+// still be open). New handshakes are refused. It waits until every connection is
+// closed or ctx ends; then it cuts the remaining connections and returns ctx's error.
+func (w *WebSockets) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.cancel()
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		w.mu.Lock()
+		for c := range w.conns {
+			cut(c)
+		}
+		w.mu.Unlock()
+		return fmt.Errorf("ingest: websocket shutdown: %w", ctx.Err())
+	}
+}
+
+// enter registers an upgraded connection; false after Shutdown began.
+func (w *WebSockets) enter(c *fws.Conn, route string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closing {
+		return false
+	}
+	w.wg.Add(1)
+	w.conns[c] = struct{}{}
+	w.open.WithLabelValues(route).Inc()
+	return true
+}
+
+// leave unregisters a connection that enter registered, counting why it closed.
+func (w *WebSockets) leave(c *fws.Conn, route, reason string) {
+	w.mu.Lock()
+	delete(w.conns, c)
+	w.mu.Unlock()
+	w.open.WithLabelValues(route).Dec()
+	w.closed.WithLabelValues(route, reason).Inc()
+	w.wg.Done()
+}
+
+// Reasons a WebSocket connection closed, the reason label of
+// sluice_websocket_closed_total.
+const (
+	wsClosedClient   = "client"        // the client closed or went away
+	wsClosedShutdown = "shutdown"      // server shutdown
+	wsClosedSlow     = "slow_consumer" // stream buffer overflow
+	wsClosedError    = "error"         // write failure, read limit, consumer failure
+)
+
+func (w *WebSockets) registerMetrics() {
+	w.open = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_websocket_connections",
+		Help: "Open WebSocket connections by route pattern.",
+	}, []string{"route"})
+	w.closed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_websocket_closed_total",
+		Help: "Closed WebSocket connections by route pattern and reason (client, shutdown, slow_consumer, error).",
+	}, []string{"route", "reason"})
+	var err error
+	if w.open, err = register(w.s.cfg.Registerer, w.open); err != nil {
+		w.s.cfg.Logger.Error("ingest: websocket metrics", "err", err)
+	}
+	if w.closed, err = register(w.s.cfg.Registerer, w.closed); err != nil {
+		w.s.cfg.Logger.Error("ingest: websocket metrics", "err", err)
+	}
+}
+
+// authorize moves a subprotocol token to the Authorization header and calls
+// o.Authorize.
+func (w *WebSockets) authorize(c *fiber.Ctx, scope string) error {
+	if w.o.Authorize == nil {
+		return nil
+	}
+	if c.Get(fiber.HeaderAuthorization) == "" {
+		if tok := subprotocolToken(c.Get(fiber.HeaderSecWebSocketProtocol)); tok != "" {
+			c.Request().Header.Set(fiber.HeaderAuthorization, "Bearer "+tok)
+		}
+	}
+	return w.o.Authorize(c, scope)
+}
+
+// subprotocolToken returns the token of "Sec-WebSocket-Protocol: bearer, <token>": the
+// protocol following "bearer" in the list.
+func subprotocolToken(h string) string {
+	parts := strings.Split(h, ",")
+	for i := 0; i+1 < len(parts); i++ {
+		if strings.EqualFold(strings.TrimSpace(parts[i]), bearerSubprotocol) {
+			return strings.TrimSpace(parts[i+1])
+		}
+	}
+	return ""
+}
+
+// requireUpgrade answers 426 to a request that is not a WebSocket handshake.
+func requireUpgrade(c *fiber.Ctx) error {
+	if websocket.IsWebSocketUpgrade(c) {
+		return nil
+	}
+	c.Set(fiber.HeaderUpgrade, "websocket")
+	c.Set(fiber.HeaderConnection, "Upgrade")
+	return newRequestError(fiber.StatusUpgradeRequired, "about:blank", "",
+		"this endpoint speaks WebSocket only: send a GET with Connection: Upgrade and Upgrade: websocket")
+}
+
+// closeConn sends a close frame, waits up to wsCloseGrace for the client's (gone is
+// closed when the reader saw it, or any read error), then closes the connection.
+func (w *WebSockets) closeConn(c *fws.Conn, code int, text string, gone <-chan struct{}) {
+	err := c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, text), time.Now().Add(w.o.WriteTimeout))
+	if err == nil && gone != nil {
+		t := time.NewTimer(wsCloseGrace)
+		select {
+		case <-gone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	cut(c)
+}
+
+// recoverConn is the connection handlers' panic handler: log and close with 1011.
+func (w *WebSockets) recoverConn(c *websocket.Conn) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	w.s.cfg.Logger.Error("ingest: websocket handler panic", "err", fmt.Sprint(r))
+	if c.Conn != nil {
+		_ = c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseInternalServerErr, ""),
+			time.Now().Add(time.Second))
+	}
+}
+
+// errStreamUnavailable is the 503 of a stream that cannot be subscribed to.
+func errStreamUnavailable(topic string) *requestError {
+	e := newRequestError(fiber.StatusServiceUnavailable, ProblemUnavailable, "",
+		fmt.Sprintf("the records of %q cannot be read right now; retry later", topic))
+	e.retryAfter = true
+	return e
+}
+
+// cut ends a connection's I/O at once: pending and future reads and writes fail, which
+// ends its handler, after which fasthttp closes it. (Conn.Close cannot: fasthttp's
+// hijacked connection ignores Close and closes the socket when the handler returns.)
+func cut(c *fws.Conn) {
+	_ = c.NetConn().SetDeadline(time.Now())
+}
