@@ -20,6 +20,8 @@ const (
 	DefaultAckTimeout = 5 * time.Second
 	// DefaultMaxFuture is how far event_time may be ahead of the receive time.
 	DefaultMaxFuture = 5 * time.Minute
+	// DefaultReadTimeout bounds reading one request.
+	DefaultReadTimeout = 30 * time.Second
 	// MaxEventsPerRequest bounds the events of one request; more answer 413.
 	MaxEventsPerRequest = 10000
 	// readyTimeout bounds one /readyz probe.
@@ -104,6 +106,9 @@ type Config struct {
 	// registers them when Hub is set (else call RegisterWebSockets). Authorize defaults to
 	// the server's own auth.
 	WebSocket WSOptions
+	// ReadTimeout bounds reading one request, headers and body: a client that trickles
+	// its body (slowloris) is cut off. Default 30s.
+	ReadTimeout time.Duration
 }
 
 // withDefaults validates c and returns it with defaults applied.
@@ -127,6 +132,9 @@ func (c Config) withDefaults() (Config, error) {
 		topics[i] = t
 	}
 	c.Topics = topics
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
 	switch {
 	case c.MaxBodyBytes < 0:
 		return c, fmt.Errorf("ingest: max_body_bytes: must be >= 0 (got %d)", c.MaxBodyBytes)

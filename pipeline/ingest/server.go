@@ -105,6 +105,7 @@ func New(cfg Config, p Producer) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		BodyLimit:             int(cfg.MaxBodyBytes),
+		ReadTimeout:           cfg.ReadTimeout,
 		ErrorHandler:          s.serverError,
 		JSONEncoder:           json.Marshal,
 		JSONDecoder:           json.Unmarshal,

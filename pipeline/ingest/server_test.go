@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -452,5 +453,32 @@ func TestRequestID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A client that sends its headers and then trickles the body is cut off after
+// ReadTimeout instead of holding a connection (and its buffers) forever.
+func TestSlowBodyCutOff(t *testing.T) {
+	s := newTestServer(t, nil, func(c *ingest.Config) { c.ReadTimeout = 300 * time.Millisecond })
+	addr := strings.TrimPrefix(serve(t, s), "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	_, _ = fmt.Fprintf(conn, "POST /api/v1/events/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf) // the server answers 408 or closes
+	took := time.Since(start)
+	if took > 3*time.Second {
+		t.Fatalf("connection held %s after the client stalled", took)
+	}
+	if n > 0 && !strings.Contains(string(buf[:n]), "408") && !strings.Contains(string(buf[:n]), "400") {
+		t.Fatalf("answer to a stalled body: %q (err %v)", buf[:n], err)
+	}
+	if len(s.producer.records()) != 0 {
+		t.Fatal("a stalled request produced records")
 	}
 }
