@@ -27,6 +27,7 @@ func TestSchemathesis(t *testing.T) {
 		"--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
 		"--max-examples", "25", "--request-timeout", "10", "--seed", "1",
 		"--suppress-health-check", "all", "--no-color")
+	cmd.Dir = t.TempDir() // its cache and reports stay out of the tree
 	out, err := cmd.CombinedOutput()
 	t.Logf("schemathesis:\n%s", tailLines(string(out), 40))
 	if err != nil {
