@@ -62,10 +62,6 @@ type decompressors struct {
 	zstd sync.Pool // *zstdDecoder
 }
 
-// bodyDecoders is shared by every Server: pooled decoders carry no configuration
-// (the limits are applied per call), so sharing them only saves allocations.
-var bodyDecoders decompressors
-
 // gzipDecoder is a pooled gzip reader with the body reader it reads from.
 type gzipDecoder struct {
 	src bytes.Reader

@@ -106,7 +106,7 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 		return nil, nil, 0, rerr
 	}
 	// Raw body: fiber's Ctx.Body would inflate compressed bodies without a size limit.
-	raw, rerr := bodyDecoders.decompress(coding, c.Request().Body(), s.cfg.MaxBodyBytes)
+	raw, rerr := s.decoders.decompress(coding, c.Request().Body(), s.cfg.MaxBodyBytes)
 	if rerr != nil {
 		return nil, nil, 0, rerr
 	}

@@ -49,6 +49,8 @@ type Server struct {
 	auth     *authenticator
 	limits   *rateLimits
 	ws       *WebSockets
+	// decoders pools the gzip and zstd readers of request bodies (zero value ready).
+	decoders decompressors
 }
 
 // New validates cfg, applies its defaults, registers the metrics on cfg.Registerer and
