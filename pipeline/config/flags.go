@@ -30,6 +30,7 @@ func DefaultService() Service {
 		MaxBodyBytes:     10 << 20,
 		AckTimeout:       5 * time.Second,
 		MaxFuture:        5 * time.Minute,
+		ReadTimeout:      30 * time.Second,
 		MaxBufferedBytes: 64 << 20,
 		TxnTimeout:       60 * time.Second,
 		TxnMaxRecords:    5000,
@@ -56,6 +57,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.Var((*bytesValue)(&s.MaxBodyBytes), "max-body-bytes", "request body `size` limit after decompression")
 	fs.DurationVar(&s.AckTimeout, "ack-timeout", d.AckTimeout, "how long ingest waits for Kafka acks before answering 503")
 	fs.DurationVar(&s.MaxFuture, "max-future", d.MaxFuture, "reject events whose event_time is further ahead of receive time")
+	fs.DurationVar(&s.ReadTimeout, "http-read-timeout", d.ReadTimeout, "cut off a client that takes longer to send one request (slow bodies)")
 	s.MaxBufferedBytes = d.MaxBufferedBytes
 	fs.Var((*bytesValue)(&s.MaxBufferedBytes), "max-buffered-bytes", "ingest producer buffer `size`; a full buffer answers 503")
 	fs.DurationVar(&s.TxnTimeout, "txn-timeout", d.TxnTimeout, "transaction timeout of transactional stages (MSK allows at most 15m)")

@@ -24,6 +24,8 @@ type Service struct {
 	// MaxFuture rejects events whose event_time is further ahead of the receive time.
 	// Default 5m.
 	MaxFuture time.Duration
+	// ReadTimeout bounds reading one HTTP request, headers and body. Default 30s.
+	ReadTimeout time.Duration
 	// MaxBufferedBytes bounds the ingest producer buffer; a full buffer answers 503.
 	// Default 64 MiB.
 	MaxBufferedBytes int64

@@ -128,6 +128,7 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		MaxBodyBytes: d.Service.MaxBodyBytes,
 		AckTimeout:   d.Service.AckTimeout,
 		MaxFuture:    d.Service.MaxFuture,
+		ReadTimeout:  d.Service.ReadTimeout,
 		Now:          d.Now,
 		Logger:       d.Logger.With("service", "ingest"),
 		Registerer:   d.Registry,
