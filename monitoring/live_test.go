@@ -30,9 +30,6 @@ import (
 // feature that fills them. A panel query or alert over only such metrics is not required
 // to return data here; its alert rules are proven by `promtool test rules`.
 var onlyUnder = map[string]string{
-	"sluice_sink_rows_total":                "the warehouse sink runs (issue 6, not built yet)",
-	"sluice_sink_flush_duration_seconds":    "the warehouse sink runs (issue 6, not built yet)",
-	"sluice_sink_freshness_seconds":         "the warehouse sink runs (issue 6, not built yet)",
 	"sluice_stage_partition_holds_total":    "a retry waits in a tier topic, an open circuit or ordered mode (e2e/retry_test.go)",
 	"sluice_state_restore_duration_seconds": "", // filled at start-up: must have data
 }

@@ -72,6 +72,10 @@ func RetryTopic(d time.Duration) string { return "_sluice.retry." + shortDuratio
 // retry topic without readable origin headers).
 const RetryDLQTopic = "_sluice.retry.dlq"
 
+// SinkDLQTopic receives the aggregate results the warehouse sink cannot write (clean
+// records it cannot write go to their raw topic's .dlq).
+const SinkDLQTopic = "_sluice.sink.dlq"
+
 // shortDuration writes d in its largest whole unit: 5s, 1m, 10m, 2h, 250ms.
 func shortDuration(d time.Duration) string {
 	switch {

@@ -58,6 +58,9 @@ func TopicsFor(p *config.Pipeline) []TopicSpec {
 	if len(p.RetryTiers) > 0 {
 		specs = append(specs, TopicSpec{Name: config.RetryDLQTopic, Partitions: rp})
 	}
+	if len(p.Aggregations) > 0 {
+		specs = append(specs, TopicSpec{Name: config.SinkDLQTopic, Partitions: rp})
+	}
 	return specs
 }
 

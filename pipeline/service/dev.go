@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/sink"
 )
 
 // DevOptions configure `sluice dev`.
@@ -37,6 +38,9 @@ type DevOptions struct {
 	// Transforms are the clean stage's user transforms, by raw topic (see
 	// process.Transform and examples/enrich).
 	Transforms map[string]process.Transform
+	// Warehouse is the DuckDB file the sink writes clean events and window results to;
+	// empty keeps it in memory.
+	Warehouse string
 }
 
 // Dev runs the whole platform in one process until ctx ends, then drains: the API stops
@@ -98,10 +102,26 @@ func Dev(ctx context.Context, o DevOptions) error {
 		return err
 	}
 	defer stopMon()
+	wh, err := sink.OpenDuckDB(o.Warehouse)
+	if err != nil {
+		_ = in.Shutdown(context.Background())
+		proc.Kill()
+		return fmt.Errorf("warehouse: %w", err)
+	}
+	defer wh.Close()
+	snk, err := NewSink(ctx, d, sreg, wh)
+	if err != nil {
+		_ = in.Shutdown(context.Background())
+		proc.Kill()
+		return fmt.Errorf("sink: %w", err)
+	}
 	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	var procErr error
+	var procErr, sinkErr error
 	wg.Go(func() { procErr = proc.Run(procCtx) })
+	var sinkWG sync.WaitGroup
+	sinkWG.Go(func() { sinkErr = snk.Run(sinkCtx) })
 
 	httpAddr := ln.Addr().String()
 	log.Info("sluice dev running", "kafka", svc.Brokers, "registry", svc.RegistryURL, "http", httpAddr)
@@ -121,10 +141,13 @@ func Dev(ctx context.Context, o DevOptions) error {
 	shutErr := in.Shutdown(sctx)
 	stopProc()
 	wg.Wait()
+	// The sink stops last: its final flush drains what the processor committed.
+	stopSink()
+	sinkWG.Wait()
 	if errors.Is(genErr, context.Canceled) {
 		genErr = nil
 	}
-	return errors.Join(shutErr, procErr, genErr)
+	return errors.Join(shutErr, procErr, genErr, sinkErr)
 }
 
 func generate(ctx context.Context, base string, o DevOptions) error {

@@ -15,7 +15,7 @@ import (
 
 // Groups are the consumer groups of every stage of the pipeline.
 func Groups(p *config.Pipeline) []string {
-	gs := []string{"sluice." + process.CleanStageName, "sluice." + process.RetryStageName}
+	gs := []string{"sluice." + process.CleanStageName, "sluice." + process.RetryStageName, "sluice.sink"}
 	for _, a := range p.Aggregations {
 		gs = append(gs, "sluice.repartition."+a.Name, "sluice.agg."+a.Name)
 	}

@@ -34,6 +34,9 @@ func StartMonitor(ctx context.Context, d Deps, interval time.Duration) (stop fun
 	if len(cfg.RetryTopics) > 0 {
 		cfg.DLQTopics = append(cfg.DLQTopics, config.RetryDLQTopic)
 	}
+	if len(d.Pipeline.Aggregations) > 0 {
+		cfg.DLQTopics = append(cfg.DLQTopics, config.SinkDLQTopic)
+	}
 	m, err := dlq.NewMonitor(cfg, d.Registry)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,53 @@
+package service
+
+import (
+	"context"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/sink"
+)
+
+// NewSink builds the warehouse sink stage on d: every clean topic into its table and
+// every aggregation's results into AGGREGATES, exactly once (pipeline/sink).
+func NewSink(ctx context.Context, d Deps, dec *schema.Registry, w sink.Warehouse) (*sink.Stage, error) {
+	d.defaults()
+	tables := map[string]avro.Schema{}
+	aggs := map[string]bool{}
+	var topics []string
+	for raw, ts := range d.Schemas {
+		t := config.CleanTopic(raw)
+		topics = append(topics, t)
+		tables[t] = ts.Clean.Schema
+	}
+	for _, a := range d.Pipeline.Aggregations {
+		t := config.AggTopic(a.Name)
+		topics = append(topics, t)
+		aggs[t] = true
+	}
+	return sink.NewStage(ctx, sink.StageConfig{
+		Kafka:     d.Kafka,
+		Warehouse: w,
+		Decoder:   dec,
+		Schemas: func(topic string) (string, avro.Schema, bool, bool) {
+			if s, ok := tables[topic]; ok {
+				return sink.TableName(topic), s, false, true
+			}
+			if aggs[topic] {
+				return sink.AggregatesTable, nil, true, true
+			}
+			return "", nil, false, false
+		},
+		Topics:        topics,
+		Now:           d.Now,
+		AfterFunc:     d.AfterFunc,
+		Sleep:         d.Sleep,
+		Rand:          d.Rand,
+		Logger:        d.Logger.With("service", "sink"),
+		Registerer:    d.Registry,
+		ClientMetrics: d.ClientMetrics,
+		InstanceID:    d.Service.InstanceID,
+	})
+}
