@@ -6,7 +6,7 @@ GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
 
-.PHONY: test test-fast test-real test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
+.PHONY: test test-fast test-real test-snowflake test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
 
 ## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
 ## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
@@ -27,6 +27,13 @@ test-real: deps
 N ?= 20
 test-loop: deps
 	$(GO) test -count=$(N) -timeout 60m -run 'Crash|ExactlyOnce|Killed|Windows|Replay|Breaker|Poison' ./e2e/
+
+## test-snowflake: the Snowflake dialect tests through gosnowflake on fakesnow (installs
+## fakesnow 0.12.1 into its own virtualenv once); not yet part of `make test`
+test-snowflake: deps
+	@eval "$$(scripts/fakesnow/fakesnow-up.sh)" && \
+	  trap 'scripts/fakesnow/fakesnow-down.sh' EXIT && \
+	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -run Snowflake ./pipeline/sink/
 
 ## kafka-up: start a real single-node Kafka 4.x broker on 127.0.0.1 (prints BOOTSTRAP=...)
 kafka-up:

@@ -116,6 +116,12 @@ func (p *Pipeline) lag(group string, topics ...string) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
+	// The last stable offsets: a transaction still open on a partition hides records a
+	// read_committed reader will see once it commits, so that partition is not caught up.
+	stable, err := p.adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return -1, err
+	}
 	var lag int64
 	var ferr error
 	ends.Each(func(o kadm.ListedOffset) {
@@ -126,6 +132,10 @@ func (p *Pipeline) lag(group string, topics ...string) (int64, error) {
 		}
 		d := o.Offset - at
 		if d <= 0 {
+			return
+		}
+		if s, ok := stable.Lookup(o.Topic, o.Partition); ok && s.Err == nil && s.Offset < o.Offset {
+			lag += d // an open transaction: wait for it to end
 			return
 		}
 		if d > 64 {
