@@ -86,7 +86,7 @@ type Stage struct {
 	holds map[TaskID]*hold
 
 	closeOnce sync.Once
-	dialer    *severableDialer
+	dialer    *kafka.SeverableDialer
 	// killCtx ends only when the stage is killed: batches run under it, so shutdown
 	// drains a polled batch while Kill stops it.
 	killCtx  context.Context
@@ -125,7 +125,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		return nil, errors.New("stage " + cfg.Name + ": instance id is required")
 	}
 	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), holds: make(map[TaskID]*hold), log: cfg.Logger.With("stage", cfg.Name),
-		dialer: newSeverableDialer()}
+		dialer: kafka.NewSeverableDialer(nil)}
 	s.killCtx, s.kill = context.WithCancel(context.Background())
 	// TLS runs over this dialer, so severing it also cuts TLS connections.
 	cfg.Kafka.Dial = s.dialer.DialContext
@@ -558,7 +558,7 @@ func (s *Stage) Lag(ctx context.Context, group, topic string, partition int32, n
 // For tests.
 func (s *Stage) Kill() {
 	s.killOnce.Do(func() {
-		s.dialer.sever()
+		s.dialer.Sever()
 		s.kill()
 	})
 }

@@ -72,7 +72,7 @@ type Stage struct {
 
 	closeOnce sync.Once
 	started   atomic.Bool
-	dialer    *severableDialer
+	dialer    *kafka.SeverableDialer
 	killCtx   context.Context
 	kill      context.CancelFunc
 	killOnce  sync.Once
@@ -90,7 +90,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		log:       cfg.Logger.With("stage", StageName),
 		parts:     map[topicPartition]*partition{},
 		schemaIDs: map[string]map[int]error{},
-		dialer:    newSeverableDialer(cfg.Kafka.Dial),
+		dialer:    kafka.NewSeverableDialer(cfg.Kafka.Dial),
 		lag:       newLagCommits(),
 	}
 	if cfg.InstanceID != "" {
@@ -352,7 +352,7 @@ func (s *Stage) partition(tp topicPartition) *partition {
 // releases its client. For tests.
 func (s *Stage) Kill() {
 	s.killOnce.Do(func() {
-		s.dialer.sever()
+		s.dialer.Sever()
 		s.kill()
 		if !s.started.Load() {
 			go s.close()

@@ -1,4 +1,4 @@
-package sink
+package kafka
 
 import (
 	"context"
@@ -7,35 +7,36 @@ import (
 	"sync"
 )
 
-// errSevered is what a killed stage's dials fail with.
-var errSevered = errors.New("sink stage killed: connection severed")
+// ErrSevered is what the dials of a severed client fail with.
+var ErrSevered = errors.New("connection severed (stage killed)")
 
-// severableDialer dials the brokers (through next when set) and can cut every
+// SeverableDialer dials the brokers (through next when set, for kafka.Config.Dial) and can cut every
 // connection at once and refuse new ones: the brokers then see the stage exactly as a
 // crashed process (no leave-group, no final commit; its partitions move after the
-// session timeout). Stage.Kill uses it.
-type severableDialer struct {
+// session timeout; a transaction it left open is fenced or times out). The stages' Kill
+// uses it (tests).
+type SeverableDialer struct {
 	next  func(ctx context.Context, network, host string) (net.Conn, error)
 	mu    sync.Mutex
 	cut   bool
 	conns map[net.Conn]struct{}
 }
 
-func newSeverableDialer(next func(ctx context.Context, network, host string) (net.Conn, error)) *severableDialer {
+func NewSeverableDialer(next func(ctx context.Context, network, host string) (net.Conn, error)) *SeverableDialer {
 	if next == nil {
 		var d net.Dialer
 		next = d.DialContext
 	}
-	return &severableDialer{next: next, conns: make(map[net.Conn]struct{})}
+	return &SeverableDialer{next: next, conns: make(map[net.Conn]struct{})}
 }
 
 // DialContext has the signature of kafka.Config.Dial.
-func (s *severableDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (s *SeverableDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	s.mu.Lock()
 	cut := s.cut
 	s.mu.Unlock()
 	if cut {
-		return nil, errSevered
+		return nil, ErrSevered
 	}
 	c, err := s.next(ctx, network, addr)
 	if err != nil {
@@ -45,13 +46,13 @@ func (s *severableDialer) DialContext(ctx context.Context, network, addr string)
 	defer s.mu.Unlock()
 	if s.cut {
 		c.Close()
-		return nil, errSevered
+		return nil, ErrSevered
 	}
 	s.conns[c] = struct{}{}
 	return &trackedConn{Conn: c, s: s}, nil
 }
 
-func (s *severableDialer) sever() {
+func (s *SeverableDialer) Sever() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cut = true
@@ -63,7 +64,7 @@ func (s *severableDialer) sever() {
 
 type trackedConn struct {
 	net.Conn
-	s *severableDialer
+	s *SeverableDialer
 }
 
 func (c *trackedConn) Close() error {
