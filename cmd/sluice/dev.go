@@ -21,7 +21,12 @@ func devCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.C
 		if err != nil {
 			return err
 		}
+		warehouse := "" // in memory, unless --duckdb-path names a file
+		if pathGiven(fs) {
+			warehouse = svc.Sink.DuckDBPath
+		}
 		return service.Dev(ctx, service.DevOptions{
+			Warehouse:    warehouse,
 			Service:      *svc,
 			Pipeline:     p,
 			KafkaPort:    *kafkaPort,
@@ -30,9 +35,20 @@ func devCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.C
 			Seed:         *seed,
 			Logger:       log,
 			Ready: func(brokers []string, reg, http string) {
-				fmt.Fprintf(out, "sluice dev is up\n  kafka     %v   (kcat -b %s -L)\n  registry  %s\n  api       http://%s/api/v1/events/{topic}\n  metrics   http://%s/metrics\nCtrl-C drains and exits.\n",
-					brokers, brokers[0], reg, http, http)
+				fmt.Fprintf(out, "sluice dev is up\n  kafka     %v   (kcat -b %s -L)\n  registry  %s\n  api       http://%s/api/v1/events/{topic}\n  metrics   http://%s/metrics\n  query     sluice query --json 'select count(*) as n from PURCHASES'   (%s)\nCtrl-C drains and exits.\n",
+					brokers, brokers[0], reg, http, http, queryWhere(svc.Sink))
 			},
 		})
 	}
+}
+
+// queryWhere says where `sluice query` reaches dev's warehouse.
+func queryWhere(c config.SinkConfig) string {
+	if c.Warehouse == config.WarehouseSnowflake {
+		return "the warehouse is Snowflake: query it there"
+	}
+	if c.QueryAddr == "" {
+		return "off: --query-addr is empty"
+	}
+	return "answered at " + c.QueryAddr
 }

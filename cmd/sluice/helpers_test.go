@@ -72,7 +72,7 @@ func freePort(t *testing.T) int {
 
 // devInstance is a `sluice dev` running inside the test process on free ports.
 type devInstance struct {
-	KafkaPort, RegistryPort, HTTPPort int
+	KafkaPort, RegistryPort, HTTPPort, QueryPort int
 
 	stdout, stderr *watchBuffer
 	cancel         context.CancelFunc
@@ -128,7 +128,7 @@ func startDev(t *testing.T, extra ...string) *devInstance {
 func tryStartDev(t *testing.T, extra []string) (*devInstance, error) {
 	t.Helper()
 	d := &devInstance{
-		KafkaPort: freePort(t), RegistryPort: freePort(t), HTTPPort: freePort(t),
+		KafkaPort: freePort(t), RegistryPort: freePort(t), HTTPPort: freePort(t), QueryPort: freePort(t),
 		stdout: newWatchBuffer(), stderr: newWatchBuffer(), done: make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -138,6 +138,7 @@ func tryStartDev(t *testing.T, extra []string) (*devInstance, error) {
 		"--registry-addr", "127.0.0.1:" + strconv.Itoa(d.RegistryPort),
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(d.HTTPPort),
 		"--instance-id", "test",
+		"--query-addr", "127.0.0.1:" + strconv.Itoa(d.QueryPort),
 	}, extra...)
 	go func() {
 		defer close(d.done)

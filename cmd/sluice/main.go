@@ -33,7 +33,9 @@ const usage = `usage: sluice <command> [flags]
 commands:
   dev        the whole platform in one process (embedded Kafka, registry, API, processor)
   ingest     the ingest HTTP API
-  process    the stream processor (clean stage)
+  process    the stream processor (clean stage, windows, retries)
+  sink       the warehouse sink: clean events and window results into DuckDB or Snowflake
+  query      run SQL on the embedded DuckDB warehouse (of a running dev, or a file)
   consume    print a topic's records as JSON lines, Avro decoded
   generate   send synthetic events to the API or straight to Kafka
   topics     create or describe the pipeline's topics
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"generate": generateCmd,
 		"topics":   topicsCmd,
 		"dlq":      dlqCmd,
+		"sink":     sinkCmd,
+		"query":    queryCmd,
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)

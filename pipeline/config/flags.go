@@ -38,6 +38,8 @@ func DefaultService() Service {
 		LogLevel:         "info",
 		LogFormat:        "text",
 		API:              APIConfig{RateLimitWindow: DefaultRateLimitWindow},
+		Sink: SinkConfig{Warehouse: WarehouseDuckDB, DuckDBPath: DefaultDuckDBPath, FlushRows: DefaultSinkFlushRows,
+			FlushBytes: DefaultSinkFlushBytes, FlushInterval: DefaultSinkFlushInterval, QueryAddr: DefaultQueryAddr},
 	}
 }
 
@@ -68,6 +70,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.LogFormat, "log-format", d.LogFormat, "log `format`: text or json (one object per line)")
 	s.Security.BindFlags(fs)
 	s.API.BindFlags(fs)
+	s.Sink.BindFlags(fs)
 }
 
 // EnvName returns the environment variable read for the flag called name:

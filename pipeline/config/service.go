@@ -47,4 +47,6 @@ type Service struct {
 	Security KafkaSecurity
 	// API holds the ingest API's authentication, rate limit and CORS settings.
 	API APIConfig
+	// Sink holds the warehouse sink's settings (sluice sink, sluice dev).
+	Sink SinkConfig
 }

@@ -77,6 +77,9 @@ func (s *Service) Validate() error {
 	if err := s.API.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.Sink.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	switch s.LogFormat {
 	case "", "text", "json":
 	default:

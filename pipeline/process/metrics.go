@@ -271,3 +271,12 @@ func (m *Metrics) txnClosed(s *Stage) {
 	m.open.begun[s] = openTxn{stage: s.cfg.Name}
 	m.open.mu.Unlock()
 }
+
+// ObserveEndToEnd records d, the time from ingest until an output of stage committed, in
+// sluice_end_to_end_latency_seconds{stage,topic}. The warehouse sink, which has no
+// Metrics of its own for this histogram, reports through it (stage "sink").
+func (m *Metrics) ObserveEndToEnd(stage, topic string, d time.Duration) {
+	if m != nil {
+		m.endToEnd.WithLabelValues(stage, topic).Observe(d.Seconds())
+	}
+}

@@ -17,7 +17,6 @@ import (
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/process"
-	"github.com/sluicehq/sluice/pipeline/sink"
 )
 
 // DevOptions configure `sluice dev`.
@@ -39,7 +38,8 @@ type DevOptions struct {
 	// process.Transform and examples/enrich).
 	Transforms map[string]process.Transform
 	// Warehouse is the DuckDB file the sink writes clean events and window results to;
-	// empty keeps it in memory.
+	// empty keeps it in memory. Service.Sink.Warehouse = snowflake writes to Snowflake
+	// instead. Service.Sink.QueryAddr answers `sluice query` on a DuckDB warehouse.
 	Warehouse string
 }
 
@@ -90,7 +90,8 @@ func Dev(ctx context.Context, o DevOptions) error {
 		ln.Close()
 		return err
 	}
-	proc, err := NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
+	pm := process.NewMetrics(reg)
+	proc, err := NewProcessor(ctx, d, sreg, pm)
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		return err
@@ -102,18 +103,31 @@ func Dev(ctx context.Context, o DevOptions) error {
 		return err
 	}
 	defer stopMon()
-	wh, err := sink.OpenDuckDB(o.Warehouse)
+	wc := svc.Sink
+	if wc.Warehouse != config.WarehouseSnowflake {
+		wc.Warehouse, wc.DuckDBPath = config.WarehouseDuckDB, o.Warehouse
+	}
+	wh, err := OpenWarehouse(ctx, wc)
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		proc.Kill()
 		return fmt.Errorf("warehouse: %w", err)
 	}
 	defer wh.Close()
-	snk, err := NewSink(ctx, d, sreg, wh)
+	snk, err := NewSink(ctx, d, sreg, wh, func(topic string, dur time.Duration) { pm.ObserveEndToEnd("sink", topic, dur) })
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		proc.Kill()
 		return fmt.Errorf("sink: %w", err)
+	}
+	if wc.Warehouse == config.WarehouseDuckDB {
+		// A second dev on the machine (or a test) may hold the address: dev runs on
+		// without answering queries rather than not at all.
+		if stopQuery, err := StartQueryServer(svc.Sink.QueryAddr, wh, log); err != nil {
+			log.Warn("sluice query will not reach this dev", "err", err)
+		} else {
+			defer stopQuery()
+		}
 	}
 	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))

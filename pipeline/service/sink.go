@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/hamba/avro/v2"
 
@@ -11,8 +12,11 @@ import (
 )
 
 // NewSink builds the warehouse sink stage on d: every clean topic into its table and
-// every aggregation's results into AGGREGATES, exactly once (pipeline/sink).
-func NewSink(ctx context.Context, d Deps, dec *schema.Registry, w sink.Warehouse) (*sink.Stage, error) {
+// every aggregation's results into AGGREGATES, exactly once (pipeline/sink), flushing by
+// d.Service.Sink's rows, bytes and interval. latency, if set, receives the time from
+// ingest to the warehouse commit of every row (process.Metrics.ObserveEndToEnd with stage
+// "sink").
+func NewSink(ctx context.Context, d Deps, dec *schema.Registry, w sink.Warehouse, latency func(topic string, d time.Duration)) (*sink.Stage, error) {
 	d.defaults()
 	tables := map[string]avro.Schema{}
 	aggs := map[string]bool{}
@@ -41,6 +45,10 @@ func NewSink(ctx context.Context, d Deps, dec *schema.Registry, w sink.Warehouse
 			return "", nil, false, false
 		},
 		Topics:        topics,
+		FlushRows:     d.Service.Sink.FlushRows,
+		FlushBytes:    int(d.Service.Sink.FlushBytes),
+		FlushInterval: d.Service.Sink.FlushInterval,
+		Latency:       latency,
 		Now:           d.Now,
 		AfterFunc:     d.AfterFunc,
 		Sleep:         d.Sleep,

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pipeline/sink"
+)
+
+// queryJSON runs `sluice query --json` against dev d and decodes its lines.
+func queryJSON(t *testing.T, ctx context.Context, d *devInstance, sql string) []map[string]json.Number {
+	t.Helper()
+	out, err := runCmd(t, ctx, "query", "--json", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), sql)
+	if err != nil {
+		t.Fatalf("sluice query %q: %v", sql, err)
+	}
+	var rows []map[string]json.Number
+	for line := range strings.Lines(out) {
+		var r map[string]json.Number
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("query printed %q: %v", line, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// until polls cond every 100 ms until it holds or ctx ends (bounded by ctx).
+func until(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not within the deadline", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// TestDevQuery is the issue's "done when": `sluice dev --generate 1000`, then
+// `sluice query --json "select count(*) as n from PURCHASES"` grows over time, AGGREGATES
+// fills (a 2 s tumbling window here, so it closes within the test), and no event id is
+// in the warehouse twice.
+func TestDevQuery(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, "--generate", "1000", "--seed", "3", "--config", "testdata/short-windows.yaml")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if !strings.Contains(d.stdout.String(), "sluice query --json") {
+		t.Errorf("the banner does not say how to query:\n%s", d.stdout.String())
+	}
+
+	count := func() (n, distinct int64) {
+		r := queryJSON(t, ctx, d, "select count(*) as n, count(distinct EVENT_ID) as d from PURCHASES")
+		if len(r) != 1 {
+			t.Fatalf("rows = %v", r)
+		}
+		n, _ = r[0]["n"].Int64()
+		distinct, _ = r[0]["d"].Int64()
+		if n != distinct {
+			t.Fatalf("PURCHASES has %d rows but %d distinct event ids", n, distinct)
+		}
+		return n, distinct
+	}
+	var first int64
+	until(t, ctx, "PURCHASES has rows", func() bool { first, _ = count(); return first > 0 })
+	until(t, ctx, "PURCHASES grows", func() bool { n, _ := count(); return n > first })
+	until(t, ctx, "AGGREGATES has a window of revenue_by_country_1m", func() bool {
+		r := queryJSON(t, ctx, d, "select count(*) as n from AGGREGATES where AGGREGATION = 'revenue_by_country_1m'")
+		n, _ := r[0]["n"].Int64()
+		return n > 0
+	})
+	// Every window is in AGGREGATES once (unique key), whatever the replays.
+	r := queryJSON(t, ctx, d, `select count(*) as n from (select AGGREGATION, GROUP_KEY, WINDOW_START, WINDOW_END, count(*) as c
+		from AGGREGATES group by all having count(*) > 1)`)
+	if n, _ := r[0]["n"].Int64(); n != 0 {
+		t.Fatalf("%d windows appear more than once in AGGREGATES", n)
+	}
+
+	t.Run("table output", func(t *testing.T) {
+		out, err := runCmd(t, ctx, "query", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), "select 1 as one, 'x' as two")
+		if err != nil || out != "one  two\n1    x\n" {
+			t.Fatalf("out %q err %v", out, err)
+		}
+	})
+	t.Run("bad SQL is the caller's error", func(t *testing.T) {
+		_, err := runCmd(t, ctx, "query", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), "selec nothing")
+		if err == nil || !strings.Contains(err.Error(), "400 Bad Request") || !strings.Contains(err.Error(), "syntax") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a query cannot change the warehouse", func(t *testing.T) {
+		if _, err := runCmd(t, ctx, "query", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), "delete from PURCHASES"); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := count(); n == 0 {
+			t.Fatal("a query deleted the rows")
+		}
+	})
+}
+
+func TestQueryErrors(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "no SQL", args: []string{"query"}, wantErr: "usage: sluice query"},
+		{name: "nothing listening", args: []string{"query", "--query-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "select 1"},
+			wantErr: "nothing answers queries at 127.0.0.1:"},
+		{name: "bad max rows", args: []string{"query", "--max-rows", "0", "select 1"}, wantErr: "--max-rows"},
+		{name: "missing file", args: []string{"query", "--duckdb-path", path, "select 1"}, wantErr: "w.duckdb"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runCmd(t, ctx, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A DuckDB file is read directly when no process has it open, and a clear error names the
+// way round DuckDB's one-writer lock when one has. `sluice sink --check` writes the sink's
+// tables into it.
+func TestQueryFileAndSinkCheck(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	out, err := runCmd(t, ctx, "sink", "--check", "--duckdb-path", path)
+	if err != nil || !strings.Contains(out, "verdict: the sink can write to DuckDB file") {
+		t.Fatalf("sink --check: %q %v", out, err)
+	}
+	out, err = runCmd(t, ctx, "query", "--json", "--duckdb-path", path, "select count(*) as n from SLUICE_OFFSETS")
+	if err != nil || out != "{\"n\":0}\n" {
+		t.Fatalf("query a file: %q %v", out, err)
+	}
+	// Another process holds the file for writing, as a running sink would.
+	hold := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestHelperHoldDuckDB$")
+	hold.Env = append(os.Environ(), "SLUICE_TEST_HOLD_DUCKDB="+path)
+	stdin, err := hold.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := hold.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "held\n" {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	_, err = runCmd(t, ctx, "query", "--duckdb-path", path, "select 1")
+	if err == nil || !strings.Contains(err.Error(), "is open in another process") || !strings.Contains(err.Error(), "--query-addr") {
+		t.Fatalf("query of a held file: err = %v", err)
+	}
+	stdin.Close()
+	if err := hold.Wait(); err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+
+	out, err = runCmd(t, ctx, "sink", "--check", "--duckdb-path", t.TempDir())
+	if err == nil || !strings.Contains(out, "FAIL") {
+		t.Fatalf("sink --check on a directory: %q %v", out, err)
+	}
+	out, err = runCmd(t, ctx, "sink", "--check", "--warehouse", "snowflake")
+	if err == nil || !strings.Contains(err.Error(), "snowflake.account: required") {
+		t.Fatalf("sink --check without an account: %q %v", out, err)
+	}
+}
+
+// TestHelperHoldDuckDB is not a test: TestQueryFileAndSinkCheck runs the test binary with
+// it to hold a DuckDB file open for writing in a second process until stdin closes.
+func TestHelperHoldDuckDB(t *testing.T) {
+	path := os.Getenv("SLUICE_TEST_HOLD_DUCKDB")
+	if path == "" {
+		t.Skip("helper process only")
+	}
+	w, err := sink.OpenDuckDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fmt.Println("held")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
