@@ -6,11 +6,11 @@ GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
 
-.PHONY: test test-fast test-real test-snowflake test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
+.PHONY: test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
 
 ## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
 ## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
-test: test-fast test-real
+test: test-fast test-snowflake terraform-lint test-real
 
 ## test-fast: vet and every test on kfake only (no Java needed), then the live check of
 ## every dashboard query and alert against a real Prometheus, printing its count
@@ -34,6 +34,19 @@ test-snowflake: deps
 	@eval "$$(scripts/fakesnow/fakesnow-up.sh)" && \
 	  trap 'scripts/fakesnow/fakesnow-down.sh' EXIT && \
 	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -run Snowflake ./pipeline/sink/
+
+## terraform-lint: tflint (bundled ruleset) and checkov over terraform/ (installs both once;
+## go test ./terraform/ and ./deploy/ run in test-fast)
+terraform-lint:
+	GO=$(GO) scripts/terraform/lint.sh
+
+## compose-check: the static checks of docker-compose.yml, the Dockerfile and .dockerignore
+compose-check:
+	$(GO) test -count=1 -run 'Compose|Dockerfile|Dockerignore' ./deploy/
+
+## image: build the container image (needs a Docker engine; none on the CI machine)
+image:
+	docker build -t sluice:dev .
 
 ## kafka-up: start a real single-node Kafka 4.x broker on 127.0.0.1 (prints BOOTSTRAP=...)
 kafka-up:

@@ -39,6 +39,7 @@ commands:
   consume    print a topic's records as JSON lines, Avro decoded
   generate   send synthetic events to the API or straight to Kafka
   topics     create or describe the pipeline's topics
+  health     GET a service's /healthz; exit 0 on 2xx (the container health check)
   dlq        inspect a dead-letter topic, or replay its records to their topics
 
 Every flag can also be set as SLUICE_<FLAG_IN_UPPER_SNAKE>. Run 'sluice <command> -h'.
@@ -59,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"dlq":      dlqCmd,
 		"sink":     sinkCmd,
 		"query":    queryCmd,
+		"health":   healthCmd,
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)

@@ -1,0 +1,118 @@
+variable "region" {
+  description = "AWS region of the environment."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name (dev, prod); resources are named sluice-<environment>."
+  type        = string
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (e.g. Owner, CostCenter)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR of the VPC."
+  type        = string
+}
+
+variable "availability_zone_ids" {
+  description = "Zone IDs (not names) of the three availability zones, e.g. euc1-az1."
+  type        = list(string)
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones (true: cheaper) or one per zone (false: zone-independent egress)."
+  type        = bool
+}
+
+variable "certificate_domain" {
+  description = "Domain of the issued ACM certificate the ALB serves, e.g. ingest.dev.example.com (looked up, so no ARN with an account id is written down)."
+  type        = string
+}
+
+variable "external_https_cidr_blocks" {
+  description = "Destinations the services may reach on 443 through NAT: the schema registry, Snowflake and the collector image's registry. Narrow where their ranges are known."
+  type        = list(string)
+}
+
+variable "alb_deletion_protection" {
+  description = "Protect the ALB from deletion (and keep its log bucket when destroying)."
+  type        = bool
+}
+
+variable "msk_broker_instance_type" {
+  description = "MSK broker instance type."
+  type        = string
+}
+
+variable "msk_broker_count" {
+  description = "Number of MSK brokers (a multiple of 3, one per zone)."
+  type        = number
+}
+
+variable "msk_ebs_volume_size" {
+  description = "EBS storage per broker, in GiB."
+  type        = number
+}
+
+variable "msk_enhanced_monitoring" {
+  description = "MSK CloudWatch metric level."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Immutable tag of the Sluice image in ECR to deploy (set per release, e.g. -var image_tag=v1.4.2)."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture of the image: X86_64 or ARM64."
+  type        = string
+}
+
+variable "services" {
+  description = "Task size and scaling bounds of ingest, process and sink."
+  type = map(object({
+    cpu           = number
+    memory        = number
+    desired_count = number
+    min_count     = number
+    max_count     = number
+  }))
+}
+
+variable "event_topics" {
+  description = "Raw event topics of the pipeline file (IAM scoping)."
+  type        = list(string)
+}
+
+variable "registry_url" {
+  description = "Base URL of the Confluent-compatible schema registry."
+  type        = string
+}
+
+variable "snowflake" {
+  description = "Snowflake account identifier, key-pair user, role, warehouse, database and schema of the sink."
+  type = object({
+    account   = string
+    user      = string
+    role      = string
+    warehouse = string
+    database  = string
+    schema    = string
+  })
+}
+
+variable "log_retention_days" {
+  description = "Retention of the service, broker and WAF log groups, in days (VPC flow logs keep a year)."
+  type        = number
+}
+
+variable "otel_collector_image" {
+  description = "Image of the ADOT collector sidecar that publishes consumer lag for autoscaling."
+  type        = string
+}

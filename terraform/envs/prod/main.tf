@@ -1,0 +1,106 @@
+# Sluice on AWS: MSK (Kafka 4, KRaft, TLS + IAM) and three ECS Fargate services behind
+# an HTTPS ALB, in a three-zone VPC. The environments differ only in their tfvars.
+
+locals {
+  name = "sluice-${var.environment}"
+}
+
+data "aws_acm_certificate" "ingest" {
+  domain      = var.certificate_domain
+  statuses    = ["ISSUED"]
+  most_recent = true
+}
+
+module "kms" {
+  source = "../../modules/kms"
+
+  name = local.name
+}
+
+module "network" {
+  source = "../../modules/network"
+
+  name                  = local.name
+  cidr_block            = var.vpc_cidr
+  availability_zone_ids = var.availability_zone_ids
+  single_nat_gateway    = var.single_nat_gateway
+  log_kms_key_arn       = module.kms.key_arn
+}
+
+module "security" {
+  source = "../../modules/security"
+
+  name                        = local.name
+  vpc_id                      = module.network.vpc_id
+  endpoints_security_group_id = module.network.endpoints_security_group_id
+  s3_prefix_list_id           = module.network.s3_prefix_list_id
+  external_https_cidr_blocks  = var.external_https_cidr_blocks
+}
+
+module "ecr" {
+  source = "../../modules/ecr"
+
+  name         = local.name
+  kms_key_arn  = module.kms.key_arn
+  force_delete = !var.alb_deletion_protection
+}
+
+module "secrets" {
+  source = "../../modules/secrets"
+
+  name        = local.name
+  kms_key_arn = module.kms.key_arn
+}
+
+module "msk" {
+  source = "../../modules/msk"
+
+  name                 = local.name
+  broker_instance_type = var.msk_broker_instance_type
+  broker_count         = var.msk_broker_count
+  ebs_volume_size      = var.msk_ebs_volume_size
+  enhanced_monitoring  = var.msk_enhanced_monitoring
+  client_subnet_ids    = module.network.private_subnet_ids
+  security_group_ids   = [module.security.msk_security_group_id]
+  log_kms_key_arn      = module.kms.key_arn
+  log_retention_days   = var.log_retention_days
+}
+
+module "alb" {
+  source = "../../modules/alb"
+
+  name                   = local.name
+  vpc_id                 = module.network.vpc_id
+  public_subnet_ids      = module.network.public_subnet_ids
+  security_group_id      = module.security.alb_security_group_id
+  certificate_arn        = data.aws_acm_certificate.ingest.arn
+  deletion_protection    = var.alb_deletion_protection
+  log_kms_key_arn        = module.kms.key_arn
+  waf_log_retention_days = var.log_retention_days
+}
+
+module "ecs" {
+  source = "../../modules/ecs"
+
+  name                 = local.name
+  image                = "${module.ecr.repository_url}:${var.image_tag}"
+  cpu_architecture     = var.cpu_architecture
+  private_subnet_ids   = module.network.private_subnet_ids
+  security_group_ids   = module.security.service_security_group_ids
+  services             = var.services
+  msk_cluster_name     = module.msk.cluster_name
+  msk_cluster_uuid     = module.msk.cluster_uuid
+  bootstrap_brokers    = module.msk.bootstrap_brokers_sasl_iam
+  event_topics         = var.event_topics
+  registry_url         = var.registry_url
+  jwt_secret_arn       = module.secrets.jwt_secret_arn
+  snowflake_secret_arn = module.secrets.snowflake_secret_arn
+  secrets_kms_key_arn  = module.kms.key_arn
+  snowflake            = var.snowflake
+  ecr_repository_arn   = module.ecr.repository_arn
+  log_kms_key_arn      = module.kms.key_arn
+  log_retention_days   = var.log_retention_days
+  target_group_arn     = module.alb.target_group_arn
+  alb_resource_label   = "${module.alb.arn_suffix}/${module.alb.target_group_arn_suffix}"
+  otel_collector_image = var.otel_collector_image
+}

@@ -1,0 +1,149 @@
+# The Fargate cluster and the three Sluice services. All run the same image; what differs
+# is the subcommand, the environment, the secrets, the MSK permissions (iam_msk.tf) and
+# how they scale. Each service gets its own roles and log group (./service).
+
+data "aws_region" "current" {}
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enhanced"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+locals {
+  # Every flag of `sluice` reads SLUICE_<FLAG_IN_UPPER_SNAKE> (SPEC section 2).
+  common_env = {
+    AWS_REGION                  = data.aws_region.current.region
+    SLUICE_BROKERS              = var.bootstrap_brokers
+    SLUICE_KAFKA_TLS            = "true"
+    SLUICE_KAFKA_SASL_MECHANISM = "AWS_MSK_IAM"
+    SLUICE_REGISTRY_URL         = var.registry_url
+    SLUICE_HTTP_ADDR            = ":8080"
+    SLUICE_LOG_FORMAT           = "json"
+    SLUICE_LOG_LEVEL            = var.log_level
+  }
+  sink_env = {
+    SLUICE_WAREHOUSE           = "snowflake"
+    SLUICE_SNOWFLAKE_ACCOUNT   = var.snowflake.account
+    SLUICE_SNOWFLAKE_USER      = var.snowflake.user
+    SLUICE_SNOWFLAKE_ROLE      = var.snowflake.role
+    SLUICE_SNOWFLAKE_WAREHOUSE = var.snowflake.warehouse
+    SLUICE_SNOWFLAKE_DATABASE  = var.snowflake.database
+    SLUICE_SNOWFLAKE_SCHEMA    = var.snowflake.schema
+  }
+  metrics_namespace = "Sluice/${var.name}"
+}
+
+module "ingest" {
+  source = "./service"
+
+  name                 = "ingest"
+  prefix               = var.name
+  cluster_arn          = aws_ecs_cluster.this.arn
+  cluster_name         = aws_ecs_cluster.this.name
+  image                = var.image
+  command              = ["ingest"]
+  cpu                  = var.services["ingest"].cpu
+  memory               = var.services["ingest"].memory
+  cpu_architecture     = var.cpu_architecture
+  desired_count        = var.services["ingest"].desired_count
+  min_count            = var.services["ingest"].min_count
+  max_count            = var.services["ingest"].max_count
+  subnet_ids           = var.private_subnet_ids
+  security_group_id    = var.security_group_ids["ingest"]
+  environment          = local.common_env
+  secrets              = { SLUICE_JWT_HS256_SECRET = var.jwt_secret_arn }
+  secret_arns          = [var.jwt_secret_arn]
+  secrets_kms_key_arn  = var.secrets_kms_key_arn
+  task_policy_json     = data.aws_iam_policy_document.msk["ingest"].json
+  ecr_repository_arn   = var.ecr_repository_arn
+  log_kms_key_arn      = var.log_kms_key_arn
+  log_retention_days   = var.log_retention_days
+  target_group_arn     = var.target_group_arn
+  alb_resource_label   = var.alb_resource_label
+  otel_collector_image = var.otel_collector_image
+}
+
+module "process" {
+  source = "./service"
+
+  name                 = "process"
+  prefix               = var.name
+  cluster_arn          = aws_ecs_cluster.this.arn
+  cluster_name         = aws_ecs_cluster.this.name
+  image                = var.image
+  command              = ["process"]
+  cpu                  = var.services["process"].cpu
+  memory               = var.services["process"].memory
+  cpu_architecture     = var.cpu_architecture
+  desired_count        = var.services["process"].desired_count
+  min_count            = var.services["process"].min_count
+  max_count            = var.services["process"].max_count
+  subnet_ids           = var.private_subnet_ids
+  security_group_id    = var.security_group_ids["process"]
+  environment          = local.common_env
+  secrets_kms_key_arn  = var.secrets_kms_key_arn
+  task_policy_json     = data.aws_iam_policy_document.msk["process"].json
+  ecr_repository_arn   = var.ecr_repository_arn
+  log_kms_key_arn      = var.log_kms_key_arn
+  log_retention_days   = var.log_retention_days
+  otel_collector_image = var.otel_collector_image
+  # The clean stage reads every raw topic; the retry stage every delay tier.
+  lag_scaling = {
+    groups    = ["sluice.clean", "sluice.retry"]
+    high      = var.lag_high
+    low       = var.lag_low
+    namespace = local.metrics_namespace
+  }
+}
+
+module "sink" {
+  source = "./service"
+
+  name                 = "sink"
+  prefix               = var.name
+  cluster_arn          = aws_ecs_cluster.this.arn
+  cluster_name         = aws_ecs_cluster.this.name
+  image                = var.image
+  command              = ["sink"]
+  cpu                  = var.services["sink"].cpu
+  memory               = var.services["sink"].memory
+  cpu_architecture     = var.cpu_architecture
+  desired_count        = var.services["sink"].desired_count
+  min_count            = var.services["sink"].min_count
+  max_count            = var.services["sink"].max_count
+  subnet_ids           = var.private_subnet_ids
+  security_group_id    = var.security_group_ids["sink"]
+  environment          = merge(local.common_env, local.sink_env)
+  secrets_kms_key_arn  = var.secrets_kms_key_arn
+  task_policy_json     = data.aws_iam_policy_document.msk["sink"].json
+  ecr_repository_arn   = var.ecr_repository_arn
+  log_kms_key_arn      = var.log_kms_key_arn
+  log_retention_days   = var.log_retention_days
+  otel_collector_image = var.otel_collector_image
+  # The PEM goes in as content, not a path: the root file system is read-only.
+  secrets = {
+    SLUICE_SNOWFLAKE_PRIVATE_KEY            = "${var.snowflake_secret_arn}:private_key::"
+    SLUICE_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE = "${var.snowflake_secret_arn}:private_key_passphrase::"
+  }
+  secret_arns = [var.snowflake_secret_arn]
+  lag_scaling = {
+    groups    = ["sluice.sink"]
+    high      = var.lag_high
+    low       = var.lag_low
+    namespace = local.metrics_namespace
+  }
+}
