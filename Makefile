@@ -28,12 +28,14 @@ N ?= 20
 test-loop: deps
 	$(GO) test -count=$(N) -timeout 60m -run 'Crash|ExactlyOnce|Killed|Windows|Replay|Breaker|Poison' ./e2e/
 
-## test-snowflake: the Snowflake dialect tests through gosnowflake on fakesnow (installs
-## fakesnow 0.12.1 into its own virtualenv once); not yet part of `make test`
+## test-snowflake: the Snowflake dialect through gosnowflake on fakesnow (installs fakesnow
+## 0.12.1 into its own virtualenv once): the warehouse suite of pipeline/sink, then the e2e
+## sink suite (Kafka -> processor -> sink -> fakesnow, exactly once, rebalance)
 test-snowflake: deps
 	@eval "$$(scripts/fakesnow/fakesnow-up.sh)" && \
 	  trap 'scripts/fakesnow/fakesnow-down.sh' EXIT && \
-	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -run Snowflake ./pipeline/sink/
+	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run Snowflake ./pipeline/sink/ | grep -E '^(--- |ok|FAIL)|^    --- ' && \
+	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run '^TestSink(ExactlyOnce|Rebalance)$$/fakesnow' ./e2e/ | grep -E '^(--- |ok|FAIL)|^    --- |sink_test.go'
 
 ## terraform-lint: tflint (bundled ruleset) and checkov over terraform/ (installs both once;
 ## go test ./terraform/ and ./deploy/ run in test-fast)

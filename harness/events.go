@@ -81,6 +81,9 @@ func (p *Pipeline) WaitAllCaughtUp(timeout time.Duration) {
 	p.t.Helper()
 	g := p.Groups()
 	p.WaitCaughtUp("sluice.clean", timeout, g["sluice.clean"]...)
+	if p.cleanOnly {
+		return
+	}
 	for _, stage := range []string{"sluice.repartition.", "sluice.agg."} {
 		for _, a := range p.Deps.Pipeline.Aggregations {
 			p.WaitCaughtUp(stage+a.Name, timeout, g[stage+a.Name]...)

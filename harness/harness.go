@@ -94,6 +94,9 @@ type Pipeline struct {
 	Brokers []string
 	// Metrics is the registry every service registers on.
 	Metrics *prometheus.Registry
+	// SinkLatency, if set before StartSink, is called for every row a sink commits with
+	// its topic and the time from ingest to the warehouse commit.
+	SinkLatency func(topic string, d time.Duration)
 
 	ingest    *service.Ingest
 	pm        *process.Metrics

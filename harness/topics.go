@@ -116,6 +116,18 @@ func (p *Pipeline) lag(group string, topics ...string) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
+	return p.lagAt(ctx, topics, ends, func(t string, part int32) int64 {
+		c, ok := committed.Lookup(t, part)
+		if ok && c.Err == nil {
+			return c.At
+		}
+		return 0
+	})
+}
+
+// lagAt counts the records of topics after the offsets at returns that a read_committed
+// consumer would see, given their end offsets.
+func (p *Pipeline) lagAt(ctx context.Context, topics []string, ends kadm.ListedOffsets, at func(topic string, partition int32) int64) (int64, error) {
 	// The last stable offsets: a transaction still open on a partition hides records a
 	// read_committed reader will see once it commits, so that partition is not caught up.
 	stable, err := p.adm.ListCommittedOffsets(ctx, topics...)
@@ -125,11 +137,7 @@ func (p *Pipeline) lag(group string, topics ...string) (int64, error) {
 	var lag int64
 	var ferr error
 	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		at := int64(0)
-		if ok && c.Err == nil {
-			at = c.At
-		}
+		at := at(o.Topic, o.Partition)
 		d := o.Offset - at
 		if d <= 0 {
 			return
