@@ -61,7 +61,7 @@ func (w *SQLWarehouse) EnsureTable(ctx context.Context, table string, s avro.Sch
 	if err != nil {
 		return fmt.Errorf("sink: table %s: %w", table, err)
 	}
-	if err := checkTypes(table, existing, want); err != nil {
+	if err := checkTypes(w.d, table, existing, want); err != nil {
 		return err
 	}
 	got, err := w.ensureColumns(ctx, table, existing, want, []string{ColEventID})
@@ -73,7 +73,7 @@ func (w *SQLWarehouse) EnsureTable(ctx context.Context, table string, s avro.Sch
 	if err != nil {
 		return fmt.Errorf("sink: table %s: %w", def.stage, err)
 	}
-	if err := checkTypes(def.stage, stageExisting, def.stageCols()); err != nil {
+	if err := checkTypes(w.d, def.stage, stageExisting, def.stageCols()); err != nil {
 		return err
 	}
 	if _, err := w.ensureColumns(ctx, def.stage, stageExisting, def.stageCols(), nil); err != nil {
@@ -94,14 +94,16 @@ func checkTableName(table string) error {
 	return nil
 }
 
-// checkTypes fails if a wanted column exists with another type.
-func checkTypes(table string, existing, want []Column) error {
+// checkTypes fails if a wanted column exists with another type. The wanted type is
+// compared as the warehouse stores it (d.TypeName read back by d.ParseType): Snowflake has
+// one FLOAT for Avro float and double, and NUMBER(10,0) for an int and a decimal(10,0).
+func checkTypes(d Dialect, table string, existing, want []Column) error {
 	have := make(map[string]ColumnType, len(existing))
 	for _, c := range existing {
 		have[c.Name] = c.Type
 	}
 	for _, c := range want {
-		if t, ok := have[c.Name]; ok && !sameType(t, c.Type) {
+		if t, ok := have[c.Name]; ok && !sameType(t, c.Type) && !sameType(t, d.ParseType(d.TypeName(c.Type))) {
 			return fmt.Errorf("sink: table %s: %w: column %s is %s, the schema wants %s",
 				table, ErrIncompatibleSchema, c.Name, t, c.Type)
 		}
