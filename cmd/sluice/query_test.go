@@ -3,11 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"encoding/json"
 	"path/filepath"
 	"strconv"
 	"strings"
