@@ -148,8 +148,14 @@ func TestSinkExactlyOnce(t *testing.T) {
 }
 
 // TestSinkFortyEightPartitions: every topic with 48 partitions, the events spread over
-// all of them, still exact.
+// all of them, still exact. It runs on kfake only: with 48 partitions per topic the
+// pipeline has about 1,000 partitions, which the single-node broker of make test-real on a
+// 2-core machine creates and deletes too slowly for a per-test reset (the next test's reset
+// timed out waiting for the deletions).
 func TestSinkFortyEightPartitions(t *testing.T) {
+	if harness.BackendFromEnv(t).Name() != "kfake" {
+		t.Skip("48 partitions per topic: kfake only (about 1,000 partitions per test on one broker)")
+	}
 	pl := config.Default()
 	for i := range pl.Topics {
 		pl.Topics[i].Partitions = 48
