@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/service"
+)
+
+// Platform is the production pipeline running in this process: ingest API and every
+// processor stage (clean, retry, aggregations) on kfake or an external broker, with an
+// in-process schema registry. Authentication is off and it listens on loopback only.
+type Platform struct {
+	// URL is the ingest API's base URL.
+	URL string
+	// Brokers are the brokers the pipeline uses.
+	Brokers []string
+	// Pipeline is the pipeline file the platform runs (the built-in one).
+	Pipeline *config.Pipeline
+
+	emb    *service.Embedded
+	in     *service.Ingest
+	proc   *service.Processor
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	runErr error
+}
+
+// StartPlatform starts the pipeline. brokers empty means an in-process kfake broker;
+// instance names the processor's transactional ids (unique per run on a shared broker).
+func StartPlatform(ctx context.Context, brokers []string, instance string, log *slog.Logger) (*Platform, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	emb, err := service.StartEmbedded(service.EmbeddedOptions{})
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{emb: emb, Pipeline: config.Default(), Brokers: brokers}
+	if len(p.Brokers) == 0 {
+		p.Brokers = emb.Brokers()
+	}
+	svc := config.DefaultService()
+	svc.Brokers = p.Brokers
+	svc.RegistryURL = emb.RegistryURL()
+	svc.HTTPAddr = "127.0.0.1:0"
+	svc.InstanceID = instance
+	svc.API.AuthDisabled = true
+	svc.IdleAdvance = 10 * time.Second // as sluice dev: the last windows close when traffic stops
+
+	reg := prometheus.NewRegistry()
+	d, sreg, err := service.Setup(ctx, svc, p.Pipeline, kafka.Config{Brokers: svc.Brokers}, log, reg)
+	if err != nil {
+		_ = emb.Close()
+		return nil, fmt.Errorf("bench: setup: %w", err)
+	}
+	d.ClientMetrics = reg
+	ln, err := net.Listen("tcp", svc.HTTPAddr)
+	if err != nil {
+		_ = emb.Close()
+		return nil, fmt.Errorf("bench: listen: %w", err)
+	}
+	in, err := service.StartIngest(d, ln)
+	if err != nil {
+		ln.Close()
+		_ = emb.Close()
+		return nil, err
+	}
+	p.in = in
+	p.URL = "http://" + in.Addr()
+	proc, err := service.NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
+	if err != nil {
+		_ = in.Shutdown(context.Background())
+		_ = emb.Close()
+		return nil, err
+	}
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	p.stop, p.proc = stop, proc
+	p.wg.Go(func() { p.runErr = proc.Run(pctx) })
+	return p, nil
+}
+
+// Close stops the API, drains the processor and stops the embedded parts.
+func (p *Platform) Close() error {
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := p.in.Shutdown(sctx)
+	p.stop()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		// A stage that cannot end its transaction (its broker gone) is killed.
+		p.proc.Kill()
+		<-done
+		err = errors.Join(err, errors.New("bench: the processor did not drain within 10s; killed"))
+	}
+	if errors.Is(p.runErr, context.Canceled) {
+		p.runErr = nil
+	}
+	return errors.Join(err, p.runErr, p.emb.Close())
+}

@@ -1,0 +1,61 @@
+// k6 constant-arrival-rate load of single-event ingest: POST /api/v1/events/{topic} with
+// one JSON object per request (SPEC section 4). Requests start on schedule whatever the
+// answers do (open model), so a slow server shows up as latency and dropped iterations,
+// not as a lower rate. The thresholds fail the run when p95 latency or the error rate
+// is too high.
+//
+//   k6 run loadtest/k6/single.js
+//   k6 run -e RATE=20000 -e DURATION=1m -e MAX_VUS=2000 loadtest/k6/single.js
+//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT loadtest/k6/single.js
+//
+// Environment: BASE_URL (http://127.0.0.1:8080), RATE events (= requests) per second
+// (1000), DURATION (30s), TOKEN (bearer token; unset: none), MIX topic weights
+// (purchases=6,page_views=3,clicks=1), SEED (42), P95_MS threshold (100),
+// MAX_ERROR_RATE (0.01), PRE_VUS (100), MAX_VUS (1000).
+
+import http from 'k6/http';
+import { check } from 'k6';
+import { Counter } from 'k6/metrics';
+import { authHeaders, event, intEnv, rng, topicMix } from './lib/events.js';
+
+const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const RATE = intEnv('RATE', 1000);
+const TOPICS = topicMix(__ENV.MIX || 'purchases=6,page_views=3,clicks=1');
+const SEED = intEnv('SEED', 42);
+const P95_MS = intEnv('P95_MS', 100);
+const MAX_ERROR_RATE = parseFloat(__ENV.MAX_ERROR_RATE || '0.01');
+
+export const options = {
+  scenarios: {
+    single: {
+      executor: 'constant-arrival-rate',
+      rate: RATE,
+      timeUnit: '1s',
+      duration: __ENV.DURATION || '30s',
+      preAllocatedVUs: intEnv('PRE_VUS', 100),
+      maxVUs: intEnv('MAX_VUS', 1000),
+    },
+  },
+  thresholds: {
+    http_req_duration: [`p(95)<${P95_MS}`],
+    http_req_failed: [`rate<${MAX_ERROR_RATE}`],
+    checks: ['rate>0.99'],
+  },
+  discardResponseBodies: true,
+};
+
+const eventsAccepted = new Counter('events_accepted');
+const headers = authHeaders({ 'Content-Type': 'application/json' });
+let r = rng(SEED);
+
+export default function () {
+  if (__ITER === 0) {
+    r = rng(SEED * 1000003 + __VU * 7919);
+  }
+  const topic = TOPICS[__ITER % TOPICS.length];
+  const body = JSON.stringify(event(topic, r, `${__VU}-${__ITER}`));
+  const res = http.post(`${BASE_URL}/api/v1/events/${topic}`, body, { headers: headers, tags: { topic: topic } });
+  if (check(res, { 'status is 202': (x) => x.status === 202 })) {
+    eventsAccepted.add(1);
+  }
+}
