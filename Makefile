@@ -6,7 +6,7 @@ GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
 
-.PHONY: test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
+.PHONY: loadtest loadtest-steps test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
 
 ## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
 ## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
@@ -92,12 +92,23 @@ FUZZTIME ?= 30s
 fuzz: deps
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzFromJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzPostEvents$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzCloudEvents$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzBearerToken$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./pipeline/rules -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME)
+
+## loadtest: open-model load on an in-process pipeline (kfake) with the bare franz-go loop
+## beside it; numbers in docs/BENCHMARKS.md
+RATE ?= 10000
+loadtest:
+	$(GO) run ./bench --rate $(RATE) --duration 20s --bare
+
+## loadtest-steps: find the knee of the batch endpoint (10k to 100k events/s)
+loadtest-steps:
+	$(GO) run ./bench --mode batch --batch-size 100 --step 10000:100000:10000 --duration 10s --plot docs/bench-steps.svg
 
 ## build: the sluice binary in ./bin
 build: deps

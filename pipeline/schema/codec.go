@@ -36,6 +36,8 @@ type codecState struct {
 	// out defaults, so two versions of a schema must not share a cache.
 	api     avro.API
 	writers sync.Pool
+	// fast: encodeFast can handle the schema (fastencode.go).
+	fast bool
 }
 
 // NewCodec returns a Codec for schema registered under id. It fails if a field type or
@@ -71,6 +73,7 @@ func newCodecState(schema *avro.RecordSchema) (*codecState, error) {
 		schema: schema,
 		root:   root,
 		api:    avro.Config{MaxSliceAllocSize: maxSliceAlloc}.Freeze(),
+		fast:   fastEncodable(root),
 	}
 	st.writers.New = func() any { return avro.NewWriter(nil, 512, avro.WithWriterConfig(st.api)) }
 	return st, nil
@@ -94,6 +97,14 @@ func (c *Codec) AppendEncode(dst []byte, v map[string]any) ([]byte, error) {
 	w := st.writers.Get().(*avro.Writer)
 	defer st.writers.Put(w)
 
+	if st.fast {
+		w.Reset(nil)
+		w.Error = nil
+		if st.root.rec.encodeFast(w, v) && w.Error == nil {
+			dst, _ = (&sr.ConfluentHeader{}).AppendEncode(dst, c.ID, nil)
+			return append(dst, w.Buffer()...), nil
+		}
+	}
 	err = st.encode(w, v, st.root.needPrep, false)
 	if err != nil {
 		// Slow path: values of a near-miss Go type. Only records that failed pay for it.

@@ -36,6 +36,12 @@ type Registry struct {
 type writerSchema struct {
 	schema *avro.RecordSchema
 	root   *converter
+	// fast: decodeFast handles every node of the schema (fastdecode.go).
+	fast bool
+}
+
+func newWriterSchema(rs *avro.RecordSchema, root *converter) *writerSchema {
+	return &writerSchema{schema: rs, root: root, fast: fastDecodable(root)}
 }
 
 // fetch is one in-flight lookup of an unknown id.
@@ -106,7 +112,7 @@ func (r *Registry) Register(ctx context.Context, subject, avsc string) (*Codec, 
 	if err != nil {
 		return nil, err
 	}
-	r.byID.LoadOrStore(id, &writerSchema{schema: rs, root: c.st.root})
+	r.byID.LoadOrStore(id, newWriterSchema(rs, c.st.root))
 	return c, nil
 }
 
@@ -168,7 +174,11 @@ func (r *Registry) decodeBody(ws *writerSchema, body []byte) (m map[string]any, 
 		r.readers.Put(rd)
 	}()
 	rd.Reset(body)
-	rd.ReadVal(ws.schema, &m)
+	if ws.fast {
+		m = ws.root.rec.decodeFast(rd)
+	} else {
+		rd.ReadVal(ws.schema, &m)
+	}
 	if rd.Error != nil {
 		// Includes io.EOF: the body ended inside the record (hamba's Unmarshal would
 		// silently accept that).
@@ -177,7 +187,7 @@ func (r *Registry) decodeBody(ws *writerSchema, body []byte) (m map[string]any, 
 	if rd.Peek(); rd.Error == nil {
 		return nil, errors.New("trailing bytes after the record")
 	}
-	if len(ws.root.rec.topNorm) > 0 {
+	if !ws.fast && len(ws.root.rec.topNorm) > 0 {
 		ws.root.rec.normTop(m)
 	}
 	return m, nil
@@ -254,7 +264,7 @@ func (r *Registry) fetch(ctx context.Context, id int) (*writerSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: schema id %d: %w", ErrMalformed, id, err)
 	}
-	return &writerSchema{schema: rs, root: root}, nil
+	return newWriterSchema(rs, root), nil
 }
 
 // isNotFound reports whether the registry answered "no such subject, version or schema".
