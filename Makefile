@@ -34,7 +34,7 @@ test-loop: deps
 test-snowflake: deps
 	@eval "$$(scripts/fakesnow/fakesnow-up.sh)" && \
 	  trap 'scripts/fakesnow/fakesnow-down.sh' EXIT && \
-	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run Snowflake ./pipeline/sink/ | grep -E '^(--- |ok|FAIL)|^    --- ' && \
+	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run Snowflake ./pipeline/sink/ | grep -E '^(--- |ok|FAIL)|^    --- (PASS|FAIL|SKIP): TestSnowflake' && \
 	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run '^TestSink(ExactlyOnce|Rebalance)$$/fakesnow' ./e2e/ | grep -E '^(--- |ok|FAIL)|^    --- |sink_test.go'
 
 ## terraform-lint: tflint (bundled ruleset) and checkov over terraform/ (installs both once;
