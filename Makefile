@@ -67,8 +67,8 @@ deps:
 	  echo "installing Prometheus, promtool and amtool"; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
 	@command -v schemathesis >/dev/null || { echo "installing schemathesis"; pip install -q schemathesis==4.32.5; }
-	@test -x loadtest/k6/node_modules/.bin/tsc || { echo "installing the k6 type definitions"; \
-	  npm install --prefix loadtest/k6 --silent --no-audit --no-fund; }
+	@test -x k6/node_modules/.bin/tsc || { echo "installing the k6 type definitions"; \
+	  npm install --prefix k6 --silent --no-audit --no-fund; }
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  echo "installing Java 17 and Maven (for the real Kafka broker)"; \
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; }

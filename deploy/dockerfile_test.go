@@ -353,7 +353,7 @@ func TestDockerignore(t *testing.T) {
 	})
 	t.Run("drops the rest", func(t *testing.T) {
 		for _, p := range []string{
-			".git/HEAD", "bin/sluice", "node_modules/x/index.js", "loadtest/k6/node_modules/k6/index.d.ts",
+			".git/HEAD", "bin/sluice", "node_modules/x/index.js", "k6/node_modules/k6/index.d.ts",
 			"cmd/sluice/sluice.test", "pipeline/sink/cpu.prof", ".env", "terraform/envs/dev/.terraform/x",
 			"terraform/envs/prod/terraform.tfstate", "sluice.duckdb", ".schemathesis/x",
 		} {

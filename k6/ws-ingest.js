@@ -9,9 +9,9 @@
 // Events are generated from SEED, the VU number and the iteration, so a run is
 // repeatable; event_id is left to the server (a ULID), event_time is the send time.
 //
-//   k6 run loadtest/k6/ws-ingest.js
-//   k6 run -e VUS=50 -e DURATION=2m -e EVENTS=5000 -e BATCH=10 loadtest/k6/ws-ingest.js
-//   k6 run -e BASE_URL=wss://ingest.example.com -e TOKEN=$JWT loadtest/k6/ws-ingest.js
+//   k6 run k6/ws-ingest.js
+//   k6 run -e VUS=50 -e DURATION=2m -e EVENTS=5000 -e BATCH=10 k6/ws-ingest.js
+//   k6 run -e BASE_URL=wss://ingest.example.com -e TOKEN=$JWT k6/ws-ingest.js
 //
 // Environment: BASE_URL (ws://127.0.0.1:8080), TOPIC (purchases), VUS (10),
 // DURATION (30s), EVENTS per iteration (1000), BATCH (1), WINDOW (32), SEED (42),

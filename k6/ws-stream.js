@@ -5,10 +5,10 @@
 // (unix microseconds), so the script measures ingest-to-subscriber latency
 // (stream_latency; same-host clocks, or NTP-synced ones for a remote target).
 //
-//   k6 run loadtest/k6/ws-stream.js
-//   k6 run -e RATE=2000 -e CLIENTS=50 -e DURATION=1m loadtest/k6/ws-stream.js
-//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT loadtest/k6/ws-stream.js
-//   k6 run -e RATE=0 -e STREAM=agg.revenue_by_country_1m loadtest/k6/ws-stream.js
+//   k6 run k6/ws-stream.js
+//   k6 run -e RATE=2000 -e CLIENTS=50 -e DURATION=1m k6/ws-stream.js
+//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT k6/ws-stream.js
+//   k6 run -e RATE=0 -e STREAM=agg.revenue_by_country_1m k6/ws-stream.js
 //
 // Environment: BASE_URL (http://127.0.0.1:8080; the ws:// URL is derived), RATE events
 // per second posted to SOURCE (200; 0: no feeder, stream what others send), DURATION

@@ -4,9 +4,9 @@
 // schedule whatever the answers do (open model). The thresholds fail the run when p95
 // latency or the error rate is too high.
 //
-//   k6 run loadtest/k6/batch.js
-//   k6 run -e RATE=100000 -e BATCH=100 -e DURATION=1m loadtest/k6/batch.js
-//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT -e NDJSON=1 loadtest/k6/batch.js
+//   k6 run k6/batch.js
+//   k6 run -e RATE=100000 -e BATCH=100 -e DURATION=1m k6/batch.js
+//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT -e NDJSON=1 k6/batch.js
 //
 // Environment: BASE_URL (http://127.0.0.1:8080), RATE events per second (10000),
 // BATCH events per request (100), NDJSON (unset: JSON array), DURATION (30s), TOKEN

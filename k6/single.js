@@ -4,9 +4,9 @@
 // not as a lower rate. The thresholds fail the run when p95 latency or the error rate
 // is too high.
 //
-//   k6 run loadtest/k6/single.js
-//   k6 run -e RATE=20000 -e DURATION=1m -e MAX_VUS=2000 loadtest/k6/single.js
-//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT loadtest/k6/single.js
+//   k6 run k6/single.js
+//   k6 run -e RATE=20000 -e DURATION=1m -e MAX_VUS=2000 k6/single.js
+//   k6 run -e BASE_URL=https://ingest.example.com -e TOKEN=$JWT k6/single.js
 //
 // Environment: BASE_URL (http://127.0.0.1:8080), RATE events (= requests) per second
 // (1000), DURATION (30s), TOKEN (bearer token; unset: none), MIX topic weights
