@@ -72,9 +72,12 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 	if err != nil {
 		return Output{}, err
 	}
-	r := &runner{o: o, bodies: bs, backend: o.Backend}
+	r := &runner{o: o, bodies: bs, backend: o.Backend, stages: "full"}
+	if o.CleanOnly {
+		r.stages = "clean-only"
+	}
 	if o.Target != "" {
-		r.base, r.brokers, r.backend = o.Target, o.Brokers, "target"
+		r.base, r.brokers, r.backend, r.stages = o.Target, o.Brokers, "target", ""
 		r.cpu = scrapeCPU(o.Target, o.Token)
 	} else {
 		log := slog.New(slog.DiscardHandler)
@@ -86,7 +89,7 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 			brokers = o.Brokers
 		}
 		instance := "bench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		p, err := StartPlatform(ctx, brokers, instance, log)
+		p, err := StartPlatform(ctx, brokers, instance, o.CleanOnly, log)
 		if err != nil {
 			return Output{}, err
 		}

@@ -49,6 +49,12 @@ func TestParseOptions(t *testing.T) {
 				t.Errorf("brokers = %v", o.Brokers)
 			}
 		}},
+		{name: "clean only", args: []string{"--clean-only"}, check: func(t *testing.T, o Options) {
+			if !o.CleanOnly {
+				t.Errorf("CleanOnly = false")
+			}
+		}},
+		{name: "clean only with target", args: []string{"--clean-only", "--target", "http://x"}, wantErr: "--clean-only: not with --target"},
 		{name: "bad mode", args: []string{"--mode", "stream"}, wantErr: "--mode: want single, batch or ndjson"},
 		{name: "bad rate", args: []string{"--rate", "0"}, wantErr: "--rate: must be > 0"},
 		{name: "short duration", args: []string{"--duration", "10ms"}, wantErr: "--duration: must be in [1s, 1h]"},

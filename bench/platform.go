@@ -18,7 +18,7 @@ import (
 )
 
 // Platform is the production pipeline running in this process: ingest API and every
-// processor stage (clean, retry, aggregations) on kfake or an external broker, with an
+// processor stage (clean, retry, and unless clean-only the aggregations) on kfake or an external broker, with an
 // in-process schema registry. Authentication is off and it listens on loopback only.
 type Platform struct {
 	// URL is the ingest API's base URL.
@@ -37,8 +37,9 @@ type Platform struct {
 }
 
 // StartPlatform starts the pipeline. brokers empty means an in-process kfake broker;
-// instance names the processor's transactional ids (unique per run on a shared broker).
-func StartPlatform(ctx context.Context, brokers []string, instance string, log *slog.Logger) (*Platform, error) {
+// instance names the processor's transactional ids (unique per run on a shared broker);
+// cleanOnly leaves out the aggregation stages (ingest, clean and retry only).
+func StartPlatform(ctx context.Context, brokers []string, instance string, cleanOnly bool, log *slog.Logger) (*Platform, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -78,7 +79,11 @@ func StartPlatform(ctx context.Context, brokers []string, instance string, log *
 	}
 	p.in = in
 	p.URL = "http://" + in.Addr()
-	proc, err := service.NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
+	newProc := service.NewProcessor
+	if cleanOnly {
+		newProc = service.NewCleanProcessor
+	}
+	proc, err := newProc(ctx, d, sreg, process.NewMetrics(reg))
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		_ = emb.Close()

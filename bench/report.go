@@ -61,6 +61,9 @@ func writeMarkdown(w io.Writer, o Output) error {
 	}
 	for i, r := range rows {
 		name := "pipeline"
+		if r.Stages == "clean-only" {
+			name = "ingest->clean"
+		}
 		if len(o.Steps) > 0 {
 			name = fmt.Sprintf("step %d", i+1)
 			if o.KneeRate > 0 && r.OfferedRate == o.KneeRate {

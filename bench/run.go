@@ -15,6 +15,9 @@ type Result struct {
 	Mode      string `json:"mode"`
 	BatchSize int    `json:"batch_size"`
 	Backend   string `json:"backend"`
+	// Stages is which in-process pipeline ran: full (clean, retry and the aggregations)
+	// or clean-only (--clean-only); empty with --target.
+	Stages string `json:"stages,omitempty"`
 	// DurationS is the configured length of the load in seconds.
 	DurationS float64 `json:"duration_s"`
 	// OfferedRate is the target arrival rate in events/s; AchievedRate the accepted
@@ -61,6 +64,7 @@ type runner struct {
 	base    string   // ingest base URL
 	brokers []string // for the e2e consumer; nil: not measured
 	backend string
+	stages  string // full or clean-only; empty with --target
 	bodies  *bodies
 	cpu     func() float64 // CPU seconds of the server so far; nil: unknown
 }
@@ -69,7 +73,7 @@ type runner struct {
 func (r *runner) run(ctx context.Context, rate float64) (Result, error) {
 	o := r.o
 	per := o.eventsPerRequest()
-	res := Result{Mode: o.Mode, BatchSize: per, Backend: r.backend, DurationS: o.Duration.Seconds(),
+	res := Result{Mode: o.Mode, BatchSize: per, Backend: r.backend, Stages: r.stages, DurationS: o.Duration.Seconds(),
 		OfferedRate: rate, Codes: map[string]int64{}, ServerCPUSeconds: -1}
 	runID := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -65,7 +66,9 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 		return e
 	}
 	s.metrics.events.WithLabelValues(topic, "accepted").Add(float64(len(recs)))
-	s.cfg.Logger.Debug("ingest: accepted", "request_id", rid, "topic", topic, "events", len(recs), "event_ids", firstIDs(ids, 10))
+	if s.cfg.Logger.Enabled(c.UserContext(), slog.LevelDebug) { // firstIDs allocates; skip it when nobody reads the line
+		s.cfg.Logger.Debug("ingest: accepted", "request_id", rid, "topic", topic, "events", len(recs), "event_ids", firstIDs(ids, 10))
+	}
 	return c.Status(fiber.StatusAccepted).JSON(Accepted{Accepted: len(recs), EventIDs: ids})
 }
 

@@ -35,6 +35,7 @@ type Aggregate struct {
 
 	spec     stream.Spec
 	measures []config.Measure
+	proj     *schema.Projection // the fields handle reads
 }
 
 // AggregateStageName is the aggregate stage's name for aggregation name.
@@ -83,6 +84,11 @@ func (a *Aggregate) StageConfig(base StageConfig) (StageConfig, error) {
 		return base, err
 	}
 	a.spec, a.measures = spec, ms
+	fields := make([]string, 0, len(ms))
+	for _, m := range ms {
+		fields = append(fields, m.Field)
+	}
+	a.proj = projection(a.Agg.GroupBy, fields...)
 	base.Name = AggregateStageName(a.Agg.Name)
 	base.Inputs = []string{config.RepartitionTopic(a.Agg.Name)}
 	base.Changelog = func(_, store string) string { return config.AggChangelogTopic(a.Agg.Name, store) }
@@ -116,6 +122,8 @@ type aggregateTask struct {
 	// it commits: an aborted batch runs again.
 	lates   int
 	results []int64
+	// groupVals is the reused buffer of the current record's group values.
+	groupVals []string
 }
 
 func (t *aggregateTask) Stores() []Changelogged { return []Changelogged{t.windows, t.marks} }
@@ -149,16 +157,18 @@ func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*
 		}
 		return t.emit(t.eng.Advance(source, ms), emit)
 	}
-	v, _, err := t.a.Decoder.Decode(ctx, rec.Value)
+	v, err := decodeProjected(ctx, t.a.Decoder, t.a.proj, rec.Value)
 	if err != nil {
 		return classifyDecode(err)
 	}
+	// The decoded (projected) record is the event's Values: the engine reads only the
+	// measured fields from it and keeps none of it.
 	ev := stream.Event{
 		Source:  source,
 		Time:    rec.Timestamp.UnixMilli(),
 		Group:   string(rec.Key),
 		EventID: header(rec, "sluice-event-id"),
-		Values:  make(map[string]any, len(t.a.measures)),
+		Values:  v,
 	}
 	if et, ok := v["event_time"].(time.Time); ok {
 		ev.Time = et.UnixMilli()
@@ -166,13 +176,12 @@ func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*
 	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
 		ev.IngestTS = its
 	}
-	ev.GroupValues = make([]string, len(t.a.Agg.GroupBy))
-	for i, f := range t.a.Agg.GroupBy {
-		ev.GroupValues[i] = groupValue(v[f])
+	// The engine copies the group values it keeps, so one buffer serves every record.
+	t.groupVals = t.groupVals[:0]
+	for _, f := range t.a.Agg.GroupBy {
+		t.groupVals = append(t.groupVals, groupValue(v[f]))
 	}
-	for _, m := range t.a.measures {
-		ev.Values[m.Field] = v[m.Field]
-	}
+	ev.GroupValues = t.groupVals
 	results, late := t.eng.Add(ev)
 	if late != nil {
 		t.a.Metrics.lateEvent(t.a.Agg.Name)

@@ -26,6 +26,15 @@ type Decoder interface {
 
 var _ Decoder = (*schema.Registry)(nil)
 
+// IntoDecoder is a Decoder that can decode into a map it is given, cleared first
+// (schema.Registry implements it). The clean stage reuses one map per task with it,
+// unless a transform might keep the map.
+type IntoDecoder interface {
+	DecodeInto(ctx context.Context, b []byte, dst map[string]any) (map[string]any, int, error)
+}
+
+var _ IntoDecoder = (*schema.Registry)(nil)
+
 // CleanTopic is what the clean stage needs to know about one raw topic.
 type CleanTopic struct {
 	// Name is the raw topic.
@@ -142,6 +151,9 @@ type cleanTask struct {
 	dups    int
 	letters []failure
 	retries []failure
+	// ev is the map the last record was decoded into, reused for the next one when the
+	// decoder allows and there is no transform (nothing keeps the map past handle).
+	ev map[string]any
 }
 
 // failure is a dead letter or retry of the open transaction.
@@ -210,7 +222,7 @@ func (t *cleanTask) retried(rec *kgo.Record, tier dlq.Tier, l dlq.Letter) {
 
 // handle decodes, checks, deduplicates and re-encodes one record.
 func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-	ev, _, err := t.c.Decoder.Decode(ctx, rec.Value)
+	ev, err := t.decode(ctx, rec.Value)
 	if err != nil {
 		return dlq.FromDependency("schema-registry", classifyDecode(err))
 	}
@@ -263,6 +275,17 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 		Timestamp: rec.Timestamp,
 	})
 	return nil
+}
+
+// decode decodes one raw record, into the task's reused map when it can.
+func (t *cleanTask) decode(ctx context.Context, b []byte) (map[string]any, error) {
+	if d, ok := t.c.Decoder.(IntoDecoder); ok && t.topic.Transform == nil {
+		ev, _, err := d.DecodeInto(ctx, b, t.ev)
+		t.ev = ev
+		return ev, err
+	}
+	ev, _, err := t.c.Decoder.Decode(ctx, b)
+	return ev, err
 }
 
 func header(rec *kgo.Record, k string) string {

@@ -123,10 +123,9 @@ func (m *Metrics) in(stage, topic string, n int) {
 	}
 }
 
-func (m *Metrics) out(stage, topic string) {
-	if m != nil {
-		m.recordsOut.WithLabelValues(stage, topic).Inc()
-	}
+// outCounter is the records-out counter of stage and topic; m must not be nil.
+func (m *Metrics) outCounter(stage, topic string) prometheus.Counter {
+	return m.recordsOut.WithLabelValues(stage, topic)
 }
 
 func (m *Metrics) txn(stage string, committed bool, d time.Duration) {

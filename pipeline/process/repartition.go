@@ -3,7 +3,6 @@ package process
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
@@ -45,6 +45,8 @@ type Repartition struct {
 	Lag     func(ctx context.Context, group, topic string, partition int32, next int64) (int64, error)
 	Now     func() time.Time
 	Metrics *Metrics
+
+	proj *schema.Projection // the fields handle reads (set by StageConfig)
 }
 
 // StageName is the repartition stage's name for aggregation name.
@@ -53,6 +55,7 @@ func RepartitionStageName(agg string) string { return "repartition." + agg }
 // StageConfig fills base with the repartition stage.
 func (r *Repartition) StageConfig(base StageConfig) StageConfig {
 	base.Name = RepartitionStageName(r.Agg.Name)
+	r.proj = projection(r.Agg.GroupBy)
 	base.Inputs = []string{config.CleanTopic(r.Agg.From)}
 	base.Changelog = func(string, string) string { return "" } // stateless
 	base.NewTask = func(id TaskID) (Task, error) {
@@ -78,6 +81,8 @@ type repartitionTask struct {
 	// next is the offset after the last record handled (-1: none yet).
 	next       int64
 	lastRecord time.Time
+	// vals is the reused buffer of the current record's group values.
+	vals []string
 }
 
 func (t *repartitionTask) Stores() []Changelogged { return nil }
@@ -88,15 +93,15 @@ func (t *repartitionTask) Handle(ctx context.Context, rec *kgo.Record, emit func
 }
 
 func (t *repartitionTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-	ev, _, err := t.r.Decoder.Decode(ctx, rec.Value)
+	ev, err := decodeProjected(ctx, t.r.Decoder, t.r.proj, rec.Value)
 	if err != nil {
 		return classifyDecode(err)
 	}
-	vals := make([]string, len(t.r.Agg.GroupBy))
-	for i, f := range t.r.Agg.GroupBy {
-		vals[i] = groupValue(ev[f])
+	t.vals = t.vals[:0]
+	for _, f := range t.r.Agg.GroupBy {
+		t.vals = append(t.vals, groupValue(ev[f]))
 	}
-	key := stream.GroupKey(vals)
+	key := stream.GroupKey(t.vals)
 	ts := rec.Timestamp.UnixMilli()
 	if et, ok := ev["event_time"].(time.Time); ok {
 		ts = et.UnixMilli()
@@ -169,10 +174,20 @@ func (t *repartitionTask) caughtUp(ctx context.Context) bool {
 
 // partitionFor spreads group keys over n partitions (FNV-1a).
 func partitionFor(key string, n int32) int32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int32(h.Sum32() % uint32(n))
+	// hash/fnv's New32a, inlined: no hasher or []byte(key) allocated per record.
+	h := uint32(fnvOffset32)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= fnvPrime32
+	}
+	return int32(h % uint32(n))
 }
+
+// FNV-1a 32-bit parameters (hash/fnv).
+const (
+	fnvOffset32 = 2166136261
+	fnvPrime32  = 16777619
+)
 
 // groupValue renders a group_by field value as a string.
 func groupValue(v any) string {

@@ -357,8 +357,18 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 			mu.Unlock()
 		}
 	}
+	// The output counters of this transaction by topic: a label lookup per record cost
+	// as much as producing it. emit runs on this goroutine only.
+	outs := make(map[string]prometheus.Counter, 4)
 	emit := func(r *kgo.Record) {
-		s.cfg.Metrics.out(s.cfg.Name, r.Topic)
+		if s.cfg.Metrics != nil {
+			c, ok := outs[r.Topic]
+			if !ok {
+				c = s.cfg.Metrics.outCounter(s.cfg.Name, r.Topic)
+				outs[r.Topic] = c
+			}
+			c.Inc()
+		}
 		s.sess.Produce(ctx, r, promise)
 	}
 	touched := make(map[TaskID]Task)

@@ -108,7 +108,14 @@ func (c *converter) decodeFast(r *avro.Reader) any {
 
 // decodeFast reads one record; it stops at the first error.
 func (rc *recordConv) decodeFast(r *avro.Reader) map[string]any {
-	m := make(map[string]any, len(rc.fields))
+	return rc.decodeFastInto(r, nil)
+}
+
+// decodeFastInto reads one record into m (empty, or nil for a new map).
+func (rc *recordConv) decodeFastInto(r *avro.Reader, m map[string]any) map[string]any {
+	if m == nil {
+		m = make(map[string]any, len(rc.fields)+1) // +1: room for the clean stage's processed_at
+	}
 	for i := range rc.fields {
 		f := &rc.fields[i]
 		v := f.conv.decodeFast(r)

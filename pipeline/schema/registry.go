@@ -146,6 +146,14 @@ func sameSchema(a, b *avro.RecordSchema) bool {
 // The id is returned whenever the header is readable, also with an error. Bytes left
 // over after the record are malformed. Decode never panics.
 func (r *Registry) Decode(ctx context.Context, b []byte) (map[string]any, int, error) {
+	return r.DecodeInto(ctx, b, nil)
+}
+
+// DecodeInto is Decode that may reuse dst for the result: dst is cleared and filled
+// when the writer schema takes the fast path (fastdecode.go), so a caller decoding
+// record after record into one map saves its allocation. The result is dst or a new
+// map (nil on error); dst's old contents are gone either way. dst nil is Decode.
+func (r *Registry) DecodeInto(ctx context.Context, b []byte, dst map[string]any) (map[string]any, int, error) {
 	r.init()
 	id, body, err := (&sr.ConfluentHeader{}).DecodeID(b)
 	if err != nil {
@@ -155,7 +163,7 @@ func (r *Registry) Decode(ctx context.Context, b []byte) (map[string]any, int, e
 	if err != nil {
 		return nil, id, err
 	}
-	m, err := r.decodeBody(ws, body)
+	m, err := r.decodeBodyInto(ws, body, dst)
 	if err != nil {
 		return nil, id, fmt.Errorf("%w: schema id %d (%s): %v", ErrMalformed, id, ws.schema.FullName(), err)
 	}
@@ -163,7 +171,13 @@ func (r *Registry) Decode(ctx context.Context, b []byte) (map[string]any, int, e
 }
 
 // decodeBody decodes one Avro body with its writer schema.
-func (r *Registry) decodeBody(ws *writerSchema, body []byte) (m map[string]any, err error) {
+func (r *Registry) decodeBody(ws *writerSchema, body []byte) (map[string]any, error) {
+	return r.decodeBodyInto(ws, body, nil)
+}
+
+// decodeBodyInto is decodeBody filling dst (cleared first; nil: a new map) on the fast
+// path.
+func (r *Registry) decodeBodyInto(ws *writerSchema, body []byte, dst map[string]any) (m map[string]any, err error) {
 	rd := r.readers.Get().(*avro.Reader)
 	defer func() {
 		if p := recover(); p != nil {
@@ -175,7 +189,10 @@ func (r *Registry) decodeBody(ws *writerSchema, body []byte) (m map[string]any, 
 	}()
 	rd.Reset(body)
 	if ws.fast {
-		m = ws.root.rec.decodeFast(rd)
+		if dst != nil {
+			clear(dst)
+		}
+		m = ws.root.rec.decodeFastInto(rd, dst)
 	} else {
 		rd.ReadVal(ws.schema, &m)
 	}

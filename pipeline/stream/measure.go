@@ -174,12 +174,16 @@ func (p *measurePlan) apply(ws *WindowState, ev *Event) {
 			ws.dist[i] = set
 		}
 		if k.hasS {
-			set[k.s] = struct{}{}
+			if _, ok := set[k.s]; !ok {
+				set[k.s] = struct{}{}
+				ws.noteDistinct(i, k.s)
+			}
 			continue
 		}
 		if _, ok := set[string(k.b)]; !ok {
 			k.s, k.hasS = string(k.b), true
 			set[k.s] = struct{}{}
+			ws.noteDistinct(i, k.s)
 		}
 	}
 }
@@ -232,6 +236,7 @@ func (p *measurePlan) merge(dst, src *WindowState) {
 			d[k] = struct{}{}
 		}
 		dst.dist[i] = d
+		dst.dropDistinctCache(i)
 	}
 }
 

@@ -22,6 +22,9 @@ type WindowState struct {
 	eventID     string
 	num         []numAcc
 	dist        []map[string]struct{}
+	// sorted is, per distinct set, its values in increasing order as of the last Encode;
+	// added lists the values apply put in the set since (distinct.go).
+	sorted, added [][]string
 }
 
 // numAcc accumulates one numeric field: n values seen, their sum, min and max.

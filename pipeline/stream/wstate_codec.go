@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 )
 
 // WindowStateCodec is the changelog codec of window state: a compact, deterministic
@@ -33,7 +32,9 @@ const wstateVersion = 1
 // not an encoded WindowState.
 var ErrBadWindowState = errors.New("bad window state")
 
-// Encode implements Codec. A nil state encodes as an empty one.
+// Encode implements Codec. A nil state encodes as an empty one. Encode updates v's
+// cache of sorted distinct values (distinct.go), so it must not run concurrently with
+// anything else using v; the engine and its store run on one goroutine.
 func (WindowStateCodec) Encode(dst []byte, v *WindowState) []byte {
 	if v == nil {
 		v = &WindowState{}
@@ -58,15 +59,9 @@ func (WindowStateCodec) Encode(dst []byte, v *WindowState) []byte {
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(v.dist)))
-	var keys []string
-	for _, set := range v.dist {
+	for i, set := range v.dist {
 		dst = binary.AppendUvarint(dst, uint64(len(set)))
-		keys = keys[:0]
-		for k := range set {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range v.distinctSorted(i) {
 			dst = appendString(dst, k)
 		}
 	}
