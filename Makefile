@@ -93,6 +93,7 @@ fuzz: deps
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzFromJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/schema -run '^$$' -fuzz '^FuzzDecodeProjected$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzPostEvents$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzCloudEvents$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
