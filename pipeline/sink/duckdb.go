@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -43,9 +42,7 @@ func (DuckDB) Name() string { return "duckdb" }
 func (DuckDB) DriverName() string { return "duckdb" }
 
 // Quote double-quotes ident (names are validated upper-case identifiers already).
-func (DuckDB) Quote(ident string) string {
-	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
-}
+func (DuckDB) Quote(ident string) string { return quoteIdent(ident) }
 
 // Placeholder returns "?": DuckDB binds positional parameters in order.
 func (DuckDB) Placeholder(int) string { return "?" }
@@ -108,47 +105,19 @@ func (DuckDB) ParseType(name string) ColumnType {
 	case "JSON":
 		return ColumnType{Kind: KindJSON}
 	}
-	if inner, ok := strings.CutPrefix(n, "DECIMAL("); ok {
-		if ps, ok := strings.CutSuffix(inner, ")"); ok {
-			p, s, _ := strings.Cut(ps, ",")
-			pi, err1 := strconv.Atoi(strings.TrimSpace(p))
-			si, err2 := strconv.Atoi(strings.TrimSpace(s))
-			if err1 == nil && err2 == nil {
-				return ColumnType{Kind: KindDecimal, Precision: pi, Scale: si}
-			}
-		}
+	if t, ok := parseDecimal(n, "DECIMAL"); ok {
+		return t
 	}
 	return ColumnType{Kind: KindOther, Raw: name}
 }
 
 // CreateTable returns CREATE TABLE IF NOT EXISTS with a PRIMARY KEY on key.
 func (d DuckDB) CreateTable(table string, cols []Column, key []string) string {
-	var b strings.Builder
-	b.WriteString("CREATE TABLE IF NOT EXISTS ")
-	b.WriteString(d.Quote(table))
-	b.WriteString(" (")
-	for i, c := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c.Name))
-		b.WriteByte(' ')
-		b.WriteString(d.TypeName(c.Type))
-	}
-	if len(key) > 0 {
-		b.WriteString(", PRIMARY KEY (")
-		b.WriteString(d.quoteList(key))
-		b.WriteByte(')')
-	}
-	b.WriteByte(')')
-	return b.String()
+	return createTableSQL(d, table, cols, key)
 }
 
 // AddColumn returns ALTER TABLE ... ADD COLUMN IF NOT EXISTS.
-func (d DuckDB) AddColumn(table string, col Column) string {
-	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN IF NOT EXISTS " +
-		d.Quote(col.Name) + " " + d.TypeName(col.Type)
-}
+func (d DuckDB) AddColumn(table string, col Column) string { return addColumnSQL(d, table, col) }
 
 // ColumnsQuery reads information_schema.columns of the main schema.
 func (DuckDB) ColumnsQuery() string {
@@ -159,20 +128,7 @@ func (DuckDB) ColumnsQuery() string {
 // InsertValues returns a multi-row INSERT ... VALUES: the portable staging path, used
 // when the dialect is wrapped without its appender.
 func (d DuckDB) InsertValues(table string, cols []Column, rows int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO ")
-	b.WriteString(d.Quote(table))
-	b.WriteString(" (")
-	b.WriteString(d.quoteCols(cols))
-	b.WriteString(") VALUES ")
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(tuple)
-	}
-	return b.String()
+	return insertValuesSQL(d, table, cols, rows, placeholderTuple(len(cols)))
 }
 
 // FromStage casts the text of JSON, DECIMAL and TIME columns back to their type.
@@ -221,11 +177,11 @@ func (d DuckDB) InsertSelect(table string, cols []Column, key []string, sel stri
 	b.WriteString("INSERT INTO ")
 	b.WriteString(d.Quote(table))
 	b.WriteString(" (")
-	b.WriteString(d.quoteCols(cols))
+	b.WriteString(quoteColumns(d, cols))
 	b.WriteString(") ")
 	b.WriteString(sel)
 	b.WriteString(" ON CONFLICT (")
-	b.WriteString(d.quoteList(key))
+	b.WriteString(quoteNames(d, key))
 	b.WriteString(") ")
 	isKey := make(map[string]bool, len(key))
 	for _, k := range key {
@@ -247,20 +203,4 @@ func (d DuckDB) InsertSelect(table string, cols []Column, key []string, sel stri
 		b.WriteString(strings.Join(sets, ", "))
 	}
 	return b.String()
-}
-
-func (d DuckDB) quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = d.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
-
-func (d DuckDB) quoteCols(cols []Column) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = d.Quote(c.Name)
-	}
-	return strings.Join(q, ", ")
 }

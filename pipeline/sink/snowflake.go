@@ -40,9 +40,7 @@ func (Snowflake) Name() string { return "snowflake" }
 func (Snowflake) DriverName() string { return "snowflake" }
 
 // Quote double-quotes ident: quoted names keep their (upper) case in Snowflake.
-func (Snowflake) Quote(ident string) string {
-	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
-}
+func (Snowflake) Quote(ident string) string { return quoteIdent(ident) }
 
 // Placeholder returns "?": gosnowflake binds positional parameters in order.
 func (Snowflake) Placeholder(int) string { return "?" }
@@ -111,15 +109,8 @@ func (Snowflake) ParseType(name string) ColumnType {
 	case sfLongType:
 		return ColumnType{Kind: KindLong}
 	}
-	if inner, ok := strings.CutPrefix(n, "NUMBER("); ok {
-		if ps, ok := strings.CutSuffix(inner, ")"); ok {
-			p, s, _ := strings.Cut(ps, ",")
-			pi, err1 := strconv.Atoi(strings.TrimSpace(p))
-			si, err2 := strconv.Atoi(strings.TrimSpace(s))
-			if err1 == nil && err2 == nil && pi >= 1 && pi <= maxDecimalPrecision && si >= 0 && si <= pi {
-				return ColumnType{Kind: KindDecimal, Precision: pi, Scale: si}
-			}
-		}
+	if t, ok := parseDecimal(n, "NUMBER"); ok {
+		return t
 	}
 	return ColumnType{Kind: KindOther, Raw: name}
 }
@@ -127,32 +118,11 @@ func (Snowflake) ParseType(name string) ColumnType {
 // CreateTable returns CREATE TABLE IF NOT EXISTS with a (declared, not enforced) PRIMARY
 // KEY on key.
 func (d Snowflake) CreateTable(table string, cols []Column, key []string) string {
-	var b strings.Builder
-	b.WriteString("CREATE TABLE IF NOT EXISTS ")
-	b.WriteString(d.Quote(table))
-	b.WriteString(" (")
-	for i, c := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(c.Name))
-		b.WriteByte(' ')
-		b.WriteString(d.TypeName(c.Type))
-	}
-	if len(key) > 0 {
-		b.WriteString(", PRIMARY KEY (")
-		b.WriteString(d.quoteList(key))
-		b.WriteByte(')')
-	}
-	b.WriteByte(')')
-	return b.String()
+	return createTableSQL(d, table, cols, key)
 }
 
 // AddColumn returns ALTER TABLE ... ADD COLUMN IF NOT EXISTS.
-func (d Snowflake) AddColumn(table string, col Column) string {
-	return "ALTER TABLE " + d.Quote(table) + " ADD COLUMN IF NOT EXISTS " +
-		d.Quote(col.Name) + " " + d.TypeName(col.Type)
-}
+func (d Snowflake) AddColumn(table string, col Column) string { return addColumnSQL(d, table, col) }
 
 // ColumnsQuery reads INFORMATION_SCHEMA.COLUMNS of the session's schema, rendering NUMBER
 // with its precision and scale ("NUMBER(19,0)").
@@ -167,29 +137,7 @@ func (Snowflake) ColumnsQuery() string {
 // for callers that bind values gosnowflake binds faithfully (AppendRows converts them
 // first; see sfBindValue).
 func (d Snowflake) InsertValues(table string, cols []Column, rows int) string {
-	tuple := make([]string, len(cols))
-	for i := range cols {
-		tuple[i] = "?"
-	}
-	return d.insertValues(table, cols, rows, "("+strings.Join(tuple, ", ")+")")
-}
-
-// insertValues is INSERT INTO table (cols) VALUES tuple, tuple, ... (rows times).
-func (d Snowflake) insertValues(table string, cols []Column, rows int, tuple string) string {
-	var b strings.Builder
-	b.Grow(32 + 16*len(cols) + rows*(len(tuple)+2))
-	b.WriteString("INSERT INTO ")
-	b.WriteString(d.Quote(table))
-	b.WriteString(" (")
-	b.WriteString(d.quoteCols(cols))
-	b.WriteString(") VALUES ")
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(tuple)
-	}
-	return b.String()
+	return insertValuesSQL(d, table, cols, rows, placeholderTuple(len(cols)))
 }
 
 // FromStage reads the staged text of a JSON column with PARSE_JSON and casts that of
@@ -212,7 +160,7 @@ func (d Snowflake) FromStage(col Column) string {
 // INSERT ... SELECT.
 func (d Snowflake) InsertSelect(table string, cols []Column, key []string, sel string, c Conflict) string {
 	if len(key) == 0 {
-		return "INSERT INTO " + d.Quote(table) + " (" + d.quoteCols(cols) + ") " + sel
+		return "INSERT INTO " + d.Quote(table) + " (" + quoteColumns(d, cols) + ") " + sel
 	}
 	var b strings.Builder
 	b.WriteString("MERGE INTO ")
@@ -243,7 +191,7 @@ func (d Snowflake) InsertSelect(table string, cols []Column, key []string, sel s
 		}
 	}
 	b.WriteString(" WHEN NOT MATCHED THEN INSERT (")
-	b.WriteString(d.quoteCols(cols))
+	b.WriteString(quoteColumns(d, cols))
 	b.WriteString(") VALUES (")
 	for i, col := range cols {
 		if i > 0 {
@@ -289,7 +237,7 @@ func (d Snowflake) AppendRows(ctx context.Context, conn *sql.Conn, table string,
 				args = append(args, bv)
 			}
 		}
-		if _, err := conn.ExecContext(ctx, d.insertValues(table, cols, n, tuple), args...); err != nil {
+		if _, err := conn.ExecContext(ctx, insertValuesSQL(d, table, cols, n, tuple), args...); err != nil {
 			return fmt.Errorf("snowflake stage %s: %w", table, err)
 		}
 		rows = rows[n:]
@@ -343,20 +291,4 @@ func sfFloatText(f float64, bits int) string {
 		return "-inf"
 	}
 	return strconv.FormatFloat(f, 'g', -1, bits)
-}
-
-func (d Snowflake) quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = d.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
-
-func (d Snowflake) quoteCols(cols []Column) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = d.Quote(c.Name)
-	}
-	return strings.Join(q, ", ")
 }
