@@ -80,17 +80,31 @@ func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.
 			return err
 		}
 		defer stopMon()
-		srv := &http.Server{Addr: svc.HTTPAddr, ReadHeaderTimeout: 5 * time.Second,
-			Handler: metricsMux(reg)}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "err", err)
-			}
-		}()
-		defer srv.Close()
+		stopMetrics, err := serveMetrics(svc.HTTPAddr, reg, log)
+		if err != nil {
+			proc.Kill()
+			return err
+		}
+		defer stopMetrics()
 		log.Info("processor running", "instance", svc.InstanceID, "metrics", svc.HTTPAddr)
 		return proc.Run(ctx)
 	}
+}
+
+// serveMetrics serves metricsMux(reg) on addr (/metrics and /healthz of the process and
+// sink services) until stop is called. A port already taken is an error now.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: metricsMux(reg)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() { _ = srv.Close() }, nil
 }
 
 func metricsMux(reg *prometheus.Registry) http.Handler {

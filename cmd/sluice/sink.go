@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline/config"
@@ -59,13 +57,12 @@ func sinkCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.
 			return err
 		}
 		defer stopMon()
-		srv := &http.Server{Addr: svc.HTTPAddr, ReadHeaderTimeout: 5 * time.Second, Handler: metricsMux(reg)}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "err", err)
-			}
-		}()
-		defer srv.Close()
+		stopMetrics, err := serveMetrics(svc.HTTPAddr, reg, log)
+		if err != nil {
+			snk.Kill()
+			return err
+		}
+		defer stopMetrics()
 		log.Info("sink running", "instance", svc.InstanceID, "warehouse", svc.Sink.Warehouse, "metrics", svc.HTTPAddr)
 		return snk.Run(ctx)
 	}
