@@ -277,9 +277,10 @@ func TestEnvTfvarsMatchVariables(t *testing.T) {
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}
-			m := mods[filepath.Dir(path)]
+			// Every environment sets the variables of the one root configuration.
+			m := mods["stack"]
 			if m == nil {
-				t.Fatalf("no .tf files beside %s", path)
+				t.Fatal("no root configuration in stack/")
 			}
 			set := f.Body.(*hclsyntax.Body).Attributes
 			for name, attr := range set {
@@ -291,6 +292,19 @@ func TestEnvTfvarsMatchVariables(t *testing.T) {
 				if _, ok := set[v]; !ok && !hasDefault {
 					t.Errorf("required variable %q has no value in %s", v, path)
 				}
+			}
+			// Its state has a key of its own: two environments never share a state.
+			env := filepath.Base(filepath.Dir(path))
+			bf, diags := p.ParseHCLFile(filepath.Join(filepath.Dir(path), "backend.hcl"))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			key, ok := bf.Body.(*hclsyntax.Body).Attributes["key"]
+			if !ok {
+				t.Fatalf("%s/backend.hcl sets no key", env)
+			}
+			if got, _ := literalString(key.Expr); got != "sluice/"+env+"/terraform.tfstate" {
+				t.Errorf("%s/backend.hcl: key = %q, want sluice/%s/terraform.tfstate", env, got, env)
 			}
 		})
 	}

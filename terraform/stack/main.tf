@@ -12,13 +12,13 @@ data "aws_acm_certificate" "ingest" {
 }
 
 module "kms" {
-  source = "../../modules/kms"
+  source = "../modules/kms"
 
   name = local.name
 }
 
 module "network" {
-  source = "../../modules/network"
+  source = "../modules/network"
 
   name                  = local.name
   cidr_block            = var.vpc_cidr
@@ -28,7 +28,7 @@ module "network" {
 }
 
 module "security" {
-  source = "../../modules/security"
+  source = "../modules/security"
 
   name                        = local.name
   vpc_id                      = module.network.vpc_id
@@ -38,7 +38,7 @@ module "security" {
 }
 
 module "ecr" {
-  source = "../../modules/ecr"
+  source = "../modules/ecr"
 
   name         = local.name
   kms_key_arn  = module.kms.key_arn
@@ -46,14 +46,14 @@ module "ecr" {
 }
 
 module "secrets" {
-  source = "../../modules/secrets"
+  source = "../modules/secrets"
 
   name        = local.name
   kms_key_arn = module.kms.key_arn
 }
 
 module "msk" {
-  source = "../../modules/msk"
+  source = "../modules/msk"
 
   name                 = local.name
   broker_instance_type = var.msk_broker_instance_type
@@ -67,7 +67,7 @@ module "msk" {
 }
 
 module "alb" {
-  source = "../../modules/alb"
+  source = "../modules/alb"
 
   name                   = local.name
   vpc_id                 = module.network.vpc_id
@@ -80,7 +80,7 @@ module "alb" {
 }
 
 module "ecs" {
-  source = "../../modules/ecs"
+  source = "../modules/ecs"
 
   name                 = local.name
   image                = "${module.ecr.repository_url}:${var.image_tag}"
