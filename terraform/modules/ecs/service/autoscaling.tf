@@ -118,53 +118,38 @@ resource "aws_appautoscaling_policy" "lag_in" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "lag_high" {
-  count = var.lag_scaling == null ? 0 : 1
-
-  alarm_name          = "${local.family}-consumer-lag-high"
-  alarm_description   = "sluice ${var.name}: a partition of ${join(", ", var.lag_scaling.groups)} is more than ${var.lag_scaling.high} records behind; adds tasks"
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.lag_scaling.high
-  evaluation_periods  = 3
-  datapoints_to_alarm = 3
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_appautoscaling_policy.lag_out[0].arn]
-
-  dynamic "metric_query" {
-    for_each = local.lag_metrics
-
-    content {
-      id = metric_query.key
-
-      metric {
-        namespace   = var.lag_scaling.namespace
-        metric_name = "sluice_consumer_lag"
-        period      = 60
-        stat        = "Maximum"
-        dimensions  = { ServiceName = local.family, group = metric_query.value }
-      }
+locals {
+  # The two lag alarms: above high for 3 minutes adds tasks, at or below low for 15
+  # minutes removes one. They differ only in these settings.
+  lag_alarms = var.lag_scaling == null ? {} : {
+    high = {
+      description = "a partition of ${join(", ", var.lag_scaling.groups)} is more than ${var.lag_scaling.high} records behind; adds tasks"
+      comparison  = "GreaterThanThreshold"
+      threshold   = var.lag_scaling.high
+      periods     = 3
+      action      = aws_appautoscaling_policy.lag_out[0].arn
     }
-  }
-
-  metric_query {
-    id          = "lag"
-    expression  = local.lag_expression
-    label       = "largest partition lag"
-    return_data = true
+    low = {
+      description = "every partition of ${join(", ", var.lag_scaling.groups)} within ${var.lag_scaling.low} records for 15 minutes; removes a task"
+      comparison  = "LessThanOrEqualToThreshold"
+      threshold   = var.lag_scaling.low
+      periods     = 15
+      action      = aws_appautoscaling_policy.lag_in[0].arn
+    }
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "lag_low" {
-  count = var.lag_scaling == null ? 0 : 1
+resource "aws_cloudwatch_metric_alarm" "lag" {
+  for_each = local.lag_alarms
 
-  alarm_name          = "${local.family}-consumer-lag-low"
-  alarm_description   = "sluice ${var.name}: every partition of ${join(", ", var.lag_scaling.groups)} within ${var.lag_scaling.low} records for 15 minutes; removes a task"
-  comparison_operator = "LessThanOrEqualToThreshold"
-  threshold           = var.lag_scaling.low
-  evaluation_periods  = 15
-  datapoints_to_alarm = 15
+  alarm_name          = "${local.family}-consumer-lag-${each.key}"
+  alarm_description   = "sluice ${var.name}: ${each.value.description}"
+  comparison_operator = each.value.comparison
+  threshold           = each.value.threshold
+  evaluation_periods  = each.value.periods
+  datapoints_to_alarm = each.value.periods
   treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_appautoscaling_policy.lag_in[0].arn]
+  alarm_actions       = [each.value.action]
 
   dynamic "metric_query" {
     for_each = local.lag_metrics
