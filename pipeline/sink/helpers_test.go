@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -166,7 +167,7 @@ func queryStrings(t testing.TB, w sink.Warehouse, query string, args ...any) []s
 // nextOffset reads SLUICE_OFFSETS for a partition (-1 if absent).
 func nextOffset(t testing.TB, w sink.Warehouse, topic string, p int32) int64 {
 	t.Helper()
-	rows, err := w.Query(t.Context(), `SELECT next_offset FROM sluice_offsets WHERE topic = ? AND "partition" = ?`, topic, p)
+	rows, err := w.Query(t.Context(), `SELECT "NEXT_OFFSET" FROM "SLUICE_OFFSETS" WHERE "TOPIC" = ? AND "PARTITION" = ?`, topic, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,4 +193,58 @@ func (c *crasher) hook(step string) error {
 		return fmt.Errorf("%w at %s", errCrash, step)
 	}
 	return nil
+}
+
+// checkPurchaseRows checks what write(purchases(3, 0, 3, epoch)) left: the three rows
+// with their values and RECORD_METADATA (read through metadata, an expression that gives
+// it as JSON text in the warehouse's dialect), the offset moved to 3, nothing staged.
+func checkPurchaseRows(t *testing.T, w sink.Warehouse, metadata string) {
+	t.Helper()
+	rows, err := w.Query(t.Context(), `SELECT event_id, event_time, amount, items, device, processed_at,
+		`+metadata+` FROM purchases ORDER BY event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var n int64
+	for ; rows.Next(); n++ {
+		var (
+			id, device, md string
+			evt, proc      time.Time
+			amount         float64
+			items          int32
+		)
+		if err := rows.Scan(&id, &evt, &amount, &items, &device, &proc, &md); err != nil {
+			t.Fatal(err)
+		}
+		want := purchase(3, n)
+		if id != want.EventID || !evt.Equal(want.Values["event_time"].(time.Time)) ||
+			amount != want.Values["amount"] || int(items) != want.Values["items"] || device != "mobile" ||
+			!proc.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("row %d = %s %s %v %d %s %s", n, id, evt, amount, items, device, proc)
+		}
+		var meta map[string]any
+		if err := json.Unmarshal([]byte(md), &meta); err != nil {
+			t.Fatal(err)
+		}
+		wantMeta := map[string]any{"topic": "purchases.clean", "partition": 3.0, "offset": float64(n),
+			"event_id": want.EventID, "ingest_ts": float64(want.IngestTS.UnixMicro())}
+		for k, v := range wantMeta {
+			if meta[k] != v {
+				t.Fatalf("RECORD_METADATA[%s] = %v, want %v (%s)", k, meta[k], v, md)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("rows = %d, want 3", n)
+	}
+	if got := nextOffset(t, w, "purchases.clean", 3); got != 3 {
+		t.Fatalf("next offset = %d, want 3", got)
+	}
+	if n := scalar(t, w, `SELECT count(*) FROM sluice_stage_purchases`); n != 0 {
+		t.Fatalf("staged rows left = %d", n)
+	}
 }

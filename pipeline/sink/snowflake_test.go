@@ -187,24 +187,6 @@ func snowColumns(t testing.TB, w sink.Warehouse, table string) string {
 	return strings.Join(cols, ", ")
 }
 
-// snowNextOffset reads SLUICE_OFFSETS for a partition (-1 if absent).
-func snowNextOffset(t testing.TB, w sink.Warehouse, topic string, p int32) int64 {
-	t.Helper()
-	rows, err := w.Query(t.Context(), `SELECT "NEXT_OFFSET" FROM "SLUICE_OFFSETS" WHERE "TOPIC" = ? AND "PARTITION" = ?`, topic, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return -1
-	}
-	var n int64
-	if err := rows.Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func TestSnowflakeFakesnow(t *testing.T) { runSnowflakeSuite(t, fakesnowBackend(t)) }
 
 func TestSnowflakeReal(t *testing.T) { runSnowflakeSuite(t, realSnowflakeBackend(t)) }
@@ -301,53 +283,7 @@ func testSnowWriteLandsRows(t *testing.T, b snowBackend) {
 	}
 	write(t, w, purchases(3, 0, 3, epoch))
 
-	rows, err := w.Query(t.Context(), `SELECT event_id, event_time, amount, items, device, processed_at,
-		record_metadata FROM purchases ORDER BY event_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var n int64
-	for ; rows.Next(); n++ {
-		var (
-			id, device, md string
-			evt, proc      time.Time
-			amount         float64
-			items          int32
-		)
-		if err := rows.Scan(&id, &evt, &amount, &items, &device, &proc, &md); err != nil {
-			t.Fatal(err)
-		}
-		want := purchase(3, n)
-		if id != want.EventID || !evt.Equal(want.Values["event_time"].(time.Time)) ||
-			amount != want.Values["amount"] || int(items) != want.Values["items"] || device != "mobile" ||
-			!proc.Equal(t0.Add(time.Minute)) {
-			t.Fatalf("row %d = %s %s %v %d %s %s", n, id, evt, amount, items, device, proc)
-		}
-		var meta map[string]any
-		if err := json.Unmarshal([]byte(md), &meta); err != nil {
-			t.Fatal(err)
-		}
-		wantMeta := map[string]any{"topic": "purchases.clean", "partition": 3.0, "offset": float64(n),
-			"event_id": want.EventID, "ingest_ts": float64(want.IngestTS.UnixMicro())}
-		for k, v := range wantMeta {
-			if meta[k] != v {
-				t.Fatalf("RECORD_METADATA[%s] = %v, want %v (%s)", k, meta[k], v, md)
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n != 3 {
-		t.Fatalf("rows = %d, want 3", n)
-	}
-	if got := snowNextOffset(t, w, "purchases.clean", 3); got != 3 {
-		t.Fatalf("next offset = %d, want 3", got)
-	}
-	if n := scalar(t, w, `SELECT count(*) FROM sluice_stage_purchases`); n != 0 {
-		t.Fatalf("staged rows left = %d", n)
-	}
+	checkPurchaseRows(t, w, "record_metadata")
 }
 
 func testSnowSameBatchTwice(t *testing.T, b snowBackend) {
@@ -360,7 +296,7 @@ func testSnowSameBatchTwice(t *testing.T, b snowBackend) {
 	if n := scalar(t, w, `SELECT count(*) FROM purchases`); n != 4 {
 		t.Fatalf("rows = %d, want 4", n)
 	}
-	if got := snowNextOffset(t, w, "purchases.clean", 0); got != 4 {
+	if got := nextOffset(t, w, "purchases.clean", 0); got != 4 {
 		t.Fatalf("next offset = %d, want 4", got)
 	}
 	if n := scalar(t, w, `SELECT count(*) FROM sluice_stage_purchases`); n != 0 {
@@ -443,7 +379,7 @@ func testSnowCrashAtEveryStep(t *testing.T, b snowBackend) {
 				if err := w.Write(t.Context(), purchases(0, 4, 9, epoch)); !errors.Is(err, errCrash) {
 					t.Fatalf("Write with a crash at %s = %v", st.step, err)
 				}
-				if got := snowNextOffset(t, w, "purchases.clean", 0); got != st.committedAfter {
+				if got := nextOffset(t, w, "purchases.clean", 0); got != st.committedAfter {
 					t.Fatalf("next offset after the crash = %d, want %d", got, st.committedAfter)
 				}
 				if n := scalar(t, w, `SELECT count(*) FROM purchases`); n != st.committedAfter {
@@ -451,7 +387,7 @@ func testSnowCrashAtEveryStep(t *testing.T, b snowBackend) {
 				}
 
 				rc.recover(t, w, epoch)
-				if got := snowNextOffset(t, w, "purchases.clean", 0); got != 12 {
+				if got := nextOffset(t, w, "purchases.clean", 0); got != 12 {
 					t.Fatalf("next offset = %d, want 12", got)
 				}
 				if n := scalar(t, w, `SELECT count(*) FROM purchases`); n != 12 {

@@ -1,10 +1,8 @@
 package sink_test
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/sluicehq/sluice/pipeline/sink"
 )
@@ -18,53 +16,7 @@ func TestWriteLandsRows(t *testing.T) {
 	}
 	write(t, w, purchases(3, 0, 3, epoch))
 
-	rows, err := w.Query(t.Context(), `SELECT event_id, event_time, amount, items, device, processed_at,
-		CAST(record_metadata AS VARCHAR) FROM purchases ORDER BY event_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var n int64
-	for ; rows.Next(); n++ {
-		var (
-			id, device, md string
-			evt, proc      time.Time
-			amount         float64
-			items          int32
-		)
-		if err := rows.Scan(&id, &evt, &amount, &items, &device, &proc, &md); err != nil {
-			t.Fatal(err)
-		}
-		want := purchase(3, n)
-		if id != want.EventID || !evt.Equal(want.Values["event_time"].(time.Time)) ||
-			amount != want.Values["amount"] || int(items) != want.Values["items"] || device != "mobile" ||
-			!proc.Equal(t0.Add(time.Minute)) {
-			t.Fatalf("row %d = %s %s %v %d %s %s", n, id, evt, amount, items, device, proc)
-		}
-		var meta map[string]any
-		if err := json.Unmarshal([]byte(md), &meta); err != nil {
-			t.Fatal(err)
-		}
-		wantMeta := map[string]any{"topic": "purchases.clean", "partition": 3.0, "offset": float64(n),
-			"event_id": want.EventID, "ingest_ts": float64(want.IngestTS.UnixMicro())}
-		for k, v := range wantMeta {
-			if meta[k] != v {
-				t.Fatalf("RECORD_METADATA[%s] = %v, want %v (%s)", k, meta[k], v, md)
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n != 3 {
-		t.Fatalf("rows = %d, want 3", n)
-	}
-	if got := nextOffset(t, w, "purchases.clean", 3); got != 3 {
-		t.Fatalf("next offset = %d, want 3", got)
-	}
-	if n := scalar(t, w, `SELECT count(*) FROM sluice_stage_purchases`); n != 0 {
-		t.Fatalf("staged rows left = %d", n)
-	}
+	checkPurchaseRows(t, w, "CAST(record_metadata AS VARCHAR)")
 }
 
 func TestWriteSameBatchTwiceIsIdempotent(t *testing.T) {
