@@ -2,7 +2,6 @@ package schema
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -71,44 +70,30 @@ func (r *Registry) DecodeProjected(ctx context.Context, b []byte, p *Projection)
 }
 
 // decodeProjected reads one body of a fast-decodable schema, keeping the fields of keep.
-func (r *Registry) decodeProjected(ws *writerSchema, body []byte, keep []bool) (m map[string]any, err error) {
-	rd := r.readers.Get().(*avro.Reader)
-	defer func() {
-		if p := recover(); p != nil {
-			m, err = nil, fmt.Errorf("decoder panic: %v", p)
-		}
-		rd.Error = nil
-		rd.Reset(nil)
-		r.readers.Put(rd)
-	}()
-	rd.Reset(body)
+func (r *Registry) decodeProjected(ws *writerSchema, body []byte, keep []bool) (map[string]any, error) {
 	n := 0
 	for _, k := range keep {
 		if k {
 			n++
 		}
 	}
-	m = make(map[string]any, n)
-	fields := ws.root.rec.fields
-	for i := range fields {
-		f := &fields[i]
-		if keep[i] {
-			v := f.conv.decodeFast(rd)
-			if rd.Error != nil {
+	return r.read(body, func(rd *avro.Reader) map[string]any {
+		m := make(map[string]any, n)
+		fields := ws.root.rec.fields
+		for i := range fields {
+			f := &fields[i]
+			if keep[i] {
+				v := f.conv.decodeFast(rd)
+				if rd.Error != nil {
+					break
+				}
+				m[f.name] = v
+			} else if f.conv.skipFast(rd); rd.Error != nil {
 				break
 			}
-			m[f.name] = v
-		} else if f.conv.skipFast(rd); rd.Error != nil {
-			break
 		}
-	}
-	if rd.Error != nil {
-		return nil, rd.Error
-	}
-	if rd.Peek(); rd.Error == nil {
-		return nil, errors.New("trailing bytes after the record")
-	}
-	return m, nil
+		return m
+	})
 }
 
 // skipFast reads past one value of c's schema without building it, failing where

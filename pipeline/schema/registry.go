@@ -177,7 +177,30 @@ func (r *Registry) decodeBody(ws *writerSchema, body []byte) (map[string]any, er
 
 // decodeBodyInto is decodeBody filling dst (cleared first; nil: a new map) on the fast
 // path.
-func (r *Registry) decodeBodyInto(ws *writerSchema, body []byte, dst map[string]any) (m map[string]any, err error) {
+func (r *Registry) decodeBodyInto(ws *writerSchema, body []byte, dst map[string]any) (map[string]any, error) {
+	m, err := r.read(body, func(rd *avro.Reader) (m map[string]any) {
+		if ws.fast {
+			if dst != nil {
+				clear(dst)
+			}
+			return ws.root.rec.decodeFastInto(rd, dst)
+		}
+		rd.ReadVal(ws.schema, &m)
+		return m
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ws.fast && len(ws.root.rec.topNorm) > 0 {
+		ws.root.rec.normTop(m)
+	}
+	return m, nil
+}
+
+// read decodes one record body with a pooled reader: fn reads the record, and read fails
+// if fn left an error (io.EOF included: the body ended inside the record, which hamba's
+// Unmarshal would silently accept), if bytes remain after the record, or if fn panicked.
+func (r *Registry) read(body []byte, fn func(rd *avro.Reader) map[string]any) (m map[string]any, err error) {
 	rd := r.readers.Get().(*avro.Reader)
 	defer func() {
 		if p := recover(); p != nil {
@@ -188,24 +211,12 @@ func (r *Registry) decodeBodyInto(ws *writerSchema, body []byte, dst map[string]
 		r.readers.Put(rd)
 	}()
 	rd.Reset(body)
-	if ws.fast {
-		if dst != nil {
-			clear(dst)
-		}
-		m = ws.root.rec.decodeFastInto(rd, dst)
-	} else {
-		rd.ReadVal(ws.schema, &m)
-	}
+	m = fn(rd)
 	if rd.Error != nil {
-		// Includes io.EOF: the body ended inside the record (hamba's Unmarshal would
-		// silently accept that).
 		return nil, rd.Error
 	}
 	if rd.Peek(); rd.Error == nil {
 		return nil, errors.New("trailing bytes after the record")
-	}
-	if !ws.fast && len(ws.root.rec.topNorm) > 0 {
-		ws.root.rec.normTop(m)
 	}
 	return m, nil
 }
