@@ -17,7 +17,7 @@ func (w *SQLWarehouse) Claim(ctx context.Context, topic string, partition int32)
 			err = fmt.Errorf("sink: claim %s/%d: %w", topic, partition, err)
 		}
 	}()
-	tx, err := w.db.BeginTx(ctx, nil)
+	tx, err := w.begin(ctx)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -92,7 +92,7 @@ func (w *SQLWarehouse) appliedMigrations(ctx context.Context) (map[int64]bool, e
 }
 
 func (w *SQLWarehouse) applyMigration(ctx context.Context, m migration) (err error) {
-	tx, err := w.db.BeginTx(ctx, nil)
+	tx, err := w.begin(ctx)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (w *SQLWarehouse) ReadQuery(ctx context.Context, query string, maxRows int)
 	if query == "" {
 		return nil, fmt.Errorf("%w: empty query", ErrQuery)
 	}
-	tx, err := w.db.BeginTx(ctx, nil)
+	tx, err := w.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sink: query: begin: %w", err)
 	}

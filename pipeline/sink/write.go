@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Write commits batch b exactly once (see the package documentation for the protocol).
@@ -163,7 +162,7 @@ func (w *SQLWarehouse) stage(ctx context.Context, t *tableDef, b *Batch, rows []
 		return app.AppendRows(ctx, conn, t.stage, t.stageCols(), rows)
 	}
 
-	tx, err := w.db.BeginTx(ctx, nil)
+	tx, err := w.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -203,21 +202,18 @@ func (w *SQLWarehouse) stage(ctx context.Context, t *tableDef, b *Batch, rows []
 	return tx.Commit()
 }
 
-// commitTimeout bounds one commit transaction (see commit).
-const commitTimeout = 2 * time.Minute
-
 // commit runs the one short transaction: CAS the offset, insert the staged rows into the
 // target, delete the partition's staged rows of batches starting before End, commit.
 // done means the CAS found the batch already committed (nothing was changed).
 func (w *SQLWarehouse) commit(ctx context.Context, t *tableDef, b *Batch) (done bool, err error) {
-	// Once begun, the transaction runs to its commit or rollback whatever happens to the
-	// caller's context (shutdown, the drain deadline, a revoked partition): cancelled
-	// mid-way, database/sql cannot send the ROLLBACK either, and the abandoned transaction
-	// would hold its locks on SLUICE_OFFSETS and the table until the server gives up on it
-	// (Snowflake: hours). The statements are few and short; commitTimeout bounds them.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	// Once begun, the transaction runs to its commit whatever happens to the caller's
+	// context (shutdown, the drain deadline, a revoked partition): the statements are few
+	// and short, txTimeout bounds them, and a batch that got this far is not thrown away.
+	// (That the transaction always ends on the server, even when it fails, is begin's
+	// job.)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
 	defer cancel()
-	tx, err := w.db.BeginTx(ctx, nil)
+	tx, err := w.begin(ctx)
 	if err != nil {
 		return false, err
 	}
