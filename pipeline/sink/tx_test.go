@@ -85,7 +85,7 @@ func (c *txConn) ExecContext(ctx context.Context, _ string, _ []driver.NamedValu
 
 type txTx txConn
 
-func (t *txTx) Commit() error { return t.end(&t.d.failCommit) }
+func (t *txTx) Commit() error   { return t.end(&t.d.failCommit) }
 func (t *txTx) Rollback() error { return t.end(&t.d.failRollback) }
 
 func (t *txTx) end(fail *int) error {
