@@ -30,12 +30,13 @@ test-loop: deps
 
 ## test-snowflake: the Snowflake dialect through gosnowflake on fakesnow (installs fakesnow
 ## 0.12.1 into its own virtualenv once): the warehouse suite of pipeline/sink, then the e2e
-## sink suite (Kafka -> processor -> sink -> fakesnow, exactly once, rebalance)
+## sink suite (Kafka -> processor -> sink -> fakesnow, exactly once, rebalance, killed at every
+## step of the write protocol)
 test-snowflake: deps
 	@eval "$$(scripts/fakesnow/fakesnow-up.sh)" && \
 	  trap 'scripts/fakesnow/fakesnow-down.sh' EXIT && \
 	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run Snowflake ./pipeline/sink/ | grep -E '^(--- |ok|FAIL)|^    --- (PASS|FAIL|SKIP): TestSnowflake' && \
-	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run '^TestSink(ExactlyOnce|Rebalance)$$/fakesnow' ./e2e/ | grep -E '^(--- |ok|FAIL)|^    --- |sink_test.go'
+	  SLUICE_TEST_FAKESNOW=$$FAKESNOW $(GO) test -count=1 -v -run '^TestSink(ExactlyOnce|Rebalance|KilledAtEveryStep)$$/fakesnow' ./e2e/ | grep -E '^(--- |ok|FAIL)|^    --- |sink_test.go'
 
 ## terraform-lint: tflint (bundled ruleset) and checkov over terraform/ (installs both once;
 ## go test ./terraform/ and ./deploy/ run in test-fast)

@@ -190,17 +190,10 @@ var errCrash = errors.New("crash injected at a failpoint")
 // TestSinkKilledAtEveryStep kills the sink process at each step of the write protocol
 // (rows staged; offset compare-and-set; rows merged; staged rows deleted; committed) in
 // the middle of the stream, starts a new one, and finds every event once.
-//
-// It runs on DuckDB only. On fakesnow the killed writer's transaction is abandoned
-// mid-statement (no ROLLBACK reaches the server), and fakesnow then sometimes stops
-// answering every session, the harness's own SELECT included; the same crash at every step
-// is covered through gosnowflake on fakesnow at the warehouse level, where the crashed
-// writer's transaction is rolled back (pipeline/sink: TestSnowflakeFakesnow, "crash at
-// every step then retry").
+// On DuckDB and, through gosnowflake, on fakesnow.
 func TestSinkKilledAtEveryStep(t *testing.T) {
 	steps := []string{sink.StepStaged, sink.StepCAS, sink.StepMerged, sink.StepDeleted, sink.StepCommitted}
-	t.Run(string(harness.DuckDB), func(t *testing.T) {
-		kind := harness.DuckDB
+	forEachWarehouse(t, func(t *testing.T, kind harness.WarehouseKind) {
 		for _, step := range steps {
 			t.Run(step, func(t *testing.T) {
 				p := harness.Start(t, harness.WithCleanOnly(), harness.WithService(func(s *config.Service) {
