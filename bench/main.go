@@ -94,7 +94,7 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 			return Output{}, err
 		}
 		defer p.Close()
-		r.base, r.brokers, r.cpu = p.URL, p.Brokers, processCPU
+		r.base, r.brokers, r.cpu, r.txns = p.URL, p.Brokers, processCPU, p.Transactions
 	}
 
 	rates := []float64{o.Rate}

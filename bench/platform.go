@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ type Platform struct {
 	// Pipeline is the pipeline file the platform runs (the built-in one).
 	Pipeline *config.Pipeline
 
+	reg    *prometheus.Registry
 	emb    *service.Embedded
 	in     *service.Ingest
 	proc   *service.Processor
@@ -90,7 +92,7 @@ func StartPlatform(ctx context.Context, brokers []string, instance string, clean
 		return nil, err
 	}
 	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	p.stop, p.proc = stop, proc
+	p.stop, p.proc, p.reg = stop, proc, reg
 	p.wg.Go(func() { p.runErr = proc.Run(pctx) })
 	return p, nil
 }
@@ -115,4 +117,61 @@ func (p *Platform) Close() error {
 		p.runErr = nil
 	}
 	return errors.Join(err, p.runErr, p.emb.Close())
+}
+
+// StageTxns are one stage's committed transactions and the records it consumed in them.
+type StageTxns struct {
+	Txns          int64   `json:"txns"`
+	Records       int64   `json:"records"`
+	RecordsPerTxn float64 `json:"records_per_txn"`
+}
+
+// Transactions reads the processor's totals so far by stage, from its metrics
+// (sluice_stage_transactions_total{result="commit"}, sluice_stage_records_in_total).
+func (p *Platform) Transactions() map[string]StageTxns {
+	mfs, err := p.reg.Gather()
+	if err != nil {
+		return nil
+	}
+	out := map[string]StageTxns{}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if name != "sluice_stage_transactions_total" && name != "sluice_stage_records_in_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var stage, result string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "stage":
+					stage = l.GetValue()
+				case "result":
+					result = l.GetValue()
+				}
+			}
+			st := out[stage]
+			v := int64(m.GetCounter().GetValue())
+			if name == "sluice_stage_records_in_total" {
+				st.Records += v
+			} else if result == "commit" {
+				st.Txns += v
+			}
+			out[stage] = st
+		}
+	}
+	return out
+}
+
+// txnDelta is what happened between two readings of Transactions.
+func txnDelta(before, after map[string]StageTxns) map[string]StageTxns {
+	out := map[string]StageTxns{}
+	for stage, a := range after {
+		b := before[stage]
+		d := StageTxns{Txns: a.Txns - b.Txns, Records: a.Records - b.Records}
+		if d.Txns > 0 {
+			d.RecordsPerTxn = math.Round(float64(d.Records)/float64(d.Txns)*10) / 10
+		}
+		out[stage] = d
+	}
+	return out
 }

@@ -54,6 +54,9 @@ type Result struct {
 	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
 	// Sustained: achieved >= 95% of offered, errors < 1%, and e2e p95 under the SLO.
 	Sustained bool `json:"sustained"`
+	// Transactions are the in-process processor's committed transactions by stage during
+	// the run, with the records each consumed on average (absent with --target).
+	Transactions map[string]StageTxns `json:"transactions,omitempty"`
 
 	timeline []Second
 }
@@ -66,7 +69,8 @@ type runner struct {
 	backend string
 	stages  string // full or clean-only; empty with --target
 	bodies  *bodies
-	cpu     func() float64 // CPU seconds of the server so far; nil: unknown
+	cpu     func() float64              // CPU seconds of the server so far; nil: unknown
+	txns    func() map[string]StageTxns // the processor's totals so far; nil: unknown
 }
 
 // run offers rate events/s for o.Duration and measures it.
@@ -88,6 +92,10 @@ func (r *runner) run(ctx context.Context, rate float64) (Result, error) {
 	cpu0 := -1.0
 	if r.cpu != nil {
 		cpu0 = r.cpu()
+	}
+	var txns0 map[string]StageTxns
+	if r.txns != nil {
+		txns0 = r.txns()
 	}
 
 	httpHist := newHist(3)
@@ -142,6 +150,9 @@ func (r *runner) run(ctx context.Context, rate float64) (Result, error) {
 				res.CPUMicrosPerEvent = round3(res.ServerCPUSeconds * 1e6 / float64(res.Accepted))
 			}
 		}
+	}
+	if txns0 != nil {
+		res.Transactions = txnDelta(txns0, r.txns())
 	}
 	res.Sustained = sustained(res, o.SLO)
 	res.timeline = tl.Seconds()

@@ -23,21 +23,22 @@ func DefaultService() Service {
 		host = "sluice"
 	}
 	return Service{
-		Brokers:          []string{"127.0.0.1:9092"},
-		RegistryURL:      "http://127.0.0.1:8081",
-		HTTPAddr:         ":8080",
-		InstanceID:       host,
-		MaxBodyBytes:     10 << 20,
-		AckTimeout:       5 * time.Second,
-		MaxFuture:        5 * time.Minute,
-		ReadTimeout:      30 * time.Second,
-		MaxBufferedBytes: 64 << 20,
-		TxnTimeout:       60 * time.Second,
-		TxnMaxRecords:    5000,
-		TxnMaxTime:       50 * time.Millisecond,
-		LogLevel:         "info",
-		LogFormat:        "text",
-		API:              APIConfig{RateLimitWindow: DefaultRateLimitWindow},
+		Brokers:           []string{"127.0.0.1:9092"},
+		RegistryURL:       "http://127.0.0.1:8081",
+		HTTPAddr:          ":8080",
+		InstanceID:        host,
+		MaxBodyBytes:      10 << 20,
+		AckTimeout:        5 * time.Second,
+		MaxFuture:         5 * time.Minute,
+		ReadTimeout:       30 * time.Second,
+		MaxBufferedBytes:  64 << 20,
+		TxnTimeout:        60 * time.Second,
+		TxnMaxRecords:     5000,
+		TxnMaxTime:        50 * time.Millisecond,
+		AggCommitInterval: DefaultAggCommitInterval,
+		LogLevel:          "info",
+		LogFormat:         "text",
+		API:               APIConfig{RateLimitWindow: DefaultRateLimitWindow},
 		Sink: SinkConfig{Warehouse: WarehouseDuckDB, DuckDBPath: DefaultDuckDBPath, FlushRows: DefaultSinkFlushRows,
 			FlushBytes: DefaultSinkFlushBytes, FlushInterval: DefaultSinkFlushInterval, QueryAddr: DefaultQueryAddr},
 	}
@@ -65,6 +66,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.TxnTimeout, "txn-timeout", d.TxnTimeout, "transaction timeout of transactional stages (MSK allows at most 15m)")
 	fs.IntVar(&s.TxnMaxRecords, "txn-max-records", d.TxnMaxRecords, "most records in one transaction")
 	fs.DurationVar(&s.TxnMaxTime, "txn-max-time", d.TxnMaxTime, "longest time one transaction collects records")
+	fs.DurationVar(&s.AggCommitInterval, "agg-commit-interval", d.AggCommitInterval, "how long a repartition or aggregate stage transaction stays open collecting records (0: commit as soon as nothing more is buffered)")
 	fs.DurationVar(&s.IdleAdvance, "idle-advance", d.IdleAdvance, "advance a caught-up, quiet source partition's watermark with the wall clock after this long (0: off)")
 	fs.StringVar(&s.LogLevel, "log-level", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", d.LogFormat, "log `format`: text or json (one object per line)")

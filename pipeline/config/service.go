@@ -35,6 +35,12 @@ type Service struct {
 	// 5000 and 50ms.
 	TxnMaxRecords int
 	TxnMaxTime    time.Duration
+	// AggCommitInterval keeps each transaction of the repartition and aggregate stages
+	// open this long collecting records (see process.StageConfig.CommitInterval): fewer,
+	// larger transactions where latency matters less, since a window result waits for
+	// its window to close anyway. 0 commits as soon as nothing more is buffered, as the
+	// clean stage always does. Default 100ms.
+	AggCommitInterval time.Duration
 	// IdleAdvance, if > 0, advances the watermark of a source partition that is caught up
 	// and has seen no records for this long with the wall clock (now - IdleAdvance), so
 	// the last windows close when traffic stops. Default 0 (off); sluice dev uses 10s.

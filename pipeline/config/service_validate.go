@@ -16,6 +16,9 @@ import (
 // transaction.max.timeout.ms. The stages also check the broker's own value at start-up.
 const MaxTxnTimeout = 15 * time.Minute
 
+// DefaultAggCommitInterval is the default of Service.AggCommitInterval.
+const DefaultAggCommitInterval = 100 * time.Millisecond
+
 // Validate checks s and returns every problem at once (errors.Join), each naming the flag,
 // for example "--ack-timeout: must be > 0 (got 0s)".
 func (s *Service) Validate() error {
@@ -70,6 +73,9 @@ func (s *Service) Validate() error {
 	}
 	if s.TxnMaxTime <= 0 {
 		add("txn-max-time", "must be > 0 (got %s)", s.TxnMaxTime)
+	}
+	if s.AggCommitInterval < 0 || (s.TxnTimeout > 0 && s.AggCommitInterval >= s.TxnTimeout) {
+		add("agg-commit-interval", "must be >= 0 and < --txn-timeout %s (got %s)", s.TxnTimeout, s.AggCommitInterval)
 	}
 	if _, err := parseLevel(s.LogLevel); err != nil {
 		add("log-level", "%v", err)

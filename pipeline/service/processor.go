@@ -121,7 +121,9 @@ func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *
 		}
 		rp := &process.Repartition{Agg: a, Partitions: t.Partitions, Decoder: dec,
 			IdleAdvance: d.Service.IdleAdvance, Now: d.Now, Metrics: m}
-		rs, err := process.NewStage(ctx, rp.StageConfig(d.stageBase(m)))
+		base := d.stageBase(m)
+		base.CommitInterval = d.Service.AggCommitInterval
+		rs, err := process.NewStage(ctx, rp.StageConfig(base))
 		if err != nil {
 			return fail(err)
 		}
@@ -130,7 +132,7 @@ func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *
 		stages = append(stages, rs)
 		ag := &process.Aggregate{Agg: a, Partitions: t.Partitions, Decoder: dec,
 			Codec: d.AggCodecs[a.Name], Now: d.Now, Metrics: m}
-		cfg, err := ag.StageConfig(d.stageBase(m))
+		cfg, err := ag.StageConfig(base)
 		if err != nil {
 			return fail(err)
 		}
