@@ -150,6 +150,14 @@ func decodeNDJSON(body []byte) (batch, *requestError) {
 // decodeOne decodes exactly one JSON value from b (numbers as json.Number); anything but
 // whitespace after it is an error. b must not contain NUL bytes.
 func decodeOne(b []byte) (v any, err error) {
+	if v, ok := parseFast(b); ok {
+		return v, nil
+	}
+	return decodeGeneral(b)
+}
+
+// decodeGeneral is decodeOne without the fast path: goccy/go-json.
+func decodeGeneral(b []byte) (v any, err error) {
 	// Last guard: a decoder bug on hostile input is still the input's fault (400).
 	defer func() {
 		if r := recover(); r != nil {
