@@ -115,7 +115,7 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 		partition: id.Partition,
 		topic:     t,
 		clean:     config.CleanTopic(t.Name),
-		dedup:     stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}), c.Horizon),
+		dedup:     stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}).PackKeys(stream.ULIDKeys{}), c.Horizon),
 	}
 	// decode -> rules -> dedup check -> transform -> encode, retried in place, guarded
 	// by the breakers, its failures routed to a retry tier or the DLQ (docs/ERRORS.md).
@@ -262,7 +262,7 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 	}
 	// Remembered only now that nothing can fail: a failed attempt leaves no trace, so
 	// its retry is not taken for a duplicate.
-	t.dedup.Seen(id, ts)
+	t.dedup.Add(id, ts) // Contains said absent above
 	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
 		t.ingestTS = append(t.ingestTS, its)
 	}

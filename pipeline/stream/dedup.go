@@ -65,3 +65,15 @@ func (d *Dedup) Contains(id string, t int64) bool {
 	old, ok := d.store.Get(id)
 	return ok && old >= wm
 }
+
+// Add remembers id with event time t (unix millis) right after Contains(id, t) reported
+// it absent: what Seen would do then, without looking id up a second time.
+func (d *Dedup) Add(id string, t int64) {
+	if t > d.watermark {
+		d.watermark = t
+	}
+	if d.watermark >= d.nextSweep {
+		d.sweep()
+	}
+	d.store.Put(id, t+d.horizon)
+}

@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -69,5 +70,39 @@ func TestStoreCommitAbortRestore(t *testing.T) {
 	}
 	if v, _ := r.Get("b"); v != 2 {
 		t.Fatalf("restored b = %d", v)
+	}
+}
+
+// TestDedupAddAfterContains: Add after Contains reported an id absent (the clean stage's
+// way) keeps the same state and answers as Seen there, over random ids, times and
+// sweeps, with ULID keys packed on one side only.
+func TestDedupAddAfterContains(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	seen := stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}), time.Minute)
+	added := stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}).PackKeys(stream.ULIDKeys{}), time.Minute)
+	ids := []string{"a", "b", "c", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "01BX5ZZKBKACTAV9WEVGEMMVRZ", "d"}
+	ts := int64(0)
+	for step := range 20000 {
+		id := ids[r.IntN(len(ids))]
+		ts += r.Int64N(5000) - 1000 // mostly forward, sometimes late
+		want := seen.Contains(id, ts)
+		if !want && seen.Seen(id, ts) {
+			t.Fatalf("step %d: Seen found %s that Contains did not", step, id)
+		}
+		got := added.Contains(id, ts)
+		if !got {
+			added.Add(id, ts)
+		}
+		if got != want {
+			t.Fatalf("step %d: %s at %d: Contains = %v, want %v", step, id, ts, got, want)
+		}
+		if r.IntN(10) == 0 {
+			seen.Store().Commit()
+			added.Store().Commit()
+		}
+		if seen.Store().Len() != added.Store().Len() || seen.Watermark() != added.Watermark() {
+			t.Fatalf("step %d: state differs: %d/%d keys, watermark %d/%d", step,
+				seen.Store().Len(), added.Store().Len(), seen.Watermark(), added.Watermark())
+		}
 	}
 }

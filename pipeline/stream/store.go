@@ -22,6 +22,22 @@ type Store[V any] struct {
 	codec     Codec[V]
 	committed map[string]V
 	pending   map[string]pendingWrite[V]
+
+	// With a KeyPacker, committed keys it packs live in packed instead of committed:
+	// fixed-size keys without pointers, which the garbage collector does not scan and
+	// which hash and compare faster. Nothing outside the Store can tell.
+	pack   KeyPacker
+	packed map[PackedKey]V
+}
+
+// PackedKey is a key packed into 16 bytes by a KeyPacker.
+type PackedKey [16]byte
+
+// KeyPacker packs keys of one fixed shape into 16 bytes. Unpack(Pack(k)) must be k for
+// every k that Pack accepts; Pack refuses every other key (those stay strings).
+type KeyPacker interface {
+	Pack(k string) (PackedKey, bool)
+	Unpack(p PackedKey) string
 }
 
 type pendingWrite[V any] struct {
@@ -39,6 +55,13 @@ func NewStore[V any](name string, c Codec[V]) *Store[V] {
 	}
 }
 
+// PackKeys makes the store keep the committed keys p packs as PackedKeys (dedup: event
+// ids that are ULIDs). Call it on a new, empty store; it returns s.
+func (s *Store[V]) PackKeys(p KeyPacker) *Store[V] {
+	s.pack, s.packed = p, make(map[PackedKey]V)
+	return s
+}
+
 // Name is the store's name (part of its changelog topic).
 func (s *Store[V]) Name() string { return s.name }
 
@@ -51,8 +74,38 @@ func (s *Store[V]) Get(k string) (V, bool) {
 		}
 		return w.v, true
 	}
+	return s.getCommitted(k)
+}
+
+func (s *Store[V]) getCommitted(k string) (V, bool) {
+	if s.pack != nil {
+		if p, ok := s.pack.Pack(k); ok {
+			v, ok := s.packed[p]
+			return v, ok
+		}
+	}
 	v, ok := s.committed[k]
 	return v, ok
+}
+
+func (s *Store[V]) setCommitted(k string, v V) {
+	if s.pack != nil {
+		if p, ok := s.pack.Pack(k); ok {
+			s.packed[p] = v
+			return
+		}
+	}
+	s.committed[k] = v
+}
+
+func (s *Store[V]) deleteCommitted(k string) {
+	if s.pack != nil {
+		if p, ok := s.pack.Pack(k); ok {
+			delete(s.packed, p)
+			return
+		}
+	}
+	delete(s.committed, k)
 }
 
 // Put sets k to v.
@@ -83,10 +136,19 @@ func (s *Store[V]) Range(fn func(k string, v V) bool) {
 			return
 		}
 	}
+	for p, v := range s.packed {
+		k := s.pack.Unpack(p)
+		if _, ok := s.pending[k]; ok {
+			continue
+		}
+		if !fn(k, v) {
+			return
+		}
+	}
 }
 
 // Len is the number of committed keys (the restored and committed state size).
-func (s *Store[V]) Len() int { return len(s.committed) }
+func (s *Store[V]) Len() int { return len(s.committed) + len(s.packed) }
 
 // Dirty reports whether the store has pending writes.
 func (s *Store[V]) Dirty() bool { return len(s.pending) > 0 }
@@ -113,9 +175,9 @@ func (s *Store[V]) Changes(fn func(key string, value []byte)) {
 func (s *Store[V]) Commit() {
 	for k, w := range s.pending {
 		if w.deleted {
-			delete(s.committed, k)
+			s.deleteCommitted(k)
 		} else {
-			s.committed[k] = w.v
+			s.setCommitted(k, w.v)
 		}
 	}
 	clear(s.pending)
@@ -127,13 +189,13 @@ func (s *Store[V]) Abort() { clear(s.pending) }
 // Restore applies one changelog record to the committed state: a nil value deletes.
 func (s *Store[V]) Restore(key string, value []byte) error {
 	if value == nil {
-		delete(s.committed, key)
+		s.deleteCommitted(key)
 		return nil
 	}
 	v, err := s.codec.Decode(value)
 	if err != nil {
 		return err
 	}
-	s.committed[key] = v
+	s.setCommitted(key, v)
 	return nil
 }
