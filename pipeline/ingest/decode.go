@@ -131,8 +131,9 @@ func decodeNDJSON(body []byte) (batch, *requestError) {
 		}
 	}
 	b := batch{events: make([]map[string]any, len(lines))}
+	var names map[string]string // field names, shared by the lines
 	for i, line := range lines {
-		v, err := decodeOne(line)
+		v, err := decodeOneNames(line, &names)
 		if err != nil {
 			b.problems = append(b.problems, eventProblem{index: i, message: "invalid JSON: " + err.Error()})
 			continue
@@ -150,7 +151,13 @@ func decodeNDJSON(body []byte) (batch, *requestError) {
 // decodeOne decodes exactly one JSON value from b (numbers as json.Number); anything but
 // whitespace after it is an error. b must not contain NUL bytes.
 func decodeOne(b []byte) (v any, err error) {
-	if v, ok := parseFast(b); ok {
+	var names map[string]string
+	return decodeOneNames(b, &names)
+}
+
+// decodeOneNames is decodeOne with the fast parser's field-name cache kept in *names.
+func decodeOneNames(b []byte, names *map[string]string) (v any, err error) {
+	if v, ok := parseFastNames(b, names); ok {
 		return v, nil
 	}
 	return decodeGeneral(b)

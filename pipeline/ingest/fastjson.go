@@ -19,7 +19,15 @@ import (
 // bodies was the largest single CPU cost of ingest. Strings that are not valid UTF-8
 // are declined too.
 func parseFast(b []byte) (v any, ok bool) {
-	p := fastParser{b: b}
+	var names map[string]string
+	return parseFastNames(b, &names)
+}
+
+// parseFastNames is parseFast sharing the field-name cache *names across calls (the
+// lines of one NDJSON body).
+func parseFastNames(b []byte, names *map[string]string) (v any, ok bool) {
+	p := fastParser{b: b, names: *names}
+	defer func() { *names = p.names }()
 	p.space()
 	v, ok = p.value(0)
 	if !ok {
