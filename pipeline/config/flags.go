@@ -66,7 +66,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.TxnTimeout, "txn-timeout", d.TxnTimeout, "transaction timeout of transactional stages (MSK allows at most 15m)")
 	fs.IntVar(&s.TxnMaxRecords, "txn-max-records", d.TxnMaxRecords, "most records in one transaction")
 	fs.DurationVar(&s.TxnMaxTime, "txn-max-time", d.TxnMaxTime, "longest time one transaction collects records")
-	fs.DurationVar(&s.AggCommitInterval, "agg-commit-interval", d.AggCommitInterval, "how long a repartition or aggregate stage transaction stays open collecting records (0: commit as soon as nothing more is buffered)")
+	fs.DurationVar(&s.AggCommitInterval, "agg-commit-interval", d.AggCommitInterval, "longest time a repartition or aggregate stage transaction stays open while records keep arriving (0: commit as soon as nothing more is buffered)")
 	fs.DurationVar(&s.IdleAdvance, "idle-advance", d.IdleAdvance, "advance a caught-up, quiet source partition's watermark with the wall clock after this long (0: off)")
 	fs.StringVar(&s.LogLevel, "log-level", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", d.LogFormat, "log `format`: text or json (one object per line)")

@@ -36,10 +36,11 @@ type Service struct {
 	TxnMaxRecords int
 	TxnMaxTime    time.Duration
 	// AggCommitInterval keeps each transaction of the repartition and aggregate stages
-	// open this long collecting records (see process.StageConfig.CommitInterval): fewer,
-	// larger transactions where latency matters less, since a window result waits for
-	// its window to close anyway. 0 commits as soon as nothing more is buffered, as the
-	// clean stage always does. Default 100ms.
+	// open up to this long while records keep arriving at least every fifth of it (see
+	// process.StageConfig.CommitInterval): fewer, larger transactions under load, where
+	// latency matters less, since a window result waits for its window to close anyway.
+	// 0 commits as soon as nothing more is buffered, as the clean stage always does.
+	// Default 100ms.
 	AggCommitInterval time.Duration
 	// IdleAdvance, if > 0, advances the watermark of a source partition that is caught up
 	// and has seen no records for this long with the wall clock (now - IdleAdvance), so

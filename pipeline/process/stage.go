@@ -40,14 +40,17 @@ type StageConfig struct {
 	// MaxTime bounds how long one transaction keeps taking already-buffered records.
 	// Default 50ms, and never less than CommitInterval.
 	MaxTime time.Duration
-	// CommitInterval, if > 0, keeps a transaction that has records open for this long
-	// (real time, from its first record), taking what arrives meanwhile, before it
-	// commits; MaxRecords still ends it sooner. Fewer, larger transactions for a stage
-	// whose output latency matters less than its cost: every transaction pays its
-	// changelog writes (each touched key's whole state), the transaction markers and the
-	// offset commit. The default 0 commits as soon as nothing more is buffered, for the
-	// lowest latency. Outputs do not depend on where transactions end.
+	// CommitInterval, if > 0, keeps a transaction that has records open for up to this
+	// long (real time), taking what arrives meanwhile, as long as records keep arriving
+	// at least every CommitLinger; MaxRecords still ends it sooner. Under load that
+	// gives fewer, larger transactions, each of which pays its changelog writes (each
+	// touched key's whole state), the transaction markers and the offset commit; a quiet
+	// stream waits only CommitLinger. The default 0 commits as soon as nothing more is
+	// buffered. Outputs do not depend on where transactions end.
 	CommitInterval time.Duration
+	// CommitLinger is how long, under a CommitInterval, a transaction waits for the next
+	// records before it commits. Default CommitInterval/5.
+	CommitLinger time.Duration
 	// TickInterval, if > 0, makes the stage call Tick on tasks that implement Ticker at
 	// least this often, in a transaction of its own when no records arrive.
 	TickInterval time.Duration
@@ -118,6 +121,9 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		cfg.MaxTime = 50 * time.Millisecond
 	}
 	cfg.MaxTime = max(cfg.MaxTime, cfg.CommitInterval)
+	if cfg.CommitLinger <= 0 || cfg.CommitLinger > cfg.CommitInterval {
+		cfg.CommitLinger = cfg.CommitInterval / 5
+	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
@@ -385,17 +391,12 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	handleErr := s.handle(ctx, fs, touched, emit)
 	n += fs.NumRecords()
 	// A nil context returns at once with what is already buffered: batching under load,
-	// no added latency when idle. Under a CommitInterval the poll waits for more until
-	// the interval has passed (a real-time timer: the interval is a cost knob, and a
-	// test's fake clock must not hold a transaction open).
-	wait := noWait
-	if s.cfg.CommitInterval > 0 && n > 0 {
-		wctx, cancel := context.WithTimeout(ctx, s.cfg.CommitInterval)
-		defer cancel()
-		wait = wctx
-	}
+	// no added latency when idle. Under a CommitInterval each poll waits up to
+	// CommitLinger for more, until the interval has passed (real-time timers: the
+	// interval is a cost knob, and a test's fake clock must not hold a transaction open).
+	realStart := time.Now()
 	for handleErr == nil && n < s.cfg.MaxRecords && s.cfg.Now().Sub(start) < s.cfg.MaxTime {
-		more := s.sess.PollRecords(wait, s.cfg.MaxRecords-n)
+		more := s.pollMore(ctx, realStart, s.cfg.MaxRecords-n)
 		if more.NumRecords() == 0 {
 			break
 		}
@@ -471,6 +472,22 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 
 // noWait is the nil context that makes PollRecords return only what is buffered.
 var noWait context.Context
+
+// pollMore polls the records a transaction begun at realStart takes next: what is
+// buffered, or under a CommitInterval what arrives within CommitLinger while the
+// interval lasts. None means the transaction ends.
+func (s *Stage) pollMore(ctx context.Context, realStart time.Time, max int) kgo.Fetches {
+	if s.cfg.CommitInterval <= 0 {
+		return s.sess.PollRecords(noWait, max)
+	}
+	left := s.cfg.CommitInterval - time.Since(realStart)
+	if left <= 0 {
+		return s.sess.PollRecords(noWait, max)
+	}
+	wctx, cancel := context.WithTimeout(ctx, min(left, s.cfg.CommitLinger))
+	defer cancel()
+	return s.sess.PollRecords(wctx, max)
+}
 
 // handle runs every record of fs through its task.
 func (s *Stage) handle(ctx context.Context, fs kgo.Fetches, touched map[TaskID]Task, emit func(*kgo.Record)) error {
