@@ -99,6 +99,7 @@ fuzz: deps
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzCloudEvents$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzBearerToken$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzParseFastMatchesDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./pipeline/rules -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME)
 
@@ -108,9 +109,9 @@ RATE ?= 10000
 loadtest:
 	$(GO) run ./bench --rate $(RATE) --duration 20s --bare
 
-## loadtest-steps: find the knee of the batch endpoint (10k to 100k events/s)
+## loadtest-steps: find the knee of the batch endpoint (60k to 130k events/s)
 loadtest-steps:
-	$(GO) run ./bench --mode batch --batch-size 100 --step 10000:100000:10000 --duration 10s --plot docs/bench-steps.svg
+	$(GO) run ./bench --mode batch --batch-size 100 --step 60000:130000:10000 --duration 10s --plot docs/bench-steps.svg
 
 ## build: the sluice binary in ./bin
 build: deps
