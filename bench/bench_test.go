@@ -45,4 +45,14 @@ func TestTenThousandPerSecond(t *testing.T) {
 	if r.AchievedRate < 9500 {
 		t.Errorf("achieved %.0f events/s, want at least 95%% of 10000", r.AchievedRate)
 	}
+	// The processor's transactions by stage: the clean stage consumed every event of
+	// the run (and the warm-up's were drained before it began).
+	if c := r.Transactions["clean"]; c.Txns <= 0 || c.Records < r.Accepted || c.RecordsPerTxn <= 0 {
+		t.Errorf("clean stage transactions = %+v, want > 0 transactions carrying at least the %d accepted events", c, r.Accepted)
+	}
+	for _, stage := range []string{"repartition.revenue_by_country_1m", "agg.revenue_by_country_1m"} {
+		if r.Transactions[stage].Txns <= 0 {
+			t.Errorf("no transactions reported for stage %s: %+v", stage, r.Transactions)
+		}
+	}
 }
