@@ -217,19 +217,12 @@ func (p *fastParser) object(depth int) (any, bool) {
 			return nil, false
 		}
 		m[key] = v
-		p.space()
-		if p.i >= len(p.b) {
+		end, ok := p.separator('}')
+		if !ok {
 			return nil, false
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
+		if end {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
 }
@@ -248,19 +241,31 @@ func (p *fastParser) array(depth int) (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.b) {
+		end, ok := p.separator(']')
+		if !ok {
 			return nil, false
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
+		if end {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// separator reads what follows a member of an object or array: a comma (end false) or
+// the closing byte (end true); anything else is not ok.
+func (p *fastParser) separator(closing byte) (end, ok bool) {
+	p.space()
+	if p.i >= len(p.b) {
+		return false, false
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return false, true
+	case closing:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
