@@ -4,11 +4,11 @@
 # that server (SIGINT, which fakesnow handles as its shutdown, up to 10 s; then SIGTERM, then
 # SIGKILL). The state dir (the log) is left for inspection; the next fakesnow-up wipes it.
 #
-# Env: SLUICE_FAKESNOW_PORT (default 39480), SLUICE_FAKESNOW_STATE (default
+# Env: SLUICE_FAKESNOW_PORT (default 29480), SLUICE_FAKESNOW_STATE (default
 # /tmp/sluice-fakesnow-<port>).
 set -euo pipefail
 
-port="${SLUICE_FAKESNOW_PORT:-39480}"
+port="${SLUICE_FAKESNOW_PORT:-29480}"
 state="${SLUICE_FAKESNOW_STATE:-/tmp/sluice-fakesnow-${port}}"
 pidfile="${state}/fakesnow.pid"
 

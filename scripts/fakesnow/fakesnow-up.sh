@@ -7,7 +7,7 @@
 # login. Stop it with scripts/fakesnow/fakesnow-down.sh.
 #
 # Env:
-#   SLUICE_FAKESNOW_PORT     port on 127.0.0.1 (default 39480)
+#   SLUICE_FAKESNOW_PORT     port on 127.0.0.1 (default 29480)
 #   SLUICE_FAKESNOW_STATE    state dir: log, pid (default /tmp/sluice-fakesnow-<port>)
 #   SLUICE_FAKESNOW_HOME     virtualenv cache (default $HOME/.cache/sluice/fakesnow-<version>)
 #   SLUICE_FAKESNOW_PYTHON   Python 3.11+ that makes the virtualenv (default python3)
@@ -39,7 +39,8 @@ die() {
   exit 1
 }
 
-port="${SLUICE_FAKESNOW_PORT:-39480}"
+# Below Linux's ephemeral port range, so no outgoing connection can hold it (kafka-up.sh).
+port="${SLUICE_FAKESNOW_PORT:-29480}"
 if [[ ! "${port}" =~ ^[1-9][0-9]*$ ]] || ((port > 65535)); then
   die "bad SLUICE_FAKESNOW_PORT=${port}"
 fi

@@ -3,10 +3,10 @@
 # the process whose pid is in <state>/kafka.pid (SIGTERM, up to 30 s, then SIGKILL). The state
 # dir (data, logs) is left for inspection; the next kafka-up wipes it.
 #
-# Env: SLUICE_KAFKA_PORT (default 39092), SLUICE_KAFKA_STATE (default /tmp/sluice-kafka-<port>).
+# Env: SLUICE_KAFKA_PORT (default 29092), SLUICE_KAFKA_STATE (default /tmp/sluice-kafka-<port>).
 set -euo pipefail
 
-port="${SLUICE_KAFKA_PORT:-39092}"
+port="${SLUICE_KAFKA_PORT:-29092}"
 state="${SLUICE_KAFKA_STATE:-/tmp/sluice-kafka-${port}}"
 pidfile="${state}/kafka.pid"
 

@@ -11,7 +11,7 @@
 #   <port+2>  CONTROLLER
 #
 # Env:
-#   SLUICE_KAFKA_PORT     base port (default 39092)
+#   SLUICE_KAFKA_PORT     base port (default 29092)
 #   SLUICE_KAFKA_STATE    state dir: data, logs, pid (default /tmp/sluice-kafka-<port>)
 #   SLUICE_KAFKA_HOME     jar cache (default $HOME/.cache/sluice/kafka-<version>)
 #   SLUICE_KAFKA_VERSION  override the version pinned in pom.xml
@@ -34,7 +34,10 @@ pinned="$(sed -n 's:.*<kafka.version>\([^<]*\)</kafka.version>.*:\1:p' "${pom}" 
 version="${SLUICE_KAFKA_VERSION:-${pinned}}"
 [[ -n "${version}" ]] || die "no <kafka.version> in ${pom}"
 
-port="${SLUICE_KAFKA_PORT:-39092}"
+# The default ports lie below Linux's ephemeral range (32768-60999 by default): a port in
+# it can be, for a moment, the local end of any outgoing connection on the machine, and
+# the broker then fails to bind ("Address already in use"). CI once failed so at 39092.
+port="${SLUICE_KAFKA_PORT:-29092}"
 if [[ ! "${port}" =~ ^[1-9][0-9]*$ ]] || ((port > 65533)); then
   die "bad SLUICE_KAFKA_PORT=${port}"
 fi
