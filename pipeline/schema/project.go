@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/hamba/avro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Projection names the top-level fields a reader needs from a record. The repartition
@@ -48,12 +47,7 @@ func (p *Projection) plan(ws *writerSchema) []bool {
 // checked the way Decode checks it: a record Decode rejects as malformed is rejected here
 // too, with an error wrapping ErrMalformed. Errors are those of Decode.
 func (r *Registry) DecodeProjected(ctx context.Context, b []byte, p *Projection) (map[string]any, int, error) {
-	r.init()
-	id, body, err := (&sr.ConfluentHeader{}).DecodeID(b)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %d bytes: no Confluent header (magic 0 + 4-byte id)", ErrMalformed, len(b))
-	}
-	ws, err := r.writer(ctx, id)
+	ws, id, body, err := r.framed(ctx, b)
 	if err != nil {
 		return nil, id, err
 	}

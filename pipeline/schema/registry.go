@@ -154,12 +154,7 @@ func (r *Registry) Decode(ctx context.Context, b []byte) (map[string]any, int, e
 // record after record into one map saves its allocation. The result is dst or a new
 // map (nil on error); dst's old contents are gone either way. dst nil is Decode.
 func (r *Registry) DecodeInto(ctx context.Context, b []byte, dst map[string]any) (map[string]any, int, error) {
-	r.init()
-	id, body, err := (&sr.ConfluentHeader{}).DecodeID(b)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %d bytes: no Confluent header (magic 0 + 4-byte id)", ErrMalformed, len(b))
-	}
-	ws, err := r.writer(ctx, id)
+	ws, id, body, err := r.framed(ctx, b)
 	if err != nil {
 		return nil, id, err
 	}
@@ -234,6 +229,21 @@ func (r *Registry) Schema(ctx context.Context, id int) (*avro.RecordSchema, erro
 }
 
 // writer returns the cached schema of id, fetching it once if unknown.
+// framed splits a Confluent-framed record into its writer schema, schema id and Avro
+// body: the first step of every decode.
+func (r *Registry) framed(ctx context.Context, b []byte) (*writerSchema, int, []byte, error) {
+	r.init()
+	id, body, err := (&sr.ConfluentHeader{}).DecodeID(b)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("%w: %d bytes: no Confluent header (magic 0 + 4-byte id)", ErrMalformed, len(b))
+	}
+	ws, err := r.writer(ctx, id)
+	if err != nil {
+		return nil, id, nil, err
+	}
+	return ws, id, body, nil
+}
+
 func (r *Registry) writer(ctx context.Context, id int) (*writerSchema, error) {
 	if ws, ok := r.byID.Load(id); ok {
 		return ws.(*writerSchema), nil
