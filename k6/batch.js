@@ -16,7 +16,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
-import { authHeaders, event, intEnv, rng, topicMix } from './lib/events.js';
+import { arrivalOptions, authHeaders, event, intEnv, rng, topicMix } from './lib/events.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const RATE = intEnv('RATE', 10000);
@@ -25,27 +25,9 @@ const NDJSON = (__ENV.NDJSON || '') !== '';
 const TOPICS = topicMix(__ENV.MIX || 'purchases=6,page_views=3,clicks=1');
 const SEED = intEnv('SEED', 42);
 const P95_MS = intEnv('P95_MS', 200);
-const MAX_ERROR_RATE = parseFloat(__ENV.MAX_ERROR_RATE || '0.01');
 
-export const options = {
-  scenarios: {
-    batch: {
-      executor: 'constant-arrival-rate',
-      // Requests per second; at least one.
-      rate: Math.max(1, Math.round(RATE / BATCH)),
-      timeUnit: '1s',
-      duration: __ENV.DURATION || '30s',
-      preAllocatedVUs: intEnv('PRE_VUS', 50),
-      maxVUs: intEnv('MAX_VUS', 500),
-    },
-  },
-  thresholds: {
-    http_req_duration: [`p(95)<${P95_MS}`],
-    http_req_failed: [`rate<${MAX_ERROR_RATE}`],
-    checks: ['rate>0.99'],
-  },
-  discardResponseBodies: true,
-};
+// Requests per second; at least one.
+export const options = arrivalOptions('batch', Math.max(1, Math.round(RATE / BATCH)), P95_MS, 50, 500);
 
 const eventsAccepted = new Counter('events_accepted');
 const headers = authHeaders({ 'Content-Type': NDJSON ? 'application/x-ndjson' : 'application/json' });

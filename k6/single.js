@@ -16,33 +16,15 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
-import { authHeaders, event, intEnv, rng, topicMix } from './lib/events.js';
+import { arrivalOptions, authHeaders, event, intEnv, rng, topicMix } from './lib/events.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const RATE = intEnv('RATE', 1000);
 const TOPICS = topicMix(__ENV.MIX || 'purchases=6,page_views=3,clicks=1');
 const SEED = intEnv('SEED', 42);
 const P95_MS = intEnv('P95_MS', 100);
-const MAX_ERROR_RATE = parseFloat(__ENV.MAX_ERROR_RATE || '0.01');
 
-export const options = {
-  scenarios: {
-    single: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: __ENV.DURATION || '30s',
-      preAllocatedVUs: intEnv('PRE_VUS', 100),
-      maxVUs: intEnv('MAX_VUS', 1000),
-    },
-  },
-  thresholds: {
-    http_req_duration: [`p(95)<${P95_MS}`],
-    http_req_failed: [`rate<${MAX_ERROR_RATE}`],
-    checks: ['rate>0.99'],
-  },
-  discardResponseBodies: true,
-};
+export const options = arrivalOptions('single', RATE, P95_MS, 100, 1000);
 
 const eventsAccepted = new Counter('events_accepted');
 const headers = authHeaders({ 'Content-Type': 'application/json' });

@@ -41,6 +41,38 @@ export function authHeaders(headers) {
 }
 
 /**
+ * arrivalOptions are the k6 options of a constant-arrival-rate ingest scenario: `rate`
+ * requests per second for DURATION (default 30s), VUs from PRE_VUS and MAX_VUS, and
+ * thresholds on p95 latency, the failed-request rate (MAX_ERROR_RATE, default 0.01)
+ * and the checks.
+ * @param {string} name scenario name
+ * @param {number} rate requests per second
+ * @param {number} p95Ms p95 latency threshold in ms
+ * @param {number} preVUs default of PRE_VUS
+ * @param {number} maxVUs default of MAX_VUS
+ */
+export function arrivalOptions(name, rate, p95Ms, preVUs, maxVUs) {
+  return {
+    scenarios: {
+      [name]: {
+        executor: 'constant-arrival-rate',
+        rate,
+        timeUnit: '1s',
+        duration: __ENV.DURATION || '30s',
+        preAllocatedVUs: intEnv('PRE_VUS', preVUs),
+        maxVUs: intEnv('MAX_VUS', maxVUs),
+      },
+    },
+    thresholds: {
+      http_req_duration: [`p(95)<${p95Ms}`],
+      http_req_failed: [`rate<${parseFloat(__ENV.MAX_ERROR_RATE || '0.01')}`],
+      checks: ['rate>0.99'],
+    },
+    discardResponseBodies: true,
+  };
+}
+
+/**
  * rng is mulberry32, a small seeded PRNG returning floats in [0, 1).
  * @param {number} seed
  * @returns {() => number}
