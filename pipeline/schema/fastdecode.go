@@ -19,10 +19,13 @@ import (
 
 // fastDecodable reports whether decodeFast handles every node under c.
 func fastDecodable(c *converter) bool {
-	return fastOK(c, map[*converter]bool{})
+	return fastKinds(c, false, map[*converter]bool{})
 }
 
-func fastOK(c *converter, seen map[*converter]bool) bool {
+// fastKinds reports whether every node under c is of a kind the fast paths handle:
+// scalars, enums, millisecond and microsecond timestamps, records, and unions. The
+// encoder (encode true) handles only unions of null and one other branch.
+func fastKinds(c *converter, encode bool, seen map[*converter]bool) bool {
 	if seen[c] {
 		return true // a recursive record: judged where it was first met
 	}
@@ -35,14 +38,17 @@ func fastOK(c *converter, seen map[*converter]bool) bool {
 		return lt == avro.TimestampMillis || lt == avro.TimestampMicros
 	case kindRecord:
 		for i := range c.rec.fields {
-			if !fastOK(c.rec.fields[i].conv, seen) {
+			if !fastKinds(c.rec.fields[i].conv, encode, seen) {
 				return false
 			}
 		}
 		return true
 	case kindUnion:
+		if encode {
+			return c.single != nil && fastKinds(c.single, encode, seen)
+		}
 		for _, b := range c.branches {
-			if !fastOK(b, seen) {
+			if !fastKinds(b, encode, seen) {
 				return false
 			}
 		}

@@ -17,31 +17,7 @@ import (
 
 // fastEncodable reports whether encodeFast can handle every node under c.
 func fastEncodable(c *converter) bool {
-	return fastEncOK(c, map[*converter]bool{})
-}
-
-func fastEncOK(c *converter, seen map[*converter]bool) bool {
-	if seen[c] {
-		return true
-	}
-	seen[c] = true
-	switch c.kind {
-	case kindNull, kindBool, kindInt, kindLong, kindFloat, kindDouble, kindString, kindBytes, kindEnum:
-		return true
-	case kindTimestamp:
-		lt := logicalOf(c.schema)
-		return lt == avro.TimestampMillis || lt == avro.TimestampMicros
-	case kindRecord:
-		for i := range c.rec.fields {
-			if !fastEncOK(c.rec.fields[i].conv, seen) {
-				return false
-			}
-		}
-		return true
-	case kindUnion:
-		return c.single != nil && fastEncOK(c.single, seen)
-	}
-	return false
+	return fastKinds(c, true, map[*converter]bool{})
 }
 
 // encodeFast writes v; false means "not the common case": the caller discards what was
