@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -13,9 +14,21 @@ import (
 
 // OpenDuckDB opens (creating if needed) the DuckDB database file at path; "" is a
 // private in-memory database, gone at Close. Call Migrate before use.
+//
+// The database has no external access (DuckDB's enable_external_access=false): beyond
+// its own file, WAL and temporary directory it reads and writes no file and reaches no
+// network, so COPY TO/FROM, read_text, read_csv, glob, ATTACH, INSTALL and LOAD all
+// fail. The sink needs none of them (it writes with the appender and INSERT), and the
+// ad-hoc queries of `sluice query` run on this same database (ReadQuery).
 func OpenDuckDB(path string, opts ...Option) (*SQLWarehouse, error) {
+	return openDuckDB(path, url.Values{}, opts...)
+}
+
+// openDuckDB opens path with DuckDB settings params, external access always off.
+func openDuckDB(path string, params url.Values, opts ...Option) (*SQLWarehouse, error) {
 	d := DuckDB{}
-	db, err := sql.Open(d.DriverName(), path)
+	params.Set("enable_external_access", "false")
+	db, err := sql.Open(d.DriverName(), path+"?"+params.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sink: open duckdb %q: %w", path, err)
 	}
