@@ -1,0 +1,496 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Errors of TxnProducer.Produce. Each says what became of the call's records.
+var (
+	// ErrAborted: the transaction that held the call's records was aborted (or never
+	// began); none of them is, or will become, visible to read_committed readers. Retry.
+	ErrAborted = errors.New("kafka: transaction aborted, nothing written")
+	// ErrOutcomeUnknown: the commit of the transaction holding the call's records was
+	// sent, but its answer did not come in time (or the connection broke): the records
+	// may or may not be visible. A retry is safe only with the same event ids (they are
+	// deduplicated downstream).
+	ErrOutcomeUnknown = errors.New("kafka: transaction commit sent but not confirmed, outcome unknown")
+	// ErrTooLarge: the call's records are larger than the whole buffer; they can never
+	// be written. Nothing was written.
+	ErrTooLarge = errors.New("kafka: records larger than the producer buffer")
+	// ErrClosed: the producer is closed. Nothing was written.
+	ErrClosed = errors.New("kafka: producer closed")
+)
+
+// TransactionalID is the transactional id of a Sluice component: sluice.<name>.<instance>.
+// It is stable across restarts of one instance, so a restarted instance fences the
+// transaction its crashed predecessor left open.
+func TransactionalID(name, instance string) string {
+	return "sluice." + name + "." + instance
+}
+
+// TxnProducerOptions tune a TxnProducer.
+type TxnProducerOptions struct {
+	// TransactionalID names the producer; client i of the pool uses
+	// "<TransactionalID>.<i>". Required, and stable per instance (TransactionalID).
+	TransactionalID string
+	// Clients is the number of transactional clients, each committing its own
+	// transactions: while one commits, the next takes the calls that arrived
+	// meanwhile. Default 2.
+	Clients int
+	// MaxBufferedBytes bounds the record bytes of calls that wait for, or are in, a
+	// transaction; a call that does not fit fails at once with ErrBufferFull, one that
+	// could never fit with ErrTooLarge. Default 64 MiB.
+	MaxBufferedBytes int64
+	// MaxBufferedRecords bounds their records the same way. Default 100000.
+	MaxBufferedRecords int
+	// TxnTimeout is the transaction timeout the brokers enforce: how long a transaction
+	// left open by a crashed instance that never comes back holds back read_committed
+	// readers. Default 20s; it must exceed the longest call deadline plus CommitGrace.
+	TxnTimeout time.Duration
+	// CommitGrace is how long past the earliest deadline of its calls a transaction's
+	// commit may take before its calls get ErrOutcomeUnknown. Default 2s.
+	CommitGrace time.Duration
+	// DefaultDeadline bounds a call whose context has no deadline. Default 5s.
+	DefaultDeadline time.Duration
+	// MaxBatchBytes, if set, is the per-topic record batch limit (the topic's
+	// max.message.bytes; kgo.ProducerBatchMaxBytesFn). Nil: kgo's default.
+	MaxBatchBytes func(topic string) int32
+	// ClientMetrics, if set, receives each client's franz-go metrics, labelled
+	// client=ingest (client=ingest-<i> with more than one client).
+	ClientMetrics prometheus.Registerer
+}
+
+// TxnProducer writes each call's records in a Kafka transaction, with group commit:
+// calls that arrive while a client's transaction is committing wait and share the
+// next transaction. Produce returns nil only when the transaction holding the call's
+// records committed; ErrAborted or ErrBufferFull mean none of them is visible to
+// read_committed readers; ErrOutcomeUnknown is the one ambiguous answer (a commit sent
+// but not answered in time). A record failure aborts the whole transaction, so the
+// other calls of that transaction fail with ErrAborted too.
+type TxnProducer struct {
+	cfg Config
+	o   TxnProducerOptions
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []*txnCall
+	bytes   int64 // reserved by pending and in-transaction calls
+	records int
+	closed  bool
+
+	// admin is a plain client for readiness checks (the transactional clients are
+	// replaced when they fail).
+	admin *kgo.Client
+	wg    sync.WaitGroup
+}
+
+// txnCall is one Produce call.
+type txnCall struct {
+	recs     []*kgo.Record
+	bytes    int64
+	deadline time.Time
+	done     chan error // buffered 1: the committer never blocks on it
+	// taken is set (under TxnProducer.mu) when a committer took the call.
+	taken bool
+
+	mu  sync.Mutex
+	err error // the first record error
+}
+
+func (c *txnCall) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *txnCall) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// NewTxnProducer returns a TxnProducer and starts its committers. It does not wait for
+// the brokers: each client initialises its producer id (fencing a crashed
+// predecessor's open transaction) in the background.
+func NewTxnProducer(cfg Config, o TxnProducerOptions) (*TxnProducer, error) {
+	if o.TransactionalID == "" {
+		return nil, errors.New("kafka txn producer: transactional id: required")
+	}
+	if o.Clients <= 0 {
+		o.Clients = 2
+	}
+	if o.MaxBufferedBytes <= 0 {
+		o.MaxBufferedBytes = 64 << 20
+	}
+	if o.MaxBufferedRecords <= 0 {
+		o.MaxBufferedRecords = 100_000
+	}
+	if o.TxnTimeout <= 0 {
+		o.TxnTimeout = 20 * time.Second
+	}
+	if o.CommitGrace <= 0 {
+		o.CommitGrace = 2 * time.Second
+	}
+	if o.DefaultDeadline <= 0 {
+		o.DefaultDeadline = 5 * time.Second
+	}
+	admin, err := kgo.NewClient(cfg.Opts()...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka txn producer: %w", err)
+	}
+	p := &TxnProducer{cfg: cfg, o: o, admin: admin}
+	p.cond = sync.NewCond(&p.mu)
+	clients := make([]*kgo.Client, o.Clients)
+	for i := range clients {
+		if clients[i], err = p.newClient(i); err != nil {
+			for _, cl := range clients[:i] {
+				cl.Close()
+			}
+			admin.Close()
+			return nil, err
+		}
+	}
+	for i, cl := range clients {
+		p.wg.Go(func() { p.commitLoop(i, cl) })
+	}
+	return p, nil
+}
+
+// newClient returns transactional client i.
+func (p *TxnProducer) newClient(i int) (*kgo.Client, error) {
+	opts := append(p.cfg.Opts(),
+		kgo.TransactionalID(p.o.TransactionalID+"."+strconv.Itoa(i)),
+		kgo.TransactionTimeout(p.o.TxnTimeout),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// The reservation in Produce bounds what is buffered; these only back it up.
+		kgo.MaxBufferedBytes(int(p.o.MaxBufferedBytes)),
+		kgo.MaxBufferedRecords(p.o.MaxBufferedRecords),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+	)
+	if p.o.MaxBatchBytes != nil {
+		opts = append(opts, kgo.ProducerBatchMaxBytesFn(p.o.MaxBatchBytes))
+	}
+	name := "ingest"
+	if p.o.Clients > 1 {
+		name += "-" + strconv.Itoa(i)
+	}
+	opts = append(opts, ClientMetrics(p.o.ClientMetrics, name)...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka txn producer: %w", err)
+	}
+	return cl, nil
+}
+
+// Client returns a plain (non-transactional) client on the same brokers, for readiness
+// checks and admin requests.
+func (p *TxnProducer) Client() *kgo.Client { return p.admin }
+
+// Produce writes recs in a transaction and waits for its outcome. It returns nil only
+// if the transaction committed. Any error but ErrOutcomeUnknown means none of recs is
+// visible to read_committed readers. ctx's deadline bounds how long the records may
+// take to be acknowledged; the commit that follows may take up to CommitGrace more.
+func (p *TxnProducer) Produce(ctx context.Context, recs ...*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	c := &txnCall{recs: recs, done: make(chan error, 1)}
+	for _, r := range recs {
+		c.bytes += recordBytes(r)
+	}
+	if c.bytes > p.o.MaxBufferedBytes || len(recs) > p.o.MaxBufferedRecords {
+		return fmt.Errorf("%w: %d records, %d bytes; the buffer holds %d records, %d bytes",
+			ErrTooLarge, len(recs), c.bytes, p.o.MaxBufferedRecords, p.o.MaxBufferedBytes)
+	}
+	var ok bool
+	c.deadline, ok = ctx.Deadline()
+	if !ok {
+		c.deadline = time.Now().Add(p.o.DefaultDeadline)
+	}
+
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return ErrClosed
+	case p.bytes+c.bytes > p.o.MaxBufferedBytes || p.records+len(recs) > p.o.MaxBufferedRecords:
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes of records wait for a commit", ErrBufferFull, p.bytes)
+	}
+	p.bytes += c.bytes
+	p.records += len(recs)
+	p.pending = append(p.pending, c)
+	p.mu.Unlock()
+	p.cond.Signal()
+
+	select {
+	case err := <-c.done:
+		return err
+	case <-ctx.Done():
+	}
+	// Not yet in a transaction: withdraw it, nothing was written.
+	p.mu.Lock()
+	if !c.taken {
+		for i, pc := range p.pending {
+			if pc == c {
+				p.pending = append(p.pending[:i], p.pending[i+1:]...)
+				break
+			}
+		}
+		p.release(c)
+		p.mu.Unlock()
+		return fmt.Errorf("%w: not begun before the deadline: %w", ErrAborted, ctx.Err())
+	}
+	p.mu.Unlock()
+	// In a transaction: its committer answers by the deadline plus CommitGrace. The
+	// timer only guards against a committer stuck in the client.
+	t := time.NewTimer(time.Until(c.deadline) + p.o.CommitGrace + time.Second)
+	defer t.Stop()
+	select {
+	case err := <-c.done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("%w: no outcome %s after the deadline", ErrOutcomeUnknown, p.o.CommitGrace+time.Second)
+	}
+}
+
+// release returns c's reservation; p.mu is held.
+func (p *TxnProducer) release(c *txnCall) {
+	p.bytes -= c.bytes
+	p.records -= len(c.recs)
+}
+
+// take waits for pending calls and takes them all; nil when closed and drained.
+func (p *TxnProducer) take() []*txnCall {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.pending) == 0 && !p.closed {
+		p.cond.Wait()
+	}
+	calls := p.pending
+	p.pending = nil
+	for _, c := range calls {
+		c.taken = true
+	}
+	return calls
+}
+
+// commitLoop runs the transactions of client i until the producer is closed.
+func (p *TxnProducer) commitLoop(i int, cl *kgo.Client) {
+	defer func() {
+		if cl != nil {
+			cl.Close()
+		}
+	}()
+	// Fence a crashed predecessor with this transactional id now: its open transaction
+	// holds back read_committed readers of the partitions it wrote until then.
+	ctx, cancel := context.WithTimeout(context.Background(), p.o.TxnTimeout)
+	_, _, _ = cl.ProducerID(ctx)
+	cancel()
+	for {
+		calls := p.take()
+		if calls == nil {
+			return
+		}
+		// A client whose producer id failed for good cannot begin: replace it once.
+		err := cl.BeginTransaction()
+		if err != nil {
+			if cl = p.replace(i, cl); cl != nil {
+				err = cl.BeginTransaction()
+			}
+		}
+		healthy := false
+		if err != nil {
+			for _, c := range calls {
+				c.done <- fmt.Errorf("%w: begin: %v", ErrAborted, err)
+			}
+		} else {
+			healthy = p.transact(cl, calls)
+		}
+		p.mu.Lock()
+		for _, c := range calls {
+			p.release(c)
+		}
+		p.mu.Unlock()
+		if !healthy && cl != nil {
+			cl = p.replace(i, cl)
+		}
+		if cl == nil {
+			return
+		}
+	}
+}
+
+// replace closes client i and returns a new one (nil if that failed, which only
+// invalid options do, and they did not at start). The new client's InitProducerID
+// bumps the epoch: that fences the old client and aborts whatever it left open.
+func (p *TxnProducer) replace(i int, old *kgo.Client) *kgo.Client {
+	old.Close()
+	cl, err := p.newClient(i)
+	if err != nil {
+		p.warn("kafka txn producer: replace client", "client", i, "err", err)
+		return nil
+	}
+	return cl
+}
+
+// transact runs one begun transaction of calls and answers each. It returns false if the
+// client must be replaced.
+func (p *TxnProducer) transact(cl *kgo.Client, calls []*txnCall) (healthy bool) {
+	deadline := calls[0].deadline
+	for _, c := range calls[1:] {
+		if c.deadline.Before(deadline) {
+			deadline = c.deadline
+		}
+	}
+	answer := func(err error) {
+		for _, c := range calls {
+			e := err
+			if ce := c.failed(); ce != nil && err != nil && Permanent(ce) {
+				e = fmt.Errorf("kafka produce: %w", ce) // the call's own record was refused for good
+			}
+			c.done <- e
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil {
+				c.fail(err)
+			}
+			wg.Done()
+		}
+		for _, r := range c.recs {
+			wg.Add(1)
+			cl.TryProduce(ctx, r, promise)
+		}
+	}
+	ferr := cl.Flush(ctx)
+	if ferr == nil {
+		wg.Wait() // Flush returns once nothing is buffered; the promises ran by then
+	}
+	var cause error
+	for _, c := range calls {
+		if err := c.failed(); err != nil {
+			cause = err
+			break
+		}
+	}
+	if cause == nil && ferr != nil {
+		cause = ferr
+	}
+	if cause != nil {
+		// The commit is never sent, so nothing of this transaction can become
+		// visible: answer at once, then clean up.
+		answer(fmt.Errorf("%w: %v", ErrAborted, cause))
+		return p.abort(cl, &wg)
+	}
+
+	cctx, ccancel := context.WithDeadline(context.Background(), deadline.Add(p.o.CommitGrace))
+	defer ccancel()
+	err := cl.EndTransaction(cctx, kgo.TryCommit)
+	if err == nil {
+		answer(nil)
+		return true
+	}
+	if refused(err) {
+		// The producer id failed for good; a new client fences what is left.
+		answer(fmt.Errorf("%w: commit refused: %v", ErrAborted, err))
+		return false
+	} else {
+		answer(fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
+	}
+	return p.abort(cl, &wg)
+}
+
+// abort ends the client's open transaction with an abort; false if that failed (the
+// client must be replaced).
+func (p *TxnProducer) abort(cl *kgo.Client, wg *sync.WaitGroup) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), p.o.TxnTimeout)
+	defer cancel()
+	err := cl.AbortBufferedRecords(ctx)
+	if err == nil {
+		wg.Wait() // every promise has run: no record of this transaction is left
+		err = cl.EndTransaction(ctx, kgo.TryAbort)
+	}
+	return err == nil
+}
+
+// warn logs to Config.Logger, if set.
+func (p *TxnProducer) warn(msg string, args ...any) {
+	if p.cfg.Logger != nil {
+		p.cfg.Logger.Warn(msg, args...)
+	}
+}
+
+// Permanent reports whether err is a Kafka error that retrying the same records cannot
+// fix: a non-retriable broker error about the records or the topic (MESSAGE_TOO_LARGE,
+// INVALID_RECORD, TOPIC_AUTHORIZATION_FAILED, ...). The producer-state errors of
+// transactions (fenced, invalid epoch, abortable) are not: a new transaction heals them.
+func Permanent(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) || ke.Retriable {
+		return false
+	}
+	switch ke.Code {
+	case kerr.UnknownServerError.Code, kerr.OperationNotAttempted.Code,
+		kerr.InvalidProducerEpoch.Code, kerr.ProducerFenced.Code, kerr.InvalidTxnState.Code,
+		kerr.TransactionAbortable.Code, kerr.InvalidProducerIDMapping.Code, kerr.UnknownProducerID.Code,
+		kerr.OutOfOrderSequenceNumber.Code, kerr.DuplicateSequenceNumber.Code,
+		kerr.TransactionCoordinatorFenced.Code, kerr.ConcurrentTransactions.Code:
+		return false
+	}
+	return true
+}
+
+// refused reports whether a failed commit is known not to have committed: the broker
+// answered with a definite error (fenced, invalid state, abortable), or the client
+// did not send it.
+func refused(err error) bool {
+	if errors.Is(err, kerr.OperationNotAttempted) {
+		return true
+	}
+	var ke *kerr.Error
+	return errors.As(err, &ke) && !ke.Retriable && ke.Code != kerr.UnknownServerError.Code
+}
+
+// Close stops taking calls, lets the committers finish the calls already queued
+// (bounded by their deadlines) and closes the clients. ctx bounds the wait.
+func (p *TxnProducer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("kafka txn producer close: %w", ctx.Err())
+	}
+	p.admin.Close()
+	return err
+}
+
+// recordBytes is the size kgo accounts a record with (key, value, headers).
+func recordBytes(r *kgo.Record) int64 {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
+}
