@@ -20,14 +20,65 @@ import (
 
 // Errors a subscription can end with (Message.Err) or Subscribe can return.
 var (
-	// ErrSlowSubscriber ends a subscription whose buffer was full when a record arrived:
-	// the hub drops it rather than wait for it and hold up the other subscribers.
-	ErrSlowSubscriber = errors.New("fanout: subscriber too slow: its buffer overflowed")
+	// ErrSlowSubscriber ends a subscription that fell behind: when a record arrived, its
+	// oldest unread record had waited longer than Limits.Lag, or its unread records
+	// would have exceeded Limits.Bytes. The hub drops it rather than wait for it and hold
+	// up the other subscribers, or hold their records in memory without bound.
+	ErrSlowSubscriber = errors.New("fanout: subscriber too slow: it fell behind the live records")
 	// ErrClosed ends every subscription when the hub closes; Subscribe returns it after.
 	ErrClosed = errors.New("fanout: hub closed")
 	// ErrUnknownTopic: the topic does not exist in Kafka.
 	ErrUnknownTopic = errors.New("fanout: unknown topic")
 )
+
+// Defaults of Limits.
+const (
+	// DefaultBufferBytes is the default Limits.Bytes: room for a few maximum-size ingest
+	// batches (10,000 events, 10 MiB) between the hub and a subscriber reading at full
+	// speed.
+	DefaultBufferBytes = 32 << 20
+	// DefaultMaxLag is the default Limits.Lag.
+	DefaultMaxLag = 30 * time.Second
+)
+
+// recordOverhead is added to every record's size in Limits.Bytes: the Message, its
+// headers map and its queue slot. It also bounds the number of tiny records queued.
+const recordOverhead = 256
+
+// Limits bound what a subscriber may leave unread, in bytes and in time rather than in
+// records: one ingest request may carry 10,000 records, which a healthy reader takes in
+// a fraction of a second, while a reader that stalls must not pin memory for long.
+type Limits struct {
+	// Bytes bounds the size of the records delivered to the subscription but not yet
+	// received from its channel: key, value and headers, plus 256 bytes per record. A
+	// record that does not fit ends the subscription with ErrSlowSubscriber, unless
+	// nothing is waiting (a single record larger than Bytes is still delivered). The
+	// records are shared by every subscriber of the topic, so the memory a topic's
+	// subscribers pin is about the largest of their unread sizes, not the sum.
+	// Default 32 MiB.
+	Bytes int64
+	// Lag is how long a record may wait for the subscriber to receive it. When a record
+	// arrives and the oldest unread one has waited longer, the subscription ends with
+	// ErrSlowSubscriber: a reader is dropped only after it has fallen behind for this
+	// long, never for a burst it reads in time. Default 30s.
+	Lag time.Duration
+}
+
+func (l Limits) withDefaults() (Limits, error) {
+	switch {
+	case l.Bytes < 0:
+		return l, fmt.Errorf("bytes must be >= 0 (got %d)", l.Bytes)
+	case l.Lag < 0:
+		return l, fmt.Errorf("lag must be >= 0 (got %s)", l.Lag)
+	}
+	if l.Bytes == 0 {
+		l.Bytes = DefaultBufferBytes
+	}
+	if l.Lag == 0 {
+		l.Lag = DefaultMaxLag
+	}
+	return l, nil
+}
 
 // StartTimeout bounds how long starting a topic's consumer (listing its end offsets)
 // may take before Subscribe fails.
@@ -58,6 +109,8 @@ type Message struct {
 	// ended it (ErrSlowSubscriber, ErrClosed); no record field is set. The channel is
 	// closed right after it.
 	Err error
+
+	size int64 // what the record counts in Limits.Bytes
 }
 
 // Hub runs one shared consumer per topic and fans its records out to the topic's
@@ -67,14 +120,15 @@ type Message struct {
 // the last subscriber leaves. Partitions added to a topic while its consumer runs are not
 // read until the consumer restarts.
 //
-// Each subscriber has a buffer of its own size; a subscriber whose buffer is full when
-// a record arrives is dropped (ErrSlowSubscriber), so memory is bounded by the sum of the
-// buffers, and nobody waits for the slowest reader. Records reach a subscriber in offset
-// order per partition. A Hub is safe for concurrent use; its zero value is not usable.
+// Each subscriber has Limits of its own; a subscriber that falls behind them is dropped
+// (ErrSlowSubscriber), so memory is bounded by the largest Limits.Bytes, and nobody
+// waits for the slowest reader. Records reach a subscriber in offset order per
+// partition. A Hub is safe for concurrent use; its zero value is not usable.
 type Hub struct {
 	cfg     kafka.Config
 	decode  Decoder
 	log     *slog.Logger
+	now     func() time.Time
 	running atomic.Int64
 
 	mu     sync.Mutex
@@ -83,32 +137,45 @@ type Hub struct {
 	admin  *kgo.Client // lists end offsets; created on first use
 }
 
+// Option configures a Hub.
+type Option func(*Hub)
+
+// WithClock sets the clock that times Limits.Lag (default time.Now); for tests.
+func WithClock(now func() time.Time) Option { return func(h *Hub) { h.now = now } }
+
 // New returns a Hub reading through clients configured by cfg and decoding record
 // values with decode (nil: Value is the raw value bytes). Close it when done.
-func New(cfg kafka.Config, decode func(ctx context.Context, r *kgo.Record) (any, error)) *Hub {
+func New(cfg kafka.Config, decode func(ctx context.Context, r *kgo.Record) (any, error), opts ...Option) *Hub {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{cfg: cfg, decode: decode, log: log.With("component", "fanout"), feeds: map[string]*feed{}}
+	h := &Hub{cfg: cfg, decode: decode, log: log.With("component", "fanout"), now: time.Now, feeds: map[string]*feed{}}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
-// Subscribe starts receiving the live records of topic. The returned channel holds at
-// most buffer records (plus one closing Message with Err); when a record arrives and
-// it is full, the subscription is dropped with ErrSlowSubscriber. The subscription ends,
-// and the channel is closed, when stop is called (stop is idempotent), when ctx is done,
-// or when the hub ends it (a last Message with Err). Subscribe returns once the topic's
-// consumer has fixed its start offsets: every record committed after that is delivered.
-// It fails with ErrUnknownTopic, ErrClosed, ctx's error, or the error that kept the
-// consumer from starting.
-func (h *Hub) Subscribe(ctx context.Context, topic string, buffer int) (<-chan Message, func(), error) {
-	if buffer < 1 {
-		return nil, nil, fmt.Errorf("fanout: subscribe %s: buffer must be > 0 (got %d)", topic, buffer)
+// Subscribe starts receiving the live records of topic. Records wait for the reader
+// within lim (zero fields take the defaults); a subscriber that falls behind them is
+// dropped with ErrSlowSubscriber. The subscription ends, and the channel is closed,
+// when stop is called (stop is idempotent), when ctx is done, or when the hub ends it
+// (a last Message with Err, sent as soon as the reader takes it: the records it had not
+// received yet are discarded). Each subscription runs a goroutine until it ends and its
+// closing message is received, or stop is called; always call stop (or end ctx).
+// Subscribe returns once the topic's consumer has fixed its start offsets: every record
+// committed after that is delivered. It fails with ErrUnknownTopic, ErrClosed, ctx's
+// error, or the error that kept the consumer from starting.
+func (h *Hub) Subscribe(ctx context.Context, topic string, lim Limits) (<-chan Message, func(), error) {
+	lim, err := lim.withDefaults()
+	if err != nil {
+		return nil, nil, fmt.Errorf("fanout: subscribe %s: %w", topic, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("fanout: subscribe %s: %w", topic, err)
 	}
-	s := &subscriber{ch: make(chan Message, buffer+1), buffer: buffer}
+	s := newSubscriber(lim)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -187,10 +254,8 @@ func (h *Hub) Close() {
 func (h *Hub) unsubscribe(f *feed, s *subscriber) {
 	h.mu.Lock()
 	f.mu.Lock()
-	if _, ok := f.subs[s]; ok {
-		delete(f.subs, s)
-		close(s.ch)
-	}
+	delete(f.subs, s)
+	s.quit()
 	last := len(f.subs) == 0 && h.feeds[f.topic] == f
 	if last {
 		delete(h.feeds, f.topic)
@@ -234,18 +299,4 @@ func (h *Hub) adminClient() (*kgo.Client, error) {
 		h.admin = cl
 	}
 	return h.admin, nil
-}
-
-// subscriber is one subscription. Only its feed sends on ch, under the feed's lock,
-// and never more than buffer records, so the closing Message always fits.
-type subscriber struct {
-	ch     chan Message
-	buffer int
-}
-
-// end sends the closing message and closes the channel; the caller holds the feed lock
-// and removes s from the feed.
-func (s *subscriber) end(err error) {
-	s.ch <- Message{Err: err}
-	close(s.ch)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,9 +68,9 @@ func (e *env) produce(t *testing.T, topic string, from, to int) {
 	}
 }
 
-func (e *env) subscribe(t *testing.T, topic string, buffer int) (<-chan fanout.Message, func()) {
+func (e *env) subscribe(t *testing.T, topic string, lim fanout.Limits) (<-chan fanout.Message, func()) {
 	t.Helper()
-	ch, stop, err := e.hub.Subscribe(t.Context(), topic, buffer)
+	ch, stop, err := e.hub.Subscribe(t.Context(), topic, lim)
 	if err != nil {
 		t.Fatalf("Subscribe(%s): %v", topic, err)
 	}
@@ -115,8 +116,8 @@ func number(t *testing.T, m fanout.Message) int {
 func TestFanoutHubFanout(t *testing.T) {
 	e := newEnv(t)
 	e.produce(t, "t", 0, 3) // before anyone subscribed: not live, never delivered
-	a, _ := e.subscribe(t, "t", 16)
-	b, _ := e.subscribe(t, "t", 16)
+	a, _ := e.subscribe(t, "t", fanout.Limits{})
+	b, _ := e.subscribe(t, "t", fanout.Limits{})
 	if n := e.hub.Consumers(); n != 1 {
 		t.Fatalf("Consumers() = %d with two subscribers of one topic, want 1", n)
 	}
@@ -133,18 +134,19 @@ func TestFanoutHubFanout(t *testing.T) {
 	}
 }
 
+// recordSize is what one record of env.produce counts in Limits.Bytes (keys and values
+// of up to three digits): 256 overhead, key, value and header.
+const recordSize = 256 + 4 + 9 + 2
+
 func TestFanoutHubDropsSlowSubscriber(t *testing.T) {
 	e := newEnv(t)
-	slow, _ := e.subscribe(t, "t", 4)
-	fast, _ := e.subscribe(t, "t", 64)
-	if c := cap(slow); c != 5 {
-		t.Fatalf("cap(slow) = %d, want buffer+1 = 5 (memory is bounded by the buffer)", c)
-	}
+	slow, _ := e.subscribe(t, "t", fanout.Limits{Bytes: 4 * recordSize})
+	fast, _ := e.subscribe(t, "t", fanout.Limits{})
 	e.produce(t, "t", 0, 10)
 	expectN(t, fast, 0, 10)
 
-	// The slow subscriber keeps what fitted, then learns why it was dropped.
-	expectN(t, slow, 0, 4)
+	// The slow subscriber's unread records outgrew its bytes: it learns at once why it
+	// was dropped, the records it had not received are discarded.
 	m, ok := next(t, slow)
 	if !ok || !errors.Is(m.Err, fanout.ErrSlowSubscriber) {
 		t.Fatalf("after the buffer: %+v (open %v), want Err = ErrSlowSubscriber", m, ok)
@@ -157,27 +159,96 @@ func TestFanoutHubDropsSlowSubscriber(t *testing.T) {
 	expectN(t, fast, 10, 15)
 }
 
+// TestFanoutHubHealthyReaderSurvivesBurst is issue 15 defect 8: one ingest request of
+// 10,000 events reached the hub at once and dropped a reader that was keeping up,
+// because its buffer counted 256 records. Within the default limits (bytes and lag) a
+// reader that reads at full speed receives every record.
+func TestFanoutHubHealthyReaderSurvivesBurst(t *testing.T) {
+	e := newEnv(t)
+	ch, _ := e.subscribe(t, "t", fanout.Limits{})
+	const burst = 10_000
+	e.produce(t, "t", 0, burst)
+	for i := range burst {
+		m, ok := next(t, ch)
+		if !ok || m.Err != nil {
+			t.Fatalf("record %d of a %d burst: subscription ended: %v", i, burst, m.Err)
+		}
+		if got := number(t, m); got != i {
+			t.Fatalf("record %d: got n=%d", i, got)
+		}
+	}
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// TestFanoutHubDropsLaggingSubscriber is issue 15 defect 8's other half: a reader is
+// dropped only once a record has waited for it longer than Limits.Lag, timed by the
+// hub's clock, here a fake one.
+func TestFanoutHubDropsLaggingSubscriber(t *testing.T) {
+	e := newEnv(t)
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0}
+	hub := fanout.New(e.cfg, decodeJSON, fanout.WithClock(clock.Now))
+	t.Cleanup(hub.Close)
+	subscribe := func(lim fanout.Limits) <-chan fanout.Message {
+		ch, stop, err := hub.Subscribe(t.Context(), "t", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		return ch
+	}
+	const lag = 10 * time.Second
+	stalled := subscribe(fanout.Limits{Lag: lag})
+	reader := subscribe(fanout.Limits{}) // tells when the hub has delivered a record
+
+	e.produce(t, "t", 0, 1) // waits for stalled from t0
+	expectN(t, reader, 0, 1)
+	clock.Set(t0.Add(lag)) // record 0 has waited exactly lag: still fine
+	e.produce(t, "t", 1, 2)
+	expectN(t, reader, 1, 2)
+	expectN(t, stalled, 0, 1) // not dropped; record 1 now waits, since t0+lag
+
+	clock.Set(t0.Add(2*lag + time.Millisecond)) // record 1 has waited lag+1ms
+	e.produce(t, "t", 2, 3)
+	expectN(t, reader, 2, 3)
+	m, ok := next(t, stalled)
+	if !ok || !errors.Is(m.Err, fanout.ErrSlowSubscriber) {
+		t.Fatalf("after waiting longer than %s: %+v (open %v), want Err = ErrSlowSubscriber", lag, m, ok)
+	}
+	if _, ok := next(t, stalled); ok {
+		t.Fatal("stalled channel still open after its closing message")
+	}
+}
+
 func TestFanoutHubBoundedMemory(t *testing.T) {
 	e := newEnv(t)
-	ch, _ := e.subscribe(t, "t", 8)
+	ch, _ := e.subscribe(t, "t", fanout.Limits{Bytes: 8 * recordSize})
 	e.produce(t, "t", 0, 1000)
 	// Read only once the hub gave up on the subscriber: its consumer stops when the
 	// only subscriber is dropped.
 	if n := waitConsumers(t, e.hub, 0); n != 0 {
 		t.Fatalf("Consumers() = %d: the subscriber that never read was not dropped", n)
 	}
-	got := 0
-	for m := range ch {
-		if m.Err != nil {
-			if !errors.Is(m.Err, fanout.ErrSlowSubscriber) {
-				t.Fatalf("Err = %v", m.Err)
-			}
-			break
-		}
-		got++
-	}
-	if got != 8 {
-		t.Fatalf("received %d records before the drop, want exactly the buffer (8)", got)
+	m, ok := next(t, ch)
+	if !ok || !errors.Is(m.Err, fanout.ErrSlowSubscriber) {
+		t.Fatalf("first message %+v (open %v), want Err = ErrSlowSubscriber: the unread records are released", m, ok)
 	}
 }
 
@@ -194,9 +265,9 @@ func waitConsumers(t *testing.T, h *fanout.Hub, want int) int {
 
 func TestFanoutHubStopsWithLastSubscriber(t *testing.T) {
 	e := newEnv(t)
-	a, stopA := e.subscribe(t, "t", 16)
-	_, stopB := e.subscribe(t, "t", 16)
-	_, stopU := e.subscribe(t, "u", 16)
+	a, stopA := e.subscribe(t, "t", fanout.Limits{})
+	_, stopB := e.subscribe(t, "t", fanout.Limits{})
+	_, stopU := e.subscribe(t, "u", fanout.Limits{})
 	steps := []struct {
 		name string
 		stop func()
@@ -219,7 +290,7 @@ func TestFanoutHubStopsWithLastSubscriber(t *testing.T) {
 
 	// A new subscriber starts a new consumer, at the new end.
 	e.produce(t, "t", 0, 2)
-	c, _ := e.subscribe(t, "t", 16)
+	c, _ := e.subscribe(t, "t", fanout.Limits{})
 	e.produce(t, "t", 2, 4)
 	expectN(t, c, 2, 4)
 }
@@ -227,7 +298,7 @@ func TestFanoutHubStopsWithLastSubscriber(t *testing.T) {
 func TestFanoutHubSubscriptionEndsWithContext(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	ch, _, err := e.hub.Subscribe(ctx, "t", 4)
+	ch, _, err := e.hub.Subscribe(ctx, "t", fanout.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,19 +316,20 @@ func TestFanoutHubSubscribeErrors(t *testing.T) {
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	tests := []struct {
-		name   string
-		ctx    context.Context
-		topic  string
-		buffer int
-		want   error
+		name  string
+		ctx   context.Context
+		topic string
+		lim   fanout.Limits
+		want  error
 	}{
-		{"unknown topic", t.Context(), "nope", 4, fanout.ErrUnknownTopic},
-		{"zero buffer", t.Context(), "t", 0, nil},
-		{"cancelled context", cancelled, "t", 4, context.Canceled},
+		{"unknown topic", t.Context(), "nope", fanout.Limits{}, fanout.ErrUnknownTopic},
+		{"negative bytes", t.Context(), "t", fanout.Limits{Bytes: -1}, nil},
+		{"negative lag", t.Context(), "t", fanout.Limits{Lag: -time.Second}, nil},
+		{"cancelled context", cancelled, "t", fanout.Limits{}, context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := e.hub.Subscribe(tt.ctx, tt.topic, tt.buffer)
+			_, _, err := e.hub.Subscribe(tt.ctx, tt.topic, tt.lim)
 			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -270,13 +342,13 @@ func TestFanoutHubSubscribeErrors(t *testing.T) {
 
 func TestFanoutHubClose(t *testing.T) {
 	e := newEnv(t)
-	ch, _ := e.subscribe(t, "t", 4)
+	ch, _ := e.subscribe(t, "t", fanout.Limits{})
 	e.hub.Close()
 	m, ok := next(t, ch)
 	if !ok || !errors.Is(m.Err, fanout.ErrClosed) {
 		t.Fatalf("after Close: %+v (open %v), want Err = ErrClosed", m, ok)
 	}
-	if _, _, err := e.hub.Subscribe(t.Context(), "t", 4); !errors.Is(err, fanout.ErrClosed) {
+	if _, _, err := e.hub.Subscribe(t.Context(), "t", fanout.Limits{}); !errors.Is(err, fanout.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
 	}
 	if n := e.hub.Consumers(); n != 0 {
@@ -286,7 +358,7 @@ func TestFanoutHubClose(t *testing.T) {
 
 func TestFanoutHubDecodeError(t *testing.T) {
 	e := newEnv(t)
-	ch, _ := e.subscribe(t, "t", 4)
+	ch, _ := e.subscribe(t, "t", fanout.Limits{})
 	if err := e.prod.ProduceSync(t.Context(), &kgo.Record{Topic: "t", Value: []byte("not json")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +370,7 @@ func TestFanoutHubDecodeError(t *testing.T) {
 
 func TestFanoutHubReadCommitted(t *testing.T) {
 	e := newEnv(t)
-	ch, _ := e.subscribe(t, "t", 16)
+	ch, _ := e.subscribe(t, "t", fanout.Limits{})
 	tx, err := kgo.NewClient(append(e.cfg.Opts(), kgo.TransactionalID("fanout-test"))...)
 	if err != nil {
 		t.Fatal(err)

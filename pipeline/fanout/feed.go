@@ -119,9 +119,10 @@ func (f *feed) start(ctx context.Context) (*kgo.Client, error) {
 // message converts and decodes one record.
 func (f *feed) message(ctx context.Context, r *kgo.Record) Message {
 	m := Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp,
-		Headers: make(map[string]string, len(r.Headers))}
+		Headers: make(map[string]string, len(r.Headers)), size: int64(recordOverhead + len(r.Key) + len(r.Value))}
 	for _, h := range r.Headers {
 		m.Headers[h.Key] = string(h.Value)
+		m.size += int64(len(h.Key) + len(h.Value))
 	}
 	if f.hub.decode == nil {
 		m.Value = r.Value
@@ -136,22 +137,22 @@ func (f *feed) message(ctx context.Context, r *kgo.Record) Message {
 	return m
 }
 
-// deliver hands m to every subscriber, dropping those whose buffer is full. It reports
-// whether it dropped the last one.
+// deliver hands m to every subscriber, dropping those that fell behind their Limits.
+// It reports whether it dropped the last one.
 func (f *feed) deliver(m Message) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.subs) == 0 {
 		return false // unsubscribing; the canceller stops the feed
 	}
+	now := f.hub.now()
 	for s := range f.subs {
-		if len(s.ch) >= s.buffer {
+		if why := s.push(m, now); why != "" {
 			s.end(ErrSlowSubscriber)
 			delete(f.subs, s)
-			f.hub.log.Debug("fanout: subscriber dropped", "topic", f.topic, "buffer", s.buffer)
-			continue
+			f.hub.log.Debug("fanout: subscriber dropped", "topic", f.topic, "exceeded", why,
+				"max_lag", s.lim.Lag, "max_bytes", s.lim.Bytes)
 		}
-		s.ch <- m
 	}
 	return len(f.subs) == 0
 }

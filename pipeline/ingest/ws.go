@@ -25,11 +25,12 @@ const (
 // (server shutting down), 1009 (an ingest message larger than Config.MaxBodyBytes, or
 // a stream client sending more than 4 KiB) and 1011 (the stream's consumer failed).
 const (
-	// CloseSlowConsumer closes a stream whose client did not read fast enough: the
-	// records waiting for it filled its send buffer (WSOptions.SendBuffer), and the
-	// server dropped it rather than hold up other clients or grow without bound. The
-	// records already queued are sent before the close frame. Reconnect to resume from
-	// the live end; read faster or filter (?filter=) to avoid it.
+	// CloseSlowConsumer closes a stream whose client fell behind: a record had waited
+	// for it longer than WSOptions.StreamMaxLag, or the records waiting for it outgrew
+	// WSOptions.SendBufferBytes, and the server dropped it rather than hold up other
+	// clients or grow without bound. The records it had not received yet are discarded.
+	// Reconnect to resume from the live end; read faster or filter (?filter=) to avoid
+	// it.
 	CloseSlowConsumer = 4008
 )
 
@@ -38,8 +39,12 @@ const (
 	// DefaultWSMaxInFlight is the default number of ingest messages of one connection
 	// that may await their answer.
 	DefaultWSMaxInFlight = 64
-	// DefaultWSSendBuffer is the default number of stream records queued per client.
-	DefaultWSSendBuffer = 256
+	// DefaultWSSendBufferBytes is the default bound on the stream records waiting for
+	// one client, in bytes (fanout.DefaultBufferBytes, 32 MiB).
+	DefaultWSSendBufferBytes = fanout.DefaultBufferBytes
+	// DefaultWSStreamMaxLag is the default time a stream record may wait for its client
+	// (fanout.DefaultMaxLag, 30s).
+	DefaultWSStreamMaxLag = fanout.DefaultMaxLag
 	// DefaultWSPingInterval is the default interval of server pings, which keep idle
 	// connections alive through proxies and load balancers.
 	DefaultWSPingInterval = 30 * time.Second
@@ -66,9 +71,9 @@ const (
 // StreamHub is the source of live records for GET /api/v1/stream/{topic};
 // *fanout.Hub is the implementation.
 type StreamHub interface {
-	// Subscribe follows topic with a buffer of buffer records until stop is called or
-	// ctx ends; see fanout.Hub.Subscribe.
-	Subscribe(ctx context.Context, topic string, buffer int) (<-chan fanout.Message, func(), error)
+	// Subscribe follows topic, dropping the subscription when it falls behind lim,
+	// until stop is called or ctx ends; see fanout.Hub.Subscribe.
+	Subscribe(ctx context.Context, topic string, lim fanout.Limits) (<-chan fanout.Message, func(), error)
 }
 
 var _ StreamHub = (*fanout.Hub)(nil)
@@ -92,9 +97,15 @@ type WSOptions struct {
 	// answered; at the limit the server stops reading the socket (backpressure).
 	// Default 64.
 	MaxInFlight int
-	// SendBuffer is the number of stream records queued per client; a client that lets
-	// it fill is closed with CloseSlowConsumer. Default 256.
-	SendBuffer int
+	// SendBufferBytes bounds the stream records waiting for one client (their key,
+	// value and headers, plus 256 bytes each); a client that lets more wait is closed
+	// with CloseSlowConsumer. It is sized in bytes, not records, so that a reader that
+	// keeps up survives a burst such as one 10,000-event POST. Default 32 MiB.
+	SendBufferBytes int64
+	// StreamMaxLag is how long a stream record may wait for its client: a client that
+	// has fallen behind for longer is closed with CloseSlowConsumer (checked when a
+	// record arrives). Default 30s.
+	StreamMaxLag time.Duration
 	// PingInterval is the interval of server pings. Default 30s.
 	PingInterval time.Duration
 	// WriteTimeout bounds writing one frame; a client that does not take it in time is
@@ -109,8 +120,11 @@ func (o WSOptions) withDefaults() WSOptions {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultWSMaxInFlight
 	}
-	if o.SendBuffer <= 0 {
-		o.SendBuffer = DefaultWSSendBuffer
+	if o.SendBufferBytes <= 0 {
+		o.SendBufferBytes = DefaultWSSendBufferBytes
+	}
+	if o.StreamMaxLag <= 0 {
+		o.StreamMaxLag = DefaultWSStreamMaxLag
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultWSPingInterval

@@ -77,7 +77,7 @@ func (w *WebSockets) streamHandshake(c *fiber.Ctx, upgrade fiber.Handler) error 
 	if err := requireUpgrade(c); err != nil {
 		return err
 	}
-	ch, stop, err := w.o.Hub.Subscribe(w.ctx, topic, w.o.SendBuffer)
+	ch, stop, err := w.o.Hub.Subscribe(w.ctx, topic, fanout.Limits{Bytes: w.o.SendBufferBytes, Lag: w.o.StreamMaxLag})
 	switch {
 	case errors.Is(err, fanout.ErrUnknownTopic):
 		return errNoStream(topic)
@@ -147,7 +147,7 @@ func (w *WebSockets) serveStream(conn *websocket.Conn) {
 			}
 			if errors.Is(m.Err, fanout.ErrSlowSubscriber) {
 				reason = wsClosedSlow
-				w.closeConn(ws, CloseSlowConsumer, "slow consumer: send buffer overflowed", gone)
+				w.closeConn(ws, CloseSlowConsumer, "slow consumer: fell behind the live records", gone)
 				return
 			}
 			if m.Err != nil {

@@ -350,7 +350,7 @@ func TestWSNotUpgradeRequests(t *testing.T) {
 // noHub is a StreamHub for tests that must not subscribe.
 type noHub struct{}
 
-func (noHub) Subscribe(context.Context, string, int) (<-chan fanout.Message, func(), error) {
+func (noHub) Subscribe(context.Context, string, fanout.Limits) (<-chan fanout.Message, func(), error) {
 	return nil, nil, errors.New("noHub: unexpected Subscribe")
 }
 
@@ -501,8 +501,8 @@ func TestWSStreamRefused(t *testing.T) {
 
 func TestWSStreamSlowClientClosed(t *testing.T) {
 	e := newStreamEnv(t)
-	const buffer = 64
-	s := newWSServer(t, nil, e.options(ingest.WSOptions{SendBuffer: buffer}), true)
+	const buffer = 64 // records of about 1 KiB
+	s := newWSServer(t, nil, e.options(ingest.WSOptions{SendBufferBytes: buffer << 10}), true)
 	fast := s.dial(t, "/api/v1/stream/purchases.clean", nil, nil)
 	// The slow client never reads until the end, through a small receive buffer.
 	slowDialer := &fws.Dialer{HandshakeTimeout: wsWait, ReadBufferSize: 1024,
@@ -558,6 +558,36 @@ func TestWSStreamSlowClientClosed(t *testing.T) {
 	}
 }
 
+// TestWSStreamHealthyReaderSurvivesBurst is issue 15 defect 8: the records of one
+// maximum-size batch (10,000 events) reach the stream at once; a lone reader that
+// reads as fast as it can receives all of them with the default options (the send
+// buffer used to hold 256 records, and the reader was closed with 4008 after ~300).
+func TestWSStreamHealthyReaderSurvivesBurst(t *testing.T) {
+	e := newStreamEnv(t)
+	s := newWSServer(t, nil, e.options(ingest.WSOptions{}), false)
+	c := s.dial(t, "/api/v1/stream/purchases.clean", nil, nil)
+	const burst = 10_000
+	evs := make([]map[string]any, burst)
+	for i := range evs {
+		evs[i] = map[string]any{"event_id": fmt.Sprintf("e-%d", i), "user_id": "u", "country": "DE"}
+	}
+	e.produce(t, "purchases.clean", evs...)
+	for i := range burst {
+		_ = c.SetReadDeadline(time.Now().Add(wsWait))
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d of %d records: %v", i, burst, err)
+		}
+		var r ingest.StreamRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := r.Value.(map[string]any); v["event_id"] != fmt.Sprintf("e-%d", i) {
+			t.Fatalf("record %d: got %v", i, v["event_id"])
+		}
+	}
+}
+
 func TestWSStreamShutdown(t *testing.T) {
 	e := newStreamEnv(t)
 	s := newWSServer(t, nil, e.options(ingest.WSOptions{}), false)
@@ -581,7 +611,7 @@ func TestWSStreamShutdown(t *testing.T) {
 // countingHub hands out empty subscriptions.
 type countingHub struct{}
 
-func (countingHub) Subscribe(context.Context, string, int) (<-chan fanout.Message, func(), error) {
+func (countingHub) Subscribe(context.Context, string, fanout.Limits) (<-chan fanout.Message, func(), error) {
 	return make(chan fanout.Message), func() {}, nil
 }
 
