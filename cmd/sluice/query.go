@@ -43,7 +43,7 @@ func queryCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context
 		if pathGiven(fs) {
 			res, err = queryFile(ctx, svc.Sink.DuckDBPath, sql, *maxRows)
 		} else {
-			res, err = queryRemote(ctx, svc.Sink.QueryAddr, sql, *maxRows)
+			res, err = queryRemote(ctx, svc.Sink.QueryAddr, svc.Sink.QueryTokenFile, sql, *maxRows)
 		}
 		if err != nil {
 			return err
@@ -73,9 +73,24 @@ func queryFile(ctx context.Context, path, sql string, maxRows int) (*sink.QueryR
 	return w.ReadQuery(ctx, sql, maxRows)
 }
 
-func queryRemote(ctx context.Context, addr, sql string, maxRows int) (*sink.QueryResult, error) {
+// queryRemote sends sql to the query server at addr with the token that server wrote to
+// its token file (service.QueryTokenPath of tokenFile and addr).
+func queryRemote(ctx context.Context, addr, tokenFile, sql string, maxRows int) (*sink.QueryResult, error) {
 	if addr == "" {
 		return nil, errors.New("--query-addr is empty: name the sluice dev or sluice sink that answers queries, or pass --duckdb-path FILE")
+	}
+	path, err := service.QueryTokenPath(tokenFile, addr)
+	if err != nil {
+		return nil, fmt.Errorf("--query-addr %q: %w", addr, err)
+	}
+	token, err := service.ReadQueryToken(path)
+	if errors.Is(err, service.ErrNoQueryToken) {
+		return nil, fmt.Errorf("%w: is sluice dev (or a sluice sink on DuckDB) running and answering queries at %s? "+
+			"It writes its query token there when it starts; start it with `go run ./cmd/sluice dev`, "+
+			"give the same --query-token-file as that process, or pass --duckdb-path FILE to read a DuckDB file that no process has open", err, addr)
+	}
+	if err != nil {
+		return nil, err
 	}
 	body, _ := json.Marshal(service.QueryRequest{SQL: sql, MaxRows: maxRows})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/query", bytes.NewReader(body))
@@ -83,6 +98,7 @@ func queryRemote(ctx context.Context, addr, sql string, maxRows int) (*sink.Quer
 		return nil, fmt.Errorf("--query-addr %q: %w", addr, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -95,6 +111,10 @@ func queryRemote(ctx context.Context, addr, sql string, maxRows int) (*sink.Quer
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", addr, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, fmt.Errorf("query refused (%s): the token in %s is not that of the process at %s (a file left by another process?); "+
+			"give the --query-token-file of the process that answers there", resp.Status, path, addr)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var p struct {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,21 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/sink"
 )
+
+// TestMain keeps the query token files that sluice dev and sluice sink write (and sluice
+// query reads) at their default place, os.UserConfigDir()/sluice, out of the user's
+// configuration directory: XDG_CONFIG_HOME is that directory on Linux.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-cmd-test-config-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // queryJSON runs `sluice query --json` against dev d and decodes its lines.
 func queryJSON(t *testing.T, ctx context.Context, d *devInstance, sql string) []map[string]json.Number {
@@ -101,14 +118,66 @@ func TestDevQuery(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("a query cannot change the warehouse", func(t *testing.T) {
-		if _, err := runCmd(t, ctx, "query", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), "delete from PURCHASES"); err != nil {
-			t.Fatal(err)
+	t.Run("a query cannot change the warehouse or touch a file", func(t *testing.T) {
+		owned := filepath.Join(t.TempDir(), "owned.txt")
+		for _, sql := range []string{"delete from PURCHASES", "COPY (select 'echo owned') TO '" + owned + "'", "select * from read_text('/etc/hostname')"} {
+			_, err := runCmd(t, ctx, "query", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), sql)
+			if err == nil || !strings.Contains(err.Error(), "400 Bad Request") {
+				t.Errorf("%s: err = %v", sql, err)
+			}
 		}
 		if n, _ := count(); n == 0 {
 			t.Fatal("a query deleted the rows")
 		}
+		if _, err := os.Stat(owned); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a query wrote %s: %v", owned, err)
+		}
 	})
+
+	// Issue 15, defect 2: the endpoint ran SQL sent by any web page. Now it answers only
+	// the token that this dev wrote to its token file (mode 0600), which sluice query
+	// found by itself above.
+	tokenFile := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "sluice", "query-"+strconv.Itoa(d.QueryPort)+".token")
+	t.Run("the token file", func(t *testing.T) {
+		fi, err := os.Stat(tokenFile)
+		if err != nil || fi.Mode() != 0o600 {
+			t.Fatalf("token file %s: %v %v", tokenFile, fi, err)
+		}
+	})
+	t.Run("a web page's request is refused", func(t *testing.T) {
+		owned := filepath.Join(t.TempDir(), "owned.txt")
+		body := `{"sql": "COPY (select 'echo owned') TO '` + owned + `'"}`
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(d.QueryPort)+"/v1/query", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", "https://attacker.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %s", resp.Status)
+		}
+		if _, err := os.Stat(owned); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the request wrote %s: %v", owned, err)
+		}
+	})
+	t.Run("another token is refused", func(t *testing.T) {
+		wrong := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(wrong, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := runCmd(t, ctx, "query", "--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort), "--query-token-file", wrong, "select 1")
+		if err == nil || !strings.Contains(err.Error(), "401 Unauthorized") || !strings.Contains(err.Error(), wrong) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	if err := d.stop(t, 15*time.Second); err != nil {
+		t.Fatalf("sluice dev: %v", err)
+	}
+	if _, err := os.Stat(tokenFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the token file outlived sluice dev: %v", err)
+	}
 }
 
 func TestQueryErrors(t *testing.T) {
@@ -116,13 +185,21 @@ func TestQueryErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "w.duckdb")
+	token := filepath.Join(t.TempDir(), "token") // a token file left by a process gone
+	if err := os.WriteFile(token, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
 		wantErr string
 	}{
 		{name: "no SQL", args: []string{"query"}, wantErr: "usage: sluice query"},
-		{name: "nothing listening", args: []string{"query", "--query-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "select 1"},
+		{name: "no token file", args: []string{"query", "--query-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "select 1"},
+			wantErr: "no query token at " + filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "sluice", "query-")},
+		{name: "no token file says what to run", args: []string{"query", "--query-token-file", path, "select 1"},
+			wantErr: "is sluice dev (or a sluice sink on DuckDB) running and answering queries at 127.0.0.1:8082?"},
+		{name: "nothing listening", args: []string{"query", "--query-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--query-token-file", token, "select 1"},
 			wantErr: "nothing answers queries at 127.0.0.1:"},
 		{name: "bad max rows", args: []string{"query", "--max-rows", "0", "select 1"}, wantErr: "--max-rows"},
 		{name: "missing file", args: []string{"query", "--duckdb-path", path, "select 1"}, wantErr: "w.duckdb"},

@@ -44,7 +44,7 @@ func sinkCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.
 			return fmt.Errorf("sink: %w", err)
 		}
 		if svc.Sink.Warehouse == config.WarehouseDuckDB {
-			stopQuery, err := service.StartQueryServer(svc.Sink.QueryAddr, wh, log)
+			stopQuery, err := service.StartQueryServer(svc.Sink.QueryAddr, svc.Sink.QueryTokenFile, wh, log)
 			if err != nil {
 				snk.Kill()
 				return err

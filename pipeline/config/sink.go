@@ -41,9 +41,14 @@ type SinkConfig struct {
 	FlushBytes    int64
 	FlushInterval time.Duration
 	// QueryAddr is where sluice dev and sluice sink (duckdb) answer `sluice query`
-	// (POST /v1/query); empty turns it off. Default 127.0.0.1:8082: loopback only, since
-	// it runs any SQL the caller sends, with no authentication.
+	// (POST /v1/query); empty turns it off. Default 127.0.0.1:8082: it answers callers
+	// on loopback only, and only those that present the query token (QueryTokenFile).
 	QueryAddr string
+	// QueryTokenFile is where the process answering queries writes its random per-process
+	// token (mode 0600, removed at exit) and where `sluice query` reads it. Empty (the
+	// default): query-<port>.token in the sluice directory of the user's configuration
+	// directory (service.QueryTokenPath).
+	QueryTokenFile string
 	// Snowflake is where and as whom to write when Warehouse is snowflake.
 	Snowflake SnowflakeSettings
 }
@@ -73,7 +78,8 @@ func (c *SinkConfig) BindFlags(fs *flag.FlagSet) {
 	c.FlushBytes = DefaultSinkFlushBytes
 	fs.Var((*bytesValue)(&c.FlushBytes), "sink-flush-bytes", "write a partition's buffered rows at this many record `bytes`")
 	fs.DurationVar(&c.FlushInterval, "sink-flush-interval", DefaultSinkFlushInterval, "write a partition's buffered rows this long after the first arrived, on a timer")
-	fs.StringVar(&c.QueryAddr, "query-addr", DefaultQueryAddr, "`address` where sluice dev and a duckdb sink answer `sluice query` (no authentication: keep it on loopback; empty: off)")
+	fs.StringVar(&c.QueryAddr, "query-addr", DefaultQueryAddr, "`address` where sluice dev and a duckdb sink answer `sluice query` (loopback callers with the query token only; empty: off)")
+	fs.StringVar(&c.QueryTokenFile, "query-token-file", "", "`file` of the query token: written (mode 0600) by the process answering queries, read by sluice query (default: query-<port>.token in the sluice directory of the user's config directory)")
 	s := &c.Snowflake
 	fs.StringVar(&s.Account, "snowflake-account", "", "Snowflake account `identifier` (orgname-accountname)")
 	fs.StringVar(&s.User, "snowflake-user", "", "Snowflake login `name`")

@@ -123,7 +123,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 	if wc.Warehouse == config.WarehouseDuckDB {
 		// A second dev on the machine (or a test) may hold the address: dev runs on
 		// without answering queries rather than not at all.
-		if stopQuery, err := StartQueryServer(svc.Sink.QueryAddr, wh, log); err != nil {
+		if stopQuery, err := StartQueryServer(svc.Sink.QueryAddr, svc.Sink.QueryTokenFile, wh, log); err != nil {
 			log.Warn("sluice query will not reach this dev", "err", err)
 		} else {
 			defer stopQuery()
