@@ -158,7 +158,7 @@ func StartQueryServer(addr, tokenFile string, w *sink.SQLWarehouse, log *slog.Lo
 		err = writeQueryToken(path, token)
 	}
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("query server: %w", err), ln.Close())
+		return nil, errors.Join(fmt.Errorf("query server: %w (name a writable --query-token-file, or turn queries off with --query-addr=)", err), ln.Close())
 	}
 	srv := &http.Server{Handler: QueryHandler(w, token), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

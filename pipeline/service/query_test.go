@@ -270,3 +270,17 @@ func TestQueryTokenPath(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// A token file that cannot be written stops the query server from starting, with a
+// message that names the way out; nothing is left listening.
+func TestStartQueryServerUnwritableTokenFile(t *testing.T) {
+	t.Parallel()
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := service.StartQueryServer("127.0.0.1:0", filepath.Join(notDir, "token"), newQueryWarehouse(t), slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "--query-token-file") {
+		t.Fatalf("err = %v", err)
+	}
+}
