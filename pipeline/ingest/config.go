@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice/pipeline/rules"
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
@@ -24,6 +25,12 @@ const (
 	DefaultReadTimeout = 30 * time.Second
 	// MaxEventsPerRequest bounds the events of one request; more answer 413.
 	MaxEventsPerRequest = 10000
+	// DefaultMaxMessageBytes is Kafka's default max.message.bytes (1 MiB + 12 bytes),
+	// the record size limit of a topic whose own limit is unknown.
+	DefaultMaxMessageBytes = 1048588
+	// DefaultCommitGrace is how long past AckTimeout a request waits for the outcome
+	// of a commit already sent.
+	DefaultCommitGrace = 3 * time.Second
 	// readyTimeout bounds one /readyz probe.
 	readyTimeout = 2 * time.Second
 )
@@ -39,6 +46,13 @@ type Topic struct {
 	// Codec converts and encodes events; its schema must have the fields event_id
 	// (string), event_time (timestamp-millis) and KeyField.
 	Codec *schema.Codec
+	// MaxMessageBytes is the topic's max.message.bytes: a request with an event whose
+	// record, alone in a record batch, is larger answers 413 before anything is
+	// produced. Default DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// Rules are the topic's clean-stage rules (nil: none). An Idempotency-Key that
+	// would give an event an event_id they refuse answers 400 up front.
+	Rules *rules.Set
 }
 
 // Validate reports the first problem that makes t unusable, naming the field.
@@ -77,6 +91,16 @@ type Config struct {
 	// AckTimeout bounds the wait for Kafka's acknowledgement; later answers 503.
 	// Default 5s.
 	AckTimeout time.Duration
+	// CommitGrace is how long past AckTimeout a request waits for the outcome of a
+	// transaction commit already sent; a producer that has not answered by then gets
+	// 504 (outcome unknown). Default DefaultCommitGrace.
+	CommitGrace time.Duration
+	// IdempotencyKeys bounds how many Idempotency-Keys (with the hash of their body)
+	// are remembered to answer 422 to a key reused with another body. Default
+	// DefaultIdempotencyKeys.
+	IdempotencyKeys int
+	// IdempotencyTTL is how long a key is remembered. Default DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
 	// MaxFuture rejects events whose event_time is further ahead of the receive time.
 	// Default 5m.
 	MaxFuture time.Duration
@@ -129,6 +153,9 @@ func (c Config) withDefaults() (Config, error) {
 		if t.Subject == "" {
 			t.Subject = t.Name + "-value"
 		}
+		if t.MaxMessageBytes <= 0 {
+			t.MaxMessageBytes = DefaultMaxMessageBytes
+		}
 		topics[i] = t
 	}
 	c.Topics = topics
@@ -144,6 +171,21 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("ingest: ack_timeout: must be >= 0 (got %q)", c.AckTimeout)
 	case c.MaxFuture < 0:
 		return c, fmt.Errorf("ingest: max_future: must be >= 0 (got %q)", c.MaxFuture)
+	case c.CommitGrace < 0:
+		return c, fmt.Errorf("ingest: commit_grace: must be >= 0 (got %q)", c.CommitGrace)
+	case c.IdempotencyKeys < 0:
+		return c, fmt.Errorf("ingest: idempotency_keys: must be >= 0 (got %d)", c.IdempotencyKeys)
+	case c.IdempotencyTTL < 0:
+		return c, fmt.Errorf("ingest: idempotency_ttl: must be >= 0 (got %q)", c.IdempotencyTTL)
+	}
+	if c.CommitGrace == 0 {
+		c.CommitGrace = DefaultCommitGrace
+	}
+	if c.IdempotencyKeys == 0 {
+		c.IdempotencyKeys = DefaultIdempotencyKeys
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
 	}
 	if err := c.Auth.validate(); err != nil {
 		return c, fmt.Errorf("ingest: auth: %w", err)

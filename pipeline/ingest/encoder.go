@@ -52,8 +52,9 @@ func (e *Encoder) Topic() Topic { return e.topic }
 // Topic = topic name, Key = the key field's value, Value = Confluent-framed Avro,
 // Timestamp = event_time, headers sluice-event-id and sluice-ingest-ts.
 //
-// A missing or null event_id becomes idempotencyKey if set, else a new ULID; a body
-// event_id that differs from a non-empty idempotencyKey is invalid. A missing or null
+// A missing or null event_id becomes idempotencyKey if set (the API passes the id the
+// request's Idempotency-Key gives this event), else a new ULID; a body event_id that
+// differs from a non-empty idempotencyKey is invalid. A missing or null
 // event_time becomes the receive time. Record stores both defaults in ev.
 //
 // It returns the record and its event id. Invalid input yields a *schema.ValidationError
@@ -161,7 +162,7 @@ func eventID(ev map[string]any, idemKey string, recv time.Time) (string, string)
 	case s == "":
 		return "", "must not be empty"
 	case idemKey != "" && s != idemKey:
-		return "", "differs from the Idempotency-Key header"
+		return "", "differs from " + strconv.Quote(truncate(idemKey)) + ", the event_id the Idempotency-Key header gives this event"
 	}
 	return s, ""
 }

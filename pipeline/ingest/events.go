@@ -10,17 +10,20 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
-// HeaderIdempotencyKey is the request header whose value becomes the event_id of a
-// single-event request.
+// HeaderIdempotencyKey is the request header that makes a request's event ids
+// deterministic: the key itself is the event_id of a single-event request, and
+// "<key>-<index>" that of event index of a batch. A key reused with another body answers
+// 422 while it is remembered (Config.IdempotencyTTL); one that cannot make valid event
+// ids answers 400.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
 // Accepted is the 202 body of POST /api/v1/events/{topic}.
@@ -54,15 +57,17 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: RecordHeaderRequestID, Value: []byte(rid)})
 		}
 	}
+	if rerr := checkRecordSizes(recs, enc.topic.MaxMessageBytes); rerr != nil {
+		s.reject(topic, rerr.reason, len(recs))
+		return rerr
+	}
 	start := time.Now()
 	err := s.produce(c.UserContext(), recs)
 	s.metrics.produceDuration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.cfg.Logger.Warn("ingest: produce failed", "request_id", rid, "topic", topic, "events", len(recs), "err", err)
-		s.reject(topic, reasonUnavailable, len(recs))
-		e := newRequestError(fiber.StatusServiceUnavailable, ProblemUnavailable, reasonUnavailable,
-			"Kafka did not acknowledge the events in time; nothing is guaranteed written, retry later")
-		e.retryAfter = true
+		e := produceError(err, ids)
+		s.reject(topic, e.reason, len(recs))
 		return e
 	}
 	s.metrics.events.WithLabelValues(topic, "accepted").Add(float64(len(recs)))
@@ -123,13 +128,8 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 	}
 	idemKey := c.Get(HeaderIdempotencyKey)
 	if idemKey != "" {
-		switch {
-		case len(b.events) != 1:
-			return nil, nil, len(b.events), errInvalidBody(fmt.Sprintf(
-				"the %s header applies to single-event requests only; this one has %d events",
-				HeaderIdempotencyKey, len(b.events)))
-		case !utf8.ValidString(idemKey):
-			return nil, nil, len(b.events), errInvalidBody("the " + HeaderIdempotencyKey + " header must be UTF-8")
+		if rerr := checkIdempotencyKey(enc.topic, idemKey, len(b.events)); rerr != nil {
+			return nil, nil, len(b.events), rerr
 		}
 		idemKey = strings.Clone(idemKey) // fiber reuses header memory after the request
 	}
@@ -151,7 +151,7 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 		if ev == nil {
 			continue
 		}
-		rec, id, err := enc.record(ev, idemKey, recv, ts)
+		rec, id, err := enc.record(ev, idempotencyID(idemKey, i, len(b.events)), recv, ts)
 		if err != nil {
 			var ve *schema.ValidationError
 			if !errors.As(err, &ve) {
@@ -178,6 +178,10 @@ func (s *Server) records(c *fiber.Ctx, enc *Encoder, recv time.Time) ([]*kgo.Rec
 	if invalid > 0 {
 		slices.SortStableFunc(errs, func(a, b ProblemError) int { return cmp.Compare(a.Index, b.Index) })
 		return nil, nil, len(b.events), errInvalidEvents(errs, invalid, len(b.events))
+	}
+	// Last: a key is bound to its body only once the body is known valid.
+	if idemKey != "" && s.keys.remember(topic, idemKey, raw) {
+		return nil, nil, len(b.events), errKeyReused()
 	}
 	return recs, ids, len(recs), nil
 }
@@ -268,8 +272,9 @@ func (s *Server) reject(topic, reason string, events int) {
 	}
 }
 
-// produce hands recs to the producer and waits at most AckTimeout for the
-// acknowledgement, even if the producer ignores its context.
+// produce hands recs to the producer with AckTimeout as the deadline, and waits for its
+// answer at most CommitGrace longer (a transactional producer may be learning the
+// outcome of a commit it sent), even if the producer ignores its context.
 func (s *Server) produce(parent context.Context, recs []*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.AckTimeout)
 	defer cancel()
@@ -282,15 +287,17 @@ func (s *Server) produce(parent context.Context, recs []*kgo.Record) error {
 		}()
 		done <- s.producer.Produce(ctx, recs...)
 	}()
+	t := time.NewTimer(s.cfg.AckTimeout + s.cfg.CommitGrace)
+	defer t.Stop()
 	select {
 	case err := <-done:
 		if err != nil {
 			return fmt.Errorf("ingest: produce %d records: %w", len(recs), err)
 		}
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("ingest: produce %d records: not acknowledged within %s: %w",
-			len(recs), s.cfg.AckTimeout, ctx.Err())
+	case <-t.C:
+		return fmt.Errorf("ingest: produce %d records: no answer within %s: %w",
+			len(recs), s.cfg.AckTimeout+s.cfg.CommitGrace, kafka.ErrOutcomeUnknown)
 	}
 }
 

@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, topics []Topic) (*metrics, error) {
 		}, []string{"topic", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_ingest_requests_rejected_total",
-			Help: "Ingest requests answered with an error, by topic and reason (invalid, too_large, content_type, unknown_topic, unavailable).",
+			Help: "Ingest requests answered with an error, by topic and reason (invalid, too_large, content_type, unknown_topic, unavailable, key_reused, outcome_unknown, kafka_rejected).",
 		}, []string{"topic", "reason"}),
 		produceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_ingest_produce_duration_seconds",

@@ -40,6 +40,10 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Errors lists per-event problems of an invalid request (at most 100).
 	Errors []ProblemError `json:"errors,omitempty"`
+	// EventIDs are the ids the request's events were given, in request order, when
+	// they may have been written (504, outcome unknown): a retry with these ids in the
+	// events is deduplicated.
+	EventIDs []string `json:"event_ids,omitempty"`
 }
 
 // ProblemError is one problem of one event of a request.

@@ -51,6 +51,8 @@ type Server struct {
 	ws       *WebSockets
 	// decoders pools the gzip and zstd readers of request bodies (zero value ready).
 	decoders decompressors
+	// keys remembers the body of each Idempotency-Key (422 on reuse with another).
+	keys *idempotencyKeys
 }
 
 // New validates cfg, applies its defaults, registers the metrics on cfg.Registerer and
@@ -100,6 +102,7 @@ func New(cfg Config, p Producer) (*Server, error) {
 		},
 		auth:   auth,
 		limits: limits,
+		keys:   newIdempotencyKeys(cfg.IdempotencyKeys, cfg.IdempotencyTTL, cfg.Now),
 	}
 	for _, t := range cfg.Topics {
 		s.encoders[t.Name] = NewEncoder(t, cfg.Now, cfg.MaxFuture)

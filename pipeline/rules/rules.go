@@ -119,9 +119,31 @@ func (s *Set) Check(event map[string]any) error {
 	return nil
 }
 
+// CheckField returns nil if v, as the value of field, passes every rule on field, else a
+// *Violation for the first that fails. Rules on other fields are not checked: ingest uses
+// it to refuse up front an id the clean stage would dead-letter.
+func (s *Set) CheckField(field string, v any) error {
+	if s == nil {
+		return nil
+	}
+	for i := range s.rules {
+		if s.rules[i].field != field {
+			continue
+		}
+		if v := s.rules[i].checkValue(unwrapUnion(v)); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
 // check returns the violation of one rule, or nil. The passing path must not allocate.
 func (c *compiled) check(event map[string]any) *Violation {
-	val := unwrapUnion(event[c.field])
+	return c.checkValue(unwrapUnion(event[c.field]))
+}
+
+// checkValue is check of the field's (unwrapped) value.
+func (c *compiled) checkValue(val any) *Violation {
 	if val == nil {
 		if c.required {
 			return c.violation(RuleRequired, "is required")

@@ -244,3 +244,32 @@ func TestCheckPassDoesNotAllocate(t *testing.T) {
 		t.Errorf("passing Check allocates %v times", n)
 	}
 }
+
+func TestCheckField(t *testing.T) {
+	s, err := rules.Compile([]config.Rule{
+		{Field: "user_id", Required: true},
+		{Field: "event_id", Required: true, MaxLen: 8},
+		{Field: "event_id", Pattern: `^[a-z0-9-]+$`},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		rule string
+	}{
+		{"abc-1", ""},
+		{"", rules.RuleRequired},
+		{"abcdefghi", rules.RuleMaxLen},
+		{"ABC", rules.RulePattern},
+	} {
+		err := s.CheckField("event_id", c.id)
+		var v *rules.Violation
+		switch {
+		case c.rule == "" && err != nil:
+			t.Errorf("CheckField(%q) = %v, want nil (rules of other fields do not apply)", c.id, err)
+		case c.rule != "" && (!errors.As(err, &v) || v.Rule != c.rule):
+			t.Errorf("CheckField(%q) = %v, want a %s violation", c.id, err, c.rule)
+		}
+	}
+}
