@@ -1,10 +1,12 @@
 package kafka_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluicehq/sluice/pipeline/config"
@@ -205,5 +207,24 @@ func TestCheckTxnTimeout(t *testing.T) {
 				t.Errorf("error %q does not name transaction.max.timeout.ms and the timeout %s", err, c.timeout)
 			}
 		})
+	}
+}
+
+// MaxMessageBytes reads a topic's own max.message.bytes, and the default for a topic
+// that does not set one.
+func TestMaxMessageBytes(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "plain"))
+	adm := newAdmin(t, c)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kadm.StringPtr("4096")}, "small"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := kafka.MaxMessageBytes(ctx, adm, "plain", "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["small"] != 4096 || got["plain"] != kafka.DefaultMaxMessageBytes {
+		t.Errorf("MaxMessageBytes = %v, want small=4096 plain=%d", got, kafka.DefaultMaxMessageBytes)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -50,6 +51,10 @@ type Deps struct {
 	// each stage's client (sluice_kafka_*). Set it once per process: the client names
 	// must be unique in it.
 	ClientMetrics prometheus.Registerer
+	// IdempotentIngest makes ingest write with the plain idempotent producer instead of
+	// transactions, for benchmark comparisons only: a 503 may then follow a partial
+	// write of the request.
+	IdempotentIngest bool
 }
 
 func (d *Deps) defaults() {
@@ -71,26 +76,80 @@ func (d *Deps) defaults() {
 type Ingest struct {
 	srv  *ingest.Server
 	hub  *fanout.Hub
-	prod *kafka.Producer
+	prod ingestProducer
 	adm  *kadm.Client
 	ln   net.Listener
 	done chan error
 }
 
-// StartIngest starts the ingest API on ln.
+// ingestProducer is what the ingest service needs of its producer.
+type ingestProducer interface {
+	ingest.Producer
+	Client() *kgo.Client
+	Close(ctx context.Context) error
+}
+
+var (
+	_ ingestProducer = (*kafka.TxnProducer)(nil)
+	_ ingestProducer = (*kafka.Producer)(nil)
+)
+
+// ingestCommitGrace is how long past --ack-timeout the ingest producer may wait for
+// the answer to a commit it sent (ingest waits a second more).
+const ingestCommitGrace = 2 * time.Second
+
+// StartIngest starts the ingest API on ln. It reads each raw topic's max.message.bytes
+// (falling back to Kafka's default, with a warning, when the brokers do not answer).
 func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 	d.defaults()
-	kc := d.Kafka
-	kc.Extra = append(append([]kgo.Opt(nil), kc.Extra...), kafka.ClientMetrics(d.ClientMetrics, "ingest")...)
-	prod, err := kafka.NewProducer(kc, kafka.ProducerOptions{MaxBufferedBytes: d.Service.MaxBufferedBytes})
+	names := make([]string, 0, len(d.Pipeline.Topics))
+	for _, t := range d.Pipeline.Topics {
+		names = append(names, t.Name)
+	}
+	// Filled before the API serves; the producer reads it at its first record per
+	// partition (kgo.ProducerBatchMaxBytesFn).
+	limits := make(map[string]int, len(names))
+	batchMax := func(topic string) int32 {
+		if n, ok := limits[topic]; ok {
+			return int32(min(n, 1<<30))
+		}
+		return kafka.DefaultMaxMessageBytes
+	}
+	var prod ingestProducer
+	var err error
+	if d.IdempotentIngest {
+		kc := d.Kafka
+		kc.Extra = append(append([]kgo.Opt(nil), kc.Extra...), kafka.ClientMetrics(d.ClientMetrics, "ingest")...)
+		prod, err = kafka.NewProducer(kc, kafka.ProducerOptions{MaxBufferedBytes: d.Service.MaxBufferedBytes})
+	} else {
+		prod, err = kafka.NewTxnProducer(d.Kafka, kafka.TxnProducerOptions{
+			TransactionalID:  kafka.TransactionalID("ingest", d.Service.InstanceID),
+			MaxBufferedBytes: d.Service.MaxBufferedBytes,
+			// A transaction an ingest instance left open holds back the clean stage
+			// until this passes (or the instance restarts under its id): keep it short.
+			TxnTimeout:    max(10*time.Second, 2*(d.Service.AckTimeout+ingestCommitGrace)),
+			CommitGrace:   ingestCommitGrace,
+			MaxBatchBytes: batchMax,
+			ClientMetrics: d.ClientMetrics,
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	adm := kadm.NewClient(prod.Client())
+	lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	got, err := kafka.MaxMessageBytes(lctx, adm, names...)
+	cancel()
+	if err != nil {
+		d.Logger.Warn("ingest: reading max.message.bytes of the raw topics; using Kafka's default for the others",
+			"default", kafka.DefaultMaxMessageBytes, "err", err)
+	}
+	maps.Copy(limits, got)
 	var topics []ingest.Topic
 	for _, t := range d.Pipeline.Topics {
 		ts := d.Schemas[t.Name]
-		topics = append(topics, ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: config.Subject(t.Name), Codec: ts.Raw})
+		topics = append(topics, ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: config.Subject(t.Name), Codec: ts.Raw,
+			MaxMessageBytes: limits[t.Name], Rules: ts.Rules})
 	}
 	a := d.Service.API
 	var store fiber.Storage
@@ -127,13 +186,17 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		Topics:       topics,
 		MaxBodyBytes: d.Service.MaxBodyBytes,
 		AckTimeout:   d.Service.AckTimeout,
-		MaxFuture:    d.Service.MaxFuture,
-		ReadTimeout:  d.Service.ReadTimeout,
-		Now:          d.Now,
-		Logger:       d.Logger.With("service", "ingest"),
-		Registerer:   d.Registry,
-		Gatherer:     d.Registry,
-		Ready:        readiness(adm, d.RegistryClient),
+		// A second more than the producer's own bound: it answers first.
+		CommitGrace:     ingestCommitGrace + time.Second,
+		IdempotencyKeys: d.Service.IdempotencyKeys,
+		IdempotencyTTL:  d.Service.IdempotencyTTL,
+		MaxFuture:       d.Service.MaxFuture,
+		ReadTimeout:     d.Service.ReadTimeout,
+		Now:             d.Now,
+		Logger:          d.Logger.With("service", "ingest"),
+		Registerer:      d.Registry,
+		Gatherer:        d.Registry,
+		Ready:           readiness(adm, d.RegistryClient),
 	}, prod)
 	if err != nil {
 		_ = prod.Close(context.Background())
