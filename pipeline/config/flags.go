@@ -32,8 +32,6 @@ func DefaultService() Service {
 		MaxFuture:         5 * time.Minute,
 		ReadTimeout:       30 * time.Second,
 		MaxBufferedBytes:  64 << 20,
-		IdempotencyKeys:   100_000,
-		IdempotencyTTL:    24 * time.Hour,
 		TxnTimeout:        60 * time.Second,
 		TxnMaxRecords:     5000,
 		TxnMaxTime:        50 * time.Millisecond,
@@ -43,6 +41,9 @@ func DefaultService() Service {
 		API:               APIConfig{RateLimitWindow: DefaultRateLimitWindow},
 		Sink: SinkConfig{Warehouse: WarehouseDuckDB, DuckDBPath: DefaultDuckDBPath, FlushRows: DefaultSinkFlushRows,
 			FlushBytes: DefaultSinkFlushBytes, FlushInterval: DefaultSinkFlushInterval, QueryAddr: DefaultQueryAddr},
+
+		GroupSessionTimeout: DefaultGroupSessionTimeout,
+		GroupProtocol:       "classic",
 	}
 }
 
@@ -57,7 +58,7 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.Var((*listValue)(&s.Brokers), "brokers", "Kafka seed brokers, comma-separated `host:port` list")
 	fs.StringVar(&s.RegistryURL, "registry-url", d.RegistryURL, "schema registry base `URL`")
 	fs.StringVar(&s.HTTPAddr, "http-addr", d.HTTPAddr, "ingest API and /metrics listen `address`")
-	fs.StringVar(&s.InstanceID, "instance-id", d.InstanceID, "instance `name`, part of transactional ids (default: host name)")
+	fs.StringVar(&s.InstanceID, "instance-id", d.InstanceID, "instance `name`, unique per replica and stable across its restarts: part of transactional ids and the static consumer-group member id (default: host name)")
 	s.MaxBodyBytes = d.MaxBodyBytes
 	fs.Var((*bytesValue)(&s.MaxBodyBytes), "max-body-bytes", "request body `size` limit after decompression")
 	fs.DurationVar(&s.AckTimeout, "ack-timeout", d.AckTimeout, "how long ingest waits for Kafka acks before answering 503")
@@ -65,9 +66,9 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.ReadTimeout, "http-read-timeout", d.ReadTimeout, "cut off a client that takes longer to send one request (slow bodies)")
 	s.MaxBufferedBytes = d.MaxBufferedBytes
 	fs.Var((*bytesValue)(&s.MaxBufferedBytes), "max-buffered-bytes", "ingest producer buffer `size`; a full buffer answers 503")
-	fs.IntVar(&s.IdempotencyKeys, "idempotency-keys", d.IdempotencyKeys, "most Idempotency-Keys ingest remembers to answer 422 to a key reused with another body")
-	fs.DurationVar(&s.IdempotencyTTL, "idempotency-ttl", d.IdempotencyTTL, "how long ingest remembers an Idempotency-Key")
 	fs.DurationVar(&s.TxnTimeout, "txn-timeout", d.TxnTimeout, "transaction timeout of transactional stages (MSK allows at most 15m)")
+	fs.DurationVar(&s.GroupSessionTimeout, "group-session-timeout", d.GroupSessionTimeout, "session timeout of the process and sink consumer groups: how long a crashed instance that does not come back under its --instance-id holds its partitions")
+	fs.StringVar(&s.GroupProtocol, "group-protocol", d.GroupProtocol, "consumer-group `protocol` of the process and sink stages: classic or consumer (KIP-848, Kafka 4.0+)")
 	fs.IntVar(&s.TxnMaxRecords, "txn-max-records", d.TxnMaxRecords, "most records in one transaction")
 	fs.DurationVar(&s.TxnMaxTime, "txn-max-time", d.TxnMaxTime, "longest time one transaction collects records")
 	fs.DurationVar(&s.AggCommitInterval, "agg-commit-interval", d.AggCommitInterval, "longest time a repartition or aggregate stage transaction stays open while records keep arriving (0: commit as soon as nothing more is buffered)")

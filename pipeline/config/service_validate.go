@@ -19,6 +19,12 @@ const MaxTxnTimeout = 15 * time.Minute
 // DefaultAggCommitInterval is the default of Service.AggCommitInterval.
 const DefaultAggCommitInterval = 100 * time.Millisecond
 
+// DefaultGroupSessionTimeout is the default of Service.GroupSessionTimeout. Kafka's is
+// 45 s; members heartbeat from a background goroutine every fifth of it (a long batch
+// does not delay them), so 10 s still tolerates four lost heartbeats while the partitions
+// of a crashed instance that is replaced under a new id move four times sooner.
+const DefaultGroupSessionTimeout = 10 * time.Second
+
 // Validate checks s and returns every problem at once (errors.Join), each naming the flag,
 // for example "--ack-timeout: must be > 0 (got 0s)".
 func (s *Service) Validate() error {
@@ -60,12 +66,6 @@ func (s *Service) Validate() error {
 	if s.MaxBufferedBytes <= 0 {
 		add("max-buffered-bytes", "must be > 0 (got %d)", s.MaxBufferedBytes)
 	}
-	if s.IdempotencyKeys <= 0 {
-		add("idempotency-keys", "must be > 0 (got %d)", s.IdempotencyKeys)
-	}
-	if s.IdempotencyTTL <= 0 {
-		add("idempotency-ttl", "must be > 0 (got %s)", s.IdempotencyTTL)
-	}
 	switch {
 	case s.TxnTimeout < time.Millisecond:
 		add("txn-timeout", "must be >= 1ms (got %s)", s.TxnTimeout)
@@ -73,6 +73,12 @@ func (s *Service) Validate() error {
 		add("txn-timeout", "must be <= %s, the largest transaction.max.timeout.ms MSK allows (got %s)", MaxTxnTimeout, s.TxnTimeout)
 	case s.TxnMaxTime > 0 && s.TxnMaxTime >= s.TxnTimeout:
 		add("txn-max-time", "must be < --txn-timeout %s so a transaction can commit in time (got %s)", s.TxnTimeout, s.TxnMaxTime)
+	}
+	if s.GroupSessionTimeout < 100*time.Millisecond {
+		add("group-session-timeout", "must be >= 100ms (got %s)", s.GroupSessionTimeout)
+	}
+	if s.GroupProtocol != "classic" && s.GroupProtocol != "consumer" {
+		add("group-protocol", "must be classic or consumer (got %q)", s.GroupProtocol)
 	}
 	if s.TxnMaxRecords <= 0 {
 		add("txn-max-records", "must be > 0 (got %d)", s.TxnMaxRecords)

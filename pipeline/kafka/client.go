@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/sluicehq/sluice/pipeline/config"
 )
 
 // Config is how to reach Kafka.
@@ -27,8 +29,20 @@ type Config struct {
 	// Tests set it low (50ms) so an injected leader error recovers fast. Zero: kgo default.
 	MetadataMinAge time.Duration
 	// SessionTimeout, if > 0, is the group session timeout of consumer-group clients:
-	// how long a crashed member holds its partitions. Tests set it low. Zero: kgo's 45s.
+	// how long a crashed member that does not come back holds its partitions. Tests set
+	// it low. Zero: DefaultSessionTimeout. Classic groups only: a KIP-848 group's session
+	// timeout is the broker's (group.consumer.session.timeout.ms).
 	SessionTimeout time.Duration
+	// InstanceID, if set, makes consumer-group clients static members
+	// (group.instance.id): a member restarted with the same id after a crash takes its
+	// predecessor's place and assignment at once, without waiting out the session
+	// timeout. It must be unique within each group and stable across restarts of one
+	// instance. Leave it empty for clients that are not group members.
+	InstanceID string
+	// GroupProtocol is the consumer-group protocol: GroupProtocolClassic (default) or
+	// GroupProtocolConsumer (KIP-848, Kafka 4.0+; falls back to classic on brokers
+	// without it).
+	GroupProtocol string
 	// Logger receives franz-go's warnings and errors. Nil: none.
 	Logger *slog.Logger
 	// Extra are appended to every client's options (tests, kprom hooks).
@@ -74,12 +88,34 @@ func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.min}
 }
 
-// GroupOpts are the options of consumer-group clients on top of Opts.
+// The consumer-group protocols of Config.GroupProtocol.
+const (
+	// GroupProtocolClassic is the JoinGroup/SyncGroup protocol with client-side
+	// assignment.
+	GroupProtocolClassic = "classic"
+	// GroupProtocolConsumer is KIP-848's broker-driven protocol (ConsumerGroupHeartbeat).
+	GroupProtocolConsumer = "consumer"
+)
+
+// DefaultSessionTimeout is the session timeout of classic consumer groups when
+// Config.SessionTimeout is zero.
+const DefaultSessionTimeout = config.DefaultGroupSessionTimeout
+
+// GroupOpts are the options of consumer-group clients on top of Opts: session timeout,
+// static membership (InstanceID) and protocol.
 func (c Config) GroupOpts() []kgo.Opt {
-	if c.SessionTimeout <= 0 {
-		return nil
+	st := c.SessionTimeout
+	if st <= 0 {
+		st = DefaultSessionTimeout
 	}
-	hb := c.SessionTimeout / 5
-	return []kgo.Opt{kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(hb),
-		kgo.RebalanceTimeout(2 * c.SessionTimeout)}
+	// kgo's rebalance timeout (60 s) stays: it bounds how long a live member may take to
+	// rejoin (finish its polled batch); a dead one is dropped at its session timeout.
+	opts := []kgo.Opt{kgo.SessionTimeout(st), kgo.HeartbeatInterval(st / 5)}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	if c.GroupProtocol == GroupProtocolConsumer {
+		opts = append(opts, kgo.ServerSideBalancer())
+	}
+	return opts
 }

@@ -24,7 +24,10 @@ type StageConfig struct {
 	// Inputs are the topics the stage consumes.
 	Inputs []string
 	// InstanceID makes the transactional id stable across restarts of one instance, so a
-	// restarted instance fences the transaction its crashed predecessor left open.
+	// restarted instance fences the transaction its crashed predecessor left open. It is
+	// also the stage's static group membership id (group.instance.id): the restarted
+	// instance takes its predecessor's place in the group at once instead of waiting out
+	// the session timeout. Unique per running instance of the stage.
 	InstanceID string
 	// Kafka is how to reach the brokers.
 	Kafka kafka.Config
@@ -87,7 +90,9 @@ type Stage struct {
 	cfg  StageConfig
 	sess *kgo.GroupTransactSession
 	adm  *kadm.Client
-	log  *slog.Logger
+	// admCl is adm's client: it leaves the group for the closed session.
+	admCl *kgo.Client
+	log   *slog.Logger
 
 	mu    sync.Mutex
 	tasks map[TaskID]Task
@@ -139,6 +144,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	if cfg.InstanceID == "" {
 		return nil, errors.New("stage " + cfg.Name + ": instance id is required")
 	}
+	cfg.Kafka.InstanceID = cfg.InstanceID
 	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), holds: make(map[TaskID]*hold), log: cfg.Logger.With("stage", cfg.Name),
 		dialer: kafka.NewSeverableDialer(nil)}
 	s.killCtx, s.kill = context.WithCancel(context.Background())
@@ -149,14 +155,14 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
 	}
-	s.adm = kadm.NewClient(admCl)
+	s.adm, s.admCl = kadm.NewClient(admCl), admCl
 	if err := kafka.CheckTxnTimeout(ctx, s.adm, cfg.TxnTimeout); err != nil {
 		s.adm.Close()
 		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
 	}
 
 	opts := append(append(cfg.Kafka.Opts(), cfg.Kafka.GroupOpts()...),
-		kgo.ConsumerGroup("sluice."+cfg.Name),
+		kgo.ConsumerGroup(s.group()),
 		kgo.ConsumeTopics(cfg.Inputs...),
 		kgo.TransactionalID("sluice."+cfg.Name+"."+cfg.InstanceID),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
@@ -613,10 +619,23 @@ func (s *Stage) isKilled() bool {
 
 func (s *Stage) close() {
 	s.closeOnce.Do(func() {
+		member, _ := s.sess.Client().GroupMetadata()
 		s.sess.CloseAllowingRebalance()
+		if !s.isKilled() {
+			// A static member does not leave on close: leave now, so the partitions move
+			// to the other instances at once rather than after the session timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.cfg.Kafka.LeaveStatic(ctx, s.admCl, s.group(), member); err != nil {
+				s.log.Warn("leaving the group failed; its partitions move after the session timeout", "err", err)
+			}
+			cancel()
+		}
 		s.adm.Close()
 	})
 }
+
+// group is the stage's consumer group.
+func (s *Stage) group() string { return "sluice." + s.cfg.Name }
 
 // hold pauses id on rec until w.Until. Called by the polling goroutine inside a batch.
 func (s *Stage) hold(id TaskID, rec *kgo.Record, w *dlq.WaitError) {

@@ -30,6 +30,12 @@ func Setup(ctx context.Context, svc config.Service, p *config.Pipeline, kc kafka
 	if kc.Security == (kafka.Security{}) {
 		kc.Security = kafka.SecurityFrom(svc.Security)
 	}
+	if kc.SessionTimeout == 0 {
+		kc.SessionTimeout = svc.GroupSessionTimeout
+	}
+	if kc.GroupProtocol == "" {
+		kc.GroupProtocol = svc.GroupProtocol
+	}
 	if err := kc.Security.Validate(); err != nil {
 		return Deps{}, nil, err
 	}

@@ -58,6 +58,8 @@ var ErrStageKilled = errors.New("sink: stage killed")
 type Stage struct {
 	cfg StageConfig
 	cl  *kgo.Client
+	// kc is how cl reaches Kafka (its dialer and static membership id).
+	kc  kafka.Config
 	log *slog.Logger
 	m   *stageMetrics
 	lag *lagCommits
@@ -117,6 +119,10 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	kc := cfg.Kafka
 	// TLS runs over this dialer, so Kill cuts TLS connections too.
 	kc.Dial = s.dialer.DialContext
+	// Static membership: an instance restarted under its id takes its predecessor's
+	// partitions at once instead of after the session timeout.
+	kc.InstanceID = cfg.InstanceID
+	s.kc = kc
 	if kc.ClientID == "" {
 		kc.ClientID = "sluice-" + StageName
 		if cfg.InstanceID != "" {
@@ -364,7 +370,17 @@ func (s *Stage) isKilled() bool { return s.killCtx.Err() != nil }
 
 func (s *Stage) close() {
 	s.closeOnce.Do(func() {
+		member, _ := s.cl.GroupMetadata()
 		s.cl.CloseAllowingRebalance()
+		if !s.isKilled() {
+			// A static member does not leave on close: leave now, so the partitions move
+			// to the other instances at once rather than after the session timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.kc.LeaveStatic(ctx, nil, s.cfg.Group, member); err != nil {
+				s.log.Warn("leaving the group failed; its partitions move after the session timeout", "err", err)
+			}
+			cancel()
+		}
 		s.m.forget(s, topicPartition{}, true)
 	})
 }

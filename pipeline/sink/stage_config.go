@@ -94,7 +94,9 @@ type StageConfig struct {
 	Latency func(topic string, d time.Duration)
 	// DLQ names the dead-letter topic of a consumed topic. Default DefaultDLQ.
 	DLQ func(topic string) string
-	// InstanceID names this instance in logs and in the Kafka client id.
+	// InstanceID names this instance in logs and in the Kafka client id, and is its
+	// static group membership id (group.instance.id): unique per running instance and
+	// stable across its restarts. Empty: a dynamic member.
 	InstanceID string
 }
 
