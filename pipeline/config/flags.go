@@ -32,6 +32,8 @@ func DefaultService() Service {
 		MaxFuture:         5 * time.Minute,
 		ReadTimeout:       30 * time.Second,
 		MaxBufferedBytes:  64 << 20,
+		IdempotencyKeys:   100_000,
+		IdempotencyTTL:    24 * time.Hour,
 		TxnTimeout:        60 * time.Second,
 		TxnMaxRecords:     5000,
 		TxnMaxTime:        50 * time.Millisecond,
@@ -66,6 +68,8 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.ReadTimeout, "http-read-timeout", d.ReadTimeout, "cut off a client that takes longer to send one request (slow bodies)")
 	s.MaxBufferedBytes = d.MaxBufferedBytes
 	fs.Var((*bytesValue)(&s.MaxBufferedBytes), "max-buffered-bytes", "ingest producer buffer `size`; a full buffer answers 503")
+	fs.IntVar(&s.IdempotencyKeys, "idempotency-keys", d.IdempotencyKeys, "most Idempotency-Keys ingest remembers to answer 422 to a key reused with another body")
+	fs.DurationVar(&s.IdempotencyTTL, "idempotency-ttl", d.IdempotencyTTL, "how long ingest remembers an Idempotency-Key")
 	fs.DurationVar(&s.TxnTimeout, "txn-timeout", d.TxnTimeout, "transaction timeout of transactional stages (MSK allows at most 15m)")
 	fs.DurationVar(&s.GroupSessionTimeout, "group-session-timeout", d.GroupSessionTimeout, "session timeout of the process and sink consumer groups: how long a crashed instance that does not come back under its --instance-id holds its partitions")
 	fs.StringVar(&s.GroupProtocol, "group-protocol", d.GroupProtocol, "consumer-group `protocol` of the process and sink stages: classic or consumer (KIP-848, Kafka 4.0+)")

@@ -29,6 +29,12 @@ type Service struct {
 	// MaxBufferedBytes bounds the ingest producer buffer; a full buffer answers 503.
 	// Default 64 MiB.
 	MaxBufferedBytes int64
+	// IdempotencyKeys bounds how many Idempotency-Keys ingest remembers (with the hash
+	// of their body, to answer 422 when one comes back with another body). Default
+	// 100000 (about 20 MB).
+	IdempotencyKeys int
+	// IdempotencyTTL is how long ingest remembers an Idempotency-Key. Default 24h.
+	IdempotencyTTL time.Duration
 	// TxnTimeout is the transaction timeout of transactional stages. Default 60s.
 	TxnTimeout time.Duration
 	// GroupSessionTimeout is the session timeout of the classic consumer groups of the

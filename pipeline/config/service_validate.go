@@ -66,6 +66,12 @@ func (s *Service) Validate() error {
 	if s.MaxBufferedBytes <= 0 {
 		add("max-buffered-bytes", "must be > 0 (got %d)", s.MaxBufferedBytes)
 	}
+	if s.IdempotencyKeys <= 0 {
+		add("idempotency-keys", "must be > 0 (got %d)", s.IdempotencyKeys)
+	}
+	if s.IdempotencyTTL <= 0 {
+		add("idempotency-ttl", "must be > 0 (got %s)", s.IdempotencyTTL)
+	}
 	switch {
 	case s.TxnTimeout < time.Millisecond:
 		add("txn-timeout", "must be >= 1ms (got %s)", s.TxnTimeout)
