@@ -143,6 +143,9 @@ type Principal struct {
 	Subject string
 	// Scopes are the scopes of the scope and scp claims together.
 	Scopes []string
+	// Expires is the token's exp claim. Requests are accepted until JWTLeeway after it;
+	// a WebSocket connection is closed then (1008, policy violation).
+	Expires time.Time
 }
 
 // HasScope reports whether p carries scope exactly.
@@ -365,7 +368,11 @@ func (a *authenticator) verify(c *fiber.Ctx) (Principal, error) {
 	}
 	scopes := make([]string, 0, len(cl.Scope)+len(cl.Scp))
 	scopes = append(append(scopes, cl.Scope...), cl.Scp...)
-	return Principal{Subject: cl.Subject, Scopes: scopes}, nil
+	p := Principal{Subject: cl.Subject, Scopes: scopes}
+	if cl.ExpiresAt != nil { // required by the parser
+		p.Expires = cl.ExpiresAt.Time
+	}
+	return p, nil
 }
 
 // requireWrite answers 403 unless the principal may post to the route's {topic}.

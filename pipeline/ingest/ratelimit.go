@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 	redisstore "github.com/gofiber/storage/redis/v3"
 	"github.com/redis/go-redis/v9"
 )
@@ -29,13 +28,6 @@ const (
 	HeaderRateLimitLimit     = "RateLimit-Limit"
 	HeaderRateLimitRemaining = "RateLimit-Remaining"
 	HeaderRateLimitReset     = "RateLimit-Reset"
-)
-
-// Headers fiber's limiter writes; renamed to the RateLimit-* headers above.
-const (
-	xRateLimitLimit     = "X-RateLimit-Limit"
-	xRateLimitRemaining = "X-RateLimit-Remaining"
-	xRateLimitReset     = "X-RateLimit-Reset"
 )
 
 // rateLimitKeyPrefix starts every key in RateLimitConfig.Storage.
@@ -117,85 +109,88 @@ func parseProxies(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// rateLimits are the two limit handlers of the API routes; nil handlers are off.
+// rateLimits are the two limits of the API routes; nil handlers are off. Both count in
+// one windowCounter, under keys that tell them apart.
 type rateLimits struct {
 	byIP        fiber.Handler
 	byPrincipal fiber.Handler
+	ip          *limit // nil: off
+	principal   *limit // nil: off
 	trusted     []netip.Prefix
 }
 
-// newRateLimits builds the limiters of cfg (defaults applied). The per-principal limit
-// exists only when authenticated is true.
-func newRateLimits(cfg RateLimitConfig, authenticated bool) (*rateLimits, error) {
+// newRateLimits builds the limiters of cfg (defaults applied), timed by now. The
+// per-principal limit exists only when authenticated is true.
+func newRateLimits(cfg RateLimitConfig, authenticated bool, now func() time.Time) (*rateLimits, error) {
 	trusted, err := parseProxies(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: rate_limit: trusted_proxies: %w", err)
 	}
 	l := &rateLimits{trusted: trusted}
+	window := (cfg.Window + time.Second - 1) / time.Second * time.Second
+	counter := newWindowCounter(window, cfg.Storage, now)
 	if cfg.MaxPerIP > 0 {
-		l.byIP = l.limit(cfg, cfg.MaxPerIP, func(c *fiber.Ctx) string { return rateLimitKeyPrefix + "ip:" + l.clientIP(c) })
+		l.ip = &limit{max: cfg.MaxPerIP, window: window, counter: counter, who: "this client address", key: l.ipKey}
+		l.byIP = l.ip.handler
 	}
 	if cfg.Max > 0 && authenticated {
-		l.byPrincipal = l.limit(cfg, cfg.Max, func(c *fiber.Ctx) string {
-			if p, ok := PrincipalOf(c); ok && p.Subject != "" {
-				return rateLimitKeyPrefix + "sub:" + p.Subject
-			}
-			return rateLimitKeyPrefix + "sub-ip:" + l.clientIP(c) // a token without sub
-		})
+		l.principal = &limit{max: cfg.Max, window: window, counter: counter, who: "this principal", key: l.principalKey}
+		l.byPrincipal = l.principal.handler
 	}
 	return l, nil
 }
 
-// limit is one fiber limiter of max requests per window, answering 429 problems and
-// writing the RateLimit-* headers.
-func (l *rateLimits) limit(cfg RateLimitConfig, max int, key func(*fiber.Ctx) string) fiber.Handler {
-	window := time.Duration((cfg.Window + time.Second - 1) / time.Second * time.Second)
-	h := limiter.New(limiter.Config{
-		Max:          max,
-		Expiration:   window,
-		KeyGenerator: key,
-		Storage:      cfg.Storage,
-		LimitReached: func(c *fiber.Ctx) error {
-			reset := string(c.Response().Header.Peek(fiber.HeaderRetryAfter))
-			c.Set(HeaderRateLimitLimit, strconv.Itoa(max))
-			c.Set(HeaderRateLimitRemaining, "0")
-			c.Set(HeaderRateLimitReset, reset)
-			return &requestError{problem: Problem{
-				Type: ProblemRateLimited, Title: http.StatusText(fiber.StatusTooManyRequests),
-				Status: fiber.StatusTooManyRequests,
-				Detail: fmt.Sprintf("more than %d requests in %s; retry after %s seconds", max, window, reset),
-			}}
-		},
-	})
-	return func(c *fiber.Ctx) error {
-		err := h(c)
-		renameLimitHeaders(c)
-		return err
+// ipKey is the counter key of the per-IP limit.
+func (l *rateLimits) ipKey(c *fiber.Ctx) string { return rateLimitKeyPrefix + "ip:" + l.clientIP(c) }
+
+// principalKey is the counter key of the per-principal limit: the token's sub.
+func (l *rateLimits) principalKey(c *fiber.Ctx) string {
+	if p, ok := PrincipalOf(c); ok && p.Subject != "" {
+		return rateLimitKeyPrefix + "sub:" + p.Subject
 	}
+	return rateLimitKeyPrefix + "sub-ip:" + l.clientIP(c) // a token without sub
 }
 
-// renameLimitHeaders turns the X-RateLimit-* headers fiber's limiter just wrote into
-// RateLimit-* headers, unless an inner limiter already wrote tighter ones.
-func renameLimitHeaders(c *fiber.Ctx) {
+// limit is one fixed-window limit of max units per window per key.
+type limit struct {
+	max     int
+	window  time.Duration
+	counter *windowCounter
+	who     string // what a key stands for, in problem details
+	key     func(*fiber.Ctx) string
+}
+
+// handler counts a request as one unit: over the limit it answers 429 problems with
+// Retry-After, else it writes the RateLimit-* headers (the tighter of two limits wins).
+func (m *limit) handler(c *fiber.Ctx) error {
+	count, reset := m.counter.take(m.key(c), 1)
+	resetSec := strconv.Itoa(seconds(reset))
+	if count > int64(m.max) {
+		c.Set(fiber.HeaderRetryAfter, resetSec)
+		c.Set(HeaderRateLimitLimit, strconv.Itoa(m.max))
+		c.Set(HeaderRateLimitRemaining, "0")
+		c.Set(HeaderRateLimitReset, resetSec)
+		return &requestError{problem: Problem{
+			Type: ProblemRateLimited, Title: http.StatusText(fiber.StatusTooManyRequests),
+			Status: fiber.StatusTooManyRequests,
+			Detail: fmt.Sprintf("more than %d requests in %s; retry after %s seconds", m.max, m.window, resetSec),
+		}}
+	}
+	err := c.Next()
+	remaining := int64(m.max) - count
 	h := &c.Response().Header
-	rem := string(h.Peek(xRateLimitRemaining))
-	if rem == "" {
-		return // limit reached: LimitReached wrote the headers
+	if prev, perr := strconv.ParseInt(string(h.Peek(HeaderRateLimitRemaining)), 10, 64); perr == nil && prev <= remaining {
+		return err // an inner limit is tighter
 	}
-	lim, reset := string(h.Peek(xRateLimitLimit)), string(h.Peek(xRateLimitReset))
-	h.Del(xRateLimitLimit)
-	h.Del(xRateLimitRemaining)
-	h.Del(xRateLimitReset)
-	if prev := string(h.Peek(HeaderRateLimitRemaining)); prev != "" {
-		p, perr := strconv.Atoi(prev)
-		n, nerr := strconv.Atoi(rem)
-		if perr == nil && nerr == nil && p <= n {
-			return
-		}
-	}
-	c.Set(HeaderRateLimitLimit, lim)
-	c.Set(HeaderRateLimitRemaining, rem)
-	c.Set(HeaderRateLimitReset, reset)
+	c.Set(HeaderRateLimitLimit, strconv.Itoa(m.max))
+	c.Set(HeaderRateLimitRemaining, strconv.FormatInt(remaining, 10))
+	c.Set(HeaderRateLimitReset, resetSec)
+	return err
+}
+
+// seconds rounds d up to whole seconds, at least 1.
+func seconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 // clientIP is the address a request is counted under: the peer, or, when the peer is a

@@ -77,7 +77,7 @@ func New(cfg Config, p Producer) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	limits, err := newRateLimits(cfg.RateLimit, cfg.Auth.configured())
+	limits, err := newRateLimits(cfg.RateLimit, cfg.Auth.configured(), cfg.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,12 @@ const (
 // (server shutting down), 1009 (an ingest message larger than Config.MaxBodyBytes, or
 // a stream client sending more than 4 KiB) and 1011 (the stream's consumer failed).
 const (
+	// CloseTokenExpired closes a connection whose bearer token expired: at the moment
+	// HTTP requests with it start getting 401 (JWTLeeway after its exp claim). It is
+	// RFC 6455's 1008 (policy violation). The answers of the ingest messages read
+	// before are sent first; a message read after is not written. Reconnect with a
+	// fresh token.
+	CloseTokenExpired = fws.ClosePolicyViolation
 	// CloseSlowConsumer closes a stream whose client fell behind: a record had waited
 	// for it longer than WSOptions.StreamMaxLag, or the records waiting for it outgrew
 	// WSOptions.SendBufferBytes, and the server dropped it rather than hold up other
@@ -114,6 +120,10 @@ type WSOptions struct {
 	// Origins are the allowed Origin header values of a handshake. Empty: any origin
 	// (clients authenticate with tokens, not cookies, so other sites gain nothing).
 	Origins []string
+	// AfterFunc runs f after d and returns a func that cancels it, as time.AfterFunc
+	// does; it times the close of connections whose token expires, together with
+	// Config.Now (a fake clock in tests provides both). Default time.AfterFunc.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 func (o WSOptions) withDefaults() WSOptions {
@@ -131,6 +141,9 @@ func (o WSOptions) withDefaults() WSOptions {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWSWriteTimeout
+	}
+	if o.AfterFunc == nil {
+		o.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	return o
 }
@@ -168,13 +181,35 @@ func (s *Server) RegisterWebSockets(r fiber.Router, o WSOptions) *WebSockets {
 	}
 	if w.o.Hub != nil {
 		upgrade := websocket.New(w.serveStream, cfg)
-		r.Get(routeStream, func(c *fiber.Ctx) error { return w.streamHandshake(c, upgrade) })
+		r.Get(routeStream, w.handshake(func(*fiber.Ctx) string { return ScopeEventsRead },
+			func(c *fiber.Ctx) error { return w.streamHandshake(c, upgrade) })...)
 		s.routes[routeStream] = true
 	}
 	upgrade := websocket.New(w.serveIngest, cfg)
-	r.Get(routeIngestWS, func(c *fiber.Ctx) error { return w.ingestHandshake(c, upgrade) })
+	r.Get(routeIngestWS, w.handshake(func(c *fiber.Ctx) string { return ScopeEventsWrite + ":" + c.Params("topic") },
+		func(c *fiber.Ctx) error { return w.ingestHandshake(c, upgrade) })...)
 	s.routes[routeIngestWS] = true
 	return w
+}
+
+// handshake is the handler chain of a WebSocket handshake, the HTTP API's (Server.api)
+// with Authorize as authentication and scope check: the per-IP rate limit (before the
+// token costs a signature check), Authorize with the route's scope, the per-principal
+// rate limit, then h. A handshake counts as one request against both limits.
+func (w *WebSockets) handshake(scope func(*fiber.Ctx) string, h fiber.Handler) []fiber.Handler {
+	authorize := func(c *fiber.Ctx) error {
+		if err := w.authorize(c, scope(c)); err != nil {
+			return err
+		}
+		return c.Next()
+	}
+	chain := make([]fiber.Handler, 0, 4)
+	for _, m := range []fiber.Handler{w.s.limits.byIP, authorize, w.s.limits.byPrincipal} {
+		if m != nil {
+			chain = append(chain, m)
+		}
+	}
+	return append(chain, h)
 }
 
 // Shutdown closes every WebSocket connection with 1001 (going away): a stream at once,
@@ -233,6 +268,7 @@ const (
 	wsClosedClient   = "client"        // the client closed or went away
 	wsClosedShutdown = "shutdown"      // server shutdown
 	wsClosedSlow     = "slow_consumer" // stream buffer overflow
+	wsClosedExpired  = "token_expired" // the bearer token expired
 	wsClosedError    = "error"         // write failure, read limit, consumer failure
 )
 
@@ -243,7 +279,7 @@ func (w *WebSockets) registerMetrics() {
 	}, []string{"route"})
 	w.closed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_websocket_closed_total",
-		Help: "Closed WebSocket connections by route pattern and reason (client, shutdown, slow_consumer, error).",
+		Help: "Closed WebSocket connections by route pattern and reason (client, shutdown, slow_consumer, token_expired, error).",
 	}, []string{"route", "reason"})
 	var err error
 	if w.open, err = register(w.s.cfg.Registerer, w.open); err != nil {
@@ -266,6 +302,59 @@ func (w *WebSockets) authorize(c *fiber.Ctx, scope string) error {
 		}
 	}
 	return w.o.Authorize(c, scope)
+}
+
+// tokenDeadline is when the token of the authorized handshake c stops being accepted
+// (JWTLeeway after its exp), or zero without one.
+func tokenDeadline(c *fiber.Ctx) time.Time {
+	p, ok := PrincipalOf(c)
+	if !ok || p.Expires.IsZero() {
+		return time.Time{}
+	}
+	return p.Expires.Add(JWTLeeway)
+}
+
+// expired reports whether a token with deadline (zero: none) is no longer accepted.
+func (w *WebSockets) expired(deadline time.Time) bool {
+	return !deadline.IsZero() && !w.s.cfg.Now().Before(deadline)
+}
+
+// watchExpiry calls expire once, when Config.Now reaches deadline (zero: never), timed
+// by AfterFunc; a timer that fires early by Config.Now is set again. stop cancels it.
+func (w *WebSockets) watchExpiry(deadline time.Time, expire func()) (stop func()) {
+	if deadline.IsZero() {
+		return func() {}
+	}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		cancel  func() bool
+		arm     func()
+	)
+	arm = func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		if d := deadline.Sub(w.s.cfg.Now()); d > 0 {
+			cancel = w.o.AfterFunc(d, arm)
+			mu.Unlock()
+			return
+		}
+		stopped = true
+		mu.Unlock()
+		expire()
+	}
+	arm()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if cancel != nil {
+			cancel()
+		}
+	}
 }
 
 // subprotocolToken returns the token of "Sec-WebSocket-Protocol: bearer, <token>": the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -29,12 +30,15 @@ type WSAck struct {
 	EventIDs []string `json:"event_ids"`
 }
 
-// WSError is the frame answering an ingest message that was not written (400, 413, 415)
-// or not surely written (503): the same problem a POST would get. The connection stays
-// open.
+// WSError is the frame answering an ingest message that was not written (400, 413, 415,
+// 429) or not surely written (503): the same problem a POST would get. The connection
+// stays open.
 type WSError struct {
 	Seq   int64   `json:"seq"`
 	Error Problem `json:"error"`
+	// RetryAfter, on a 429 (rate limited) or 503, is the number of seconds to wait
+	// before sending the message again, the Retry-After header of HTTP.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // ingestSession is what an ingest handshake hands to its connection.
@@ -44,6 +48,10 @@ type ingestSession struct {
 	// extra are the record headers of every event of the connection: the handshake's
 	// X-Sluice-Header-* headers and its request id.
 	extra []kgo.RecordHeader
+	// quota is what the messages count against: the handshake's rate limits and keys.
+	quota rateQuota
+	// deadline is when the handshake's token stops being accepted (zero: no token).
+	deadline time.Time
 }
 
 // wsPending is a message read but not yet answered; done receives its answer frame.
@@ -51,13 +59,11 @@ type wsPending struct {
 	done chan []byte
 }
 
-// ingestHandshake is GET /api/v1/ingest/{topic} before the upgrade.
+// ingestHandshake is GET /api/v1/ingest/{topic} before the upgrade, once authorized
+// (WebSockets.handshake).
 func (w *WebSockets) ingestHandshake(c *fiber.Ctx, upgrade fiber.Handler) error {
 	s := w.s
 	topic := c.Params("topic")
-	if err := w.authorize(c, ScopeEventsWrite+":"+topic); err != nil {
-		return err
-	}
 	enc, ok := s.encoders[topic]
 	if !ok {
 		s.metrics.rejected.WithLabelValues(unknownTopic, reasonUnknownTopic).Inc()
@@ -80,7 +86,8 @@ func (w *WebSockets) ingestHandshake(c *fiber.Ctx, upgrade fiber.Handler) error 
 	if rid != "" {
 		extra = append(extra, kgo.RecordHeader{Key: RecordHeaderRequestID, Value: []byte(rid)})
 	}
-	c.Locals(localWSSession, &ingestSession{enc: enc, rid: rid, extra: extra})
+	c.Locals(localWSSession, &ingestSession{enc: enc, rid: rid, extra: extra, quota: s.limits.quota(c),
+		deadline: tokenDeadline(c)})
 	return upgrade(c)
 }
 
@@ -103,9 +110,16 @@ func (w *WebSockets) serveIngest(conn *websocket.Conn) {
 	reason := wsClosedClient
 	defer func() { w.leave(ws, routeIngestWS, reason) }()
 	ws.SetReadLimit(w.s.cfg.MaxBodyBytes)
-	// Shutdown interrupts the read; the messages already read are still answered.
+	// Shutdown and the token's expiry interrupt the read; the messages already read are
+	// still answered.
 	stopInterrupt := context.AfterFunc(w.ctx, func() { _ = ws.SetReadDeadline(time.Now()) })
 	defer stopInterrupt()
+	var expired atomic.Bool
+	stopExpiry := w.watchExpiry(sess.deadline, func() {
+		expired.Store(true)
+		_ = ws.SetReadDeadline(time.Now())
+	})
+	defer stopExpiry()
 
 	pending := make(chan *wsPending, w.o.MaxInFlight)
 	slots := make(chan struct{}, w.o.MaxInFlight)
@@ -123,6 +137,11 @@ func (w *WebSockets) serveIngest(conn *websocket.Conn) {
 			readErr = err
 			break
 		}
+		if w.expired(sess.deadline) { // before the timer fired: not written either
+			<-slots
+			expired.Store(true)
+			break
+		}
 		seq++
 		pending <- w.ingestMessage(sess, seq, mt, data)
 	}
@@ -132,6 +151,9 @@ func (w *WebSockets) serveIngest(conn *websocket.Conn) {
 	case w.ctx.Err() != nil:
 		reason = wsClosedShutdown
 		w.closeConn(ws, fws.CloseGoingAway, "server shutting down", nil)
+	case expired.Load():
+		reason = wsClosedExpired
+		w.closeConn(ws, CloseTokenExpired, "token expired", nil)
 	case errors.Is(readErr, fws.ErrReadLimit):
 		// The library has sent 1009 (message too big).
 		reason = wsClosedError
@@ -177,15 +199,27 @@ func (w *WebSockets) ingestMessage(sess *ingestSession, seq int64, mt int, data 
 	p := &wsPending{done: make(chan []byte, 1)}
 	topic := sess.enc.topic.Name
 	if mt != fws.TextMessage {
+		if lerr, retry := sess.quota.take(messageCost(0)); lerr != nil {
+			p.done <- errorFrame(seq, lerr.problem, retry)
+			return p
+		}
 		s.reject(topic, reasonContentType, 0)
 		p.done <- errorFrame(seq, newRequestError(fiber.StatusUnsupportedMediaType, ProblemUnsupportedMediaType,
-			reasonContentType, "send events as text messages holding a JSON object or array").problem)
+			reasonContentType, "send events as text messages holding a JSON object or array").problem, 0)
 		return p
 	}
 	recs, ids, n, rerr := s.messageRecords(sess, data, s.cfg.Now())
+	// Counted like a request, before its validity matters: the rate limits come first.
+	if lerr, retry := sess.quota.take(messageCost(n)); lerr != nil {
+		if lerr.reason != "" {
+			s.reject(topic, lerr.reason, n)
+		}
+		p.done <- errorFrame(seq, lerr.problem, retry)
+		return p
+	}
 	if rerr != nil {
 		s.reject(topic, rerr.reason, n)
-		p.done <- errorFrame(seq, rerr.problem)
+		p.done <- errorFrame(seq, rerr.problem, 0)
 		return p
 	}
 	go func() {
@@ -199,7 +233,7 @@ func (w *WebSockets) ingestMessage(sess *ingestSession, seq int64, mt int, data 
 				"events", len(recs), "err", err)
 			s.reject(topic, reasonUnavailable, len(recs))
 			p.done <- errorFrame(seq, newRequestError(fiber.StatusServiceUnavailable, ProblemUnavailable, reasonUnavailable,
-				"Kafka did not acknowledge the events in time; nothing is guaranteed written, retry later").problem)
+				"Kafka did not acknowledge the events in time; nothing is guaranteed written, retry later").problem, 1)
 			return
 		}
 		s.metrics.events.WithLabelValues(topic, "accepted").Add(float64(len(recs)))
@@ -264,9 +298,9 @@ func (s *Server) messageRecords(sess *ingestSession, data []byte, recv time.Time
 	return recs, ids, len(recs), nil
 }
 
-// errorFrame is the WSError frame of message seq.
-func errorFrame(seq int64, p Problem) []byte {
-	return frameJSON(WSError{Seq: seq, Error: p})
+// errorFrame is the WSError frame of message seq; retryAfter in seconds, 0: none.
+func errorFrame(seq int64, p Problem, retryAfter int) []byte {
+	return frameJSON(WSError{Seq: seq, Error: p, RetryAfter: retryAfter})
 }
 
 // frameJSON encodes a frame; the frame types always encode.

@@ -47,6 +47,8 @@ type streamSession struct {
 	stop    func()
 	claimed atomic.Bool
 	timer   *time.Timer
+	// deadline is when the handshake's token stops being accepted (zero: no token).
+	deadline time.Time
 }
 
 func (s *streamSession) claim() bool {
@@ -57,13 +59,11 @@ func (s *streamSession) claim() bool {
 	return true
 }
 
-// streamHandshake is GET /api/v1/stream/{topic} before the upgrade: authorize, check
-// the topic and filter, subscribe (so that a failure is still an HTTP answer), upgrade.
+// streamHandshake is GET /api/v1/stream/{topic} before the upgrade, once authorized
+// (WebSockets.handshake): check the topic and filter, subscribe (so that a failure is
+// still an HTTP answer), upgrade.
 func (w *WebSockets) streamHandshake(c *fiber.Ctx, upgrade fiber.Handler) error {
 	topic := strings.Clone(c.Params("topic"))
-	if err := w.authorize(c, ScopeEventsRead); err != nil {
-		return err
-	}
 	if !w.streamable(topic) {
 		return errNoStream(topic)
 	}
@@ -85,7 +85,7 @@ func (w *WebSockets) streamHandshake(c *fiber.Ctx, upgrade fiber.Handler) error 
 		w.s.cfg.Logger.Warn("ingest: stream subscribe failed", "topic", topic, "request_id", c.Locals(localRequestID), "err", err)
 		return errStreamUnavailable(topic)
 	}
-	sess := &streamSession{topic: topic, filter: filter, ch: ch, stop: stop}
+	sess := &streamSession{topic: topic, filter: filter, ch: ch, stop: stop, deadline: tokenDeadline(c)}
 	sess.timer = time.AfterFunc(wsHandshakeTimeout, func() {
 		if sess.claimed.CompareAndSwap(false, true) {
 			stop()
@@ -135,10 +135,17 @@ func (w *WebSockets) serveStream(conn *websocket.Conn) {
 		cut(ws)
 		<-gone
 	}()
+	expired := make(chan struct{})
+	stopExpiry := w.watchExpiry(sess.deadline, func() { close(expired) })
+	defer stopExpiry()
 	ping := time.NewTicker(w.o.PingInterval)
 	defer ping.Stop()
 	for {
 		select {
+		case <-expired:
+			reason = wsClosedExpired
+			w.closeConn(ws, CloseTokenExpired, "token expired", gone)
+			return
 		case m, ok := <-sess.ch:
 			if !ok || errors.Is(m.Err, fanout.ErrClosed) {
 				reason = wsClosedShutdown
@@ -154,6 +161,11 @@ func (w *WebSockets) serveStream(conn *websocket.Conn) {
 				reason = wsClosedError
 				w.s.cfg.Logger.Warn("ingest: stream ended", "topic", sess.topic, "err", m.Err)
 				w.closeConn(ws, fws.CloseInternalServerErr, "stream failed", gone)
+				return
+			}
+			if w.expired(sess.deadline) { // before the timer fired: not sent either
+				reason = wsClosedExpired
+				w.closeConn(ws, CloseTokenExpired, "token expired", gone)
 				return
 			}
 			if !sess.filter.match(m.Value) {

@@ -39,7 +39,16 @@ type wsServer struct {
 // send buffer when smallSendBuffer is set (slow-client tests).
 func newWSServer(t *testing.T, p *fakeProducer, o ingest.WSOptions, smallSendBuffer bool) *wsServer {
 	t.Helper()
-	ts := newTestServer(t, p, nil)
+	return newWSServerWith(t, p, o, smallSendBuffer, nil)
+}
+
+// newWSServerWith is newWSServer with edit applied to the server's Config.
+func newWSServerWith(t *testing.T, p *fakeProducer, o ingest.WSOptions, smallSendBuffer bool, edit func(*ingest.Config)) *wsServer {
+	t.Helper()
+	ts := newTestServer(t, p, edit)
+	if o.Authorize == nil {
+		o.Authorize = ts.Authorize // allows all unless edit turns authentication on
+	}
 	ws := ts.RegisterWebSockets(ts.App(), o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
