@@ -82,6 +82,9 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 	if o.CleanOnly {
 		r.stages = "clean-only"
 	}
+	if o.IdempotentIngest {
+		r.stages += ", idempotent ingest"
+	}
 	if o.Target != "" {
 		r.base, r.brokers, r.backend, r.stages = o.Target, o.Brokers, "target", ""
 		r.cpu = scrapeCPU(o.Target, o.Token)
@@ -95,7 +98,7 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 			brokers = o.Brokers
 		}
 		instance := "bench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		p, err := StartPlatform(ctx, brokers, instance, o.CleanOnly, log)
+		p, err := StartPlatform(ctx, brokers, instance, o.CleanOnly, o.IdempotentIngest, log)
 		if err != nil {
 			return Output{}, err
 		}

@@ -74,6 +74,9 @@ type Options struct {
 	// CPUProfile, if set, is the file a CPU profile of the measured runs goes to (the
 	// in-process platform included), for go tool pprof.
 	CPUProfile string
+	// IdempotentIngest makes the in-process ingest write with the plain idempotent
+	// producer instead of transactions (to measure what the transactions cost).
+	IdempotentIngest bool
 	// CleanOnly runs the in-process pipeline without its aggregations (ingest, the
 	// clean and retry stages only), so ingest->clean capacity can be measured on its own.
 	CleanOnly bool
@@ -128,6 +131,7 @@ func parseOptions(args []string, w io.Writer) (Options, error) {
 	fs.IntVar(&o.Connections, "connections", 2000, "most HTTP connections open at once (waiting for one counts as latency)")
 	fs.BoolVar(&o.Bare, "bare", false, "also measure a bare franz-go produce->consume loop on the same broker")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured runs to `FILE` (go tool pprof)")
+	fs.BoolVar(&o.IdempotentIngest, "idempotent-ingest", false, "in-process ingest writes with the idempotent producer instead of transactions (a 503 may then follow a partial write; for comparison only)")
 	fs.BoolVar(&o.CleanOnly, "clean-only", false, "run the in-process pipeline without the aggregations (ingest, clean and retry stages only)")
 	fs.BoolVar(&o.Verbose, "v", false, "log the services' warnings to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -186,6 +190,9 @@ func (o *Options) Validate() error {
 		}
 		if o.CleanOnly {
 			bad("clean-only", "not with --target (it chooses the stages of the in-process pipeline)")
+		}
+		if o.IdempotentIngest {
+			bad("idempotent-ingest", "not with --target (it chooses the producer of the in-process ingest)")
 		}
 	}
 	if o.Drain < 0 || o.Drain > 10*time.Minute {

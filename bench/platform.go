@@ -40,8 +40,9 @@ type Platform struct {
 
 // StartPlatform starts the pipeline. brokers empty means an in-process kfake broker;
 // instance names the processor's transactional ids (unique per run on a shared broker);
-// cleanOnly leaves out the aggregation stages (ingest, clean and retry only).
-func StartPlatform(ctx context.Context, brokers []string, instance string, cleanOnly bool, log *slog.Logger) (*Platform, error) {
+// cleanOnly leaves out the aggregation stages (ingest, clean and retry only);
+// idempotentIngest makes ingest write without transactions (service.Deps.IdempotentIngest).
+func StartPlatform(ctx context.Context, brokers []string, instance string, cleanOnly, idempotentIngest bool, log *slog.Logger) (*Platform, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -68,6 +69,7 @@ func StartPlatform(ctx context.Context, brokers []string, instance string, clean
 		return nil, fmt.Errorf("bench: setup: %w", err)
 	}
 	d.ClientMetrics = reg
+	d.IdempotentIngest = idempotentIngest
 	ln, err := net.Listen("tcp", svc.HTTPAddr)
 	if err != nil {
 		_ = emb.Close()
