@@ -31,12 +31,12 @@ type WSAck struct {
 }
 
 // WSError is the frame answering an ingest message that was not written (400, 413, 415,
-// 429) or not surely written (503): the same problem a POST would get. The connection
-// stays open.
+// 429, 500, 503) or whose outcome is unknown (504): the same problem a POST would get.
+// The connection stays open.
 type WSError struct {
 	Seq   int64   `json:"seq"`
 	Error Problem `json:"error"`
-	// RetryAfter, on a 429 (rate limited) or 503, is the number of seconds to wait
+	// RetryAfter, on a 429 (rate limited), 503 or 504, is the number of seconds to wait
 	// before sending the message again, the Retry-After header of HTTP.
 	RetryAfter int `json:"retry_after,omitempty"`
 }
@@ -217,6 +217,9 @@ func (w *WebSockets) ingestMessage(sess *ingestSession, seq int64, mt int, data 
 		p.done <- errorFrame(seq, lerr.problem, retry)
 		return p
 	}
+	if rerr == nil {
+		rerr = checkRecordSizes(recs, sess.enc.topic.MaxMessageBytes)
+	}
 	if rerr != nil {
 		s.reject(topic, rerr.reason, n)
 		p.done <- errorFrame(seq, rerr.problem, 0)
@@ -231,9 +234,13 @@ func (w *WebSockets) ingestMessage(sess *ingestSession, seq int64, mt int, data 
 		if err != nil {
 			s.cfg.Logger.Warn("ingest: produce failed", "request_id", sess.rid, "seq", seq, "topic", topic,
 				"events", len(recs), "err", err)
-			s.reject(topic, reasonUnavailable, len(recs))
-			p.done <- errorFrame(seq, newRequestError(fiber.StatusServiceUnavailable, ProblemUnavailable, reasonUnavailable,
-				"Kafka did not acknowledge the events in time; nothing is guaranteed written, retry later").problem, 1)
+			e := produceError(err, ids) // as for POST: only transient failures are worth a retry
+			s.reject(topic, e.reason, len(recs))
+			retry := 0
+			if e.retryAfter {
+				retry = 1
+			}
+			p.done <- errorFrame(seq, e.problem, retry)
 			return
 		}
 		s.metrics.events.WithLabelValues(topic, "accepted").Add(float64(len(recs)))

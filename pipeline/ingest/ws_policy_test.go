@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,4 +271,26 @@ func TestWSTokenExpiryCloses(t *testing.T) {
 		clk.Set(deadline, true)
 		expectClose(t, c, ingest.CloseTokenExpired)
 	})
+}
+
+// TestWSIngestRecordOverMessageLimit: a WebSocket message is checked against the
+// topic's max.message.bytes like a POST (issue 15 defect 5): a 413 frame naming the
+// event, without a retry hint, and nothing produced.
+func TestWSIngestRecordOverMessageLimit(t *testing.T) {
+	const limit = 2000
+	s := newWSServerWith(t, nil, ingest.WSOptions{}, false, func(c *ingest.Config) {
+		for i := range c.Topics {
+			c.Topics[i].MaxMessageBytes = limit
+		}
+	})
+	c := s.dial(t, "/api/v1/ingest/purchases", nil, nil)
+	big := purchase(map[string]any{"event_id": nil, "product_id": strings.Repeat("p", limit)})
+	send(t, c, mustJSON(t, []any{purchase(map[string]any{"event_id": nil}), big}))
+	a := expectError(t, c, 1, 413)
+	if a.RetryAfter != 0 || a.Error.Type != ingest.ProblemTooLarge || len(a.Error.Errors) != 1 || a.Error.Errors[0].Index != 1 {
+		t.Fatalf("frame %+v (problem %+v), want too-large naming event 1, no retry", a, a.Error)
+	}
+	if n := len(s.producer.records()); n != 0 {
+		t.Fatalf("%d records produced", n)
+	}
 }
