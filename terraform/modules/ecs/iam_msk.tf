@@ -1,6 +1,8 @@
 # MSK IAM access per service, scoped to this cluster and to the topic, group and
 # transactional-id names Sluice uses (SPEC section 5; groups sluice.<stage>,
-# transactional ids sluice.<stage>.<instance>).
+# transactional ids sluice.<stage>.<instance>; ingest writes each request in a
+# transaction under sluice.ingest.<instance>.<n>, and reads the raw topics'
+# max.message.bytes at start-up).
 #
 # Common to all three: connect; describe and create the pipeline's topics (each service
 # runs EnsureTopics at start-up, creating only what is missing); describe the sluice.*
@@ -17,6 +19,7 @@ locals {
   topic_arns  = { for k, names in local.topics : k => [for t in names : "${local.kafka_arn}:topic/${local.cluster}/${t}"] }
   group_arns  = { for k, names in local.groups : k => [for g in names : "${local.kafka_arn}:group/${local.cluster}/${g}"] }
   txn_arn     = "${local.kafka_arn}:transactional-id/${local.cluster}/sluice.*"
+  ingest_txn  = "${local.kafka_arn}:transactional-id/${local.cluster}/sluice.ingest.*"
 
   topics = {
     raw      = var.event_topics
@@ -34,25 +37,29 @@ locals {
     sink    = ["sluice.sink"]
   }
 
-  # Per service: topics it reads and writes, groups it joins, whether it is transactional.
+  # Per service: topics it reads and writes, groups it joins, the transactional ids it
+  # uses, the topics whose configuration it reads.
   access = {
     ingest = {
-      read  = local.topic_arns.dlq
-      write = local.topic_arns.raw
-      join  = []
-      txn   = false
+      read    = local.topic_arns.dlq
+      write   = local.topic_arns.raw
+      join    = []
+      txn     = [local.ingest_txn]
+      configs = local.topic_arns.raw
     }
     process = {
-      read  = concat(local.topic_arns.raw, local.topic_arns.clean, local.topic_arns.dlq, local.topic_arns.internal)
-      write = concat(local.topic_arns.derived, local.topic_arns.agg, local.topic_arns.internal)
-      join  = local.group_arns.process
-      txn   = true
+      read    = concat(local.topic_arns.raw, local.topic_arns.clean, local.topic_arns.dlq, local.topic_arns.internal)
+      write   = concat(local.topic_arns.derived, local.topic_arns.agg, local.topic_arns.internal)
+      join    = local.group_arns.process
+      txn     = [local.txn_arn]
+      configs = []
     }
     sink = {
-      read  = concat(local.topic_arns.clean, local.topic_arns.agg, local.topic_arns.dlq)
-      write = concat(local.topic_arns.dlq, local.topic_arns.retry)
-      join  = local.group_arns.sink
-      txn   = false
+      read    = concat(local.topic_arns.clean, local.topic_arns.agg, local.topic_arns.dlq)
+      write   = concat(local.topic_arns.dlq, local.topic_arns.retry)
+      join    = local.group_arns.sink
+      txn     = []
+      configs = []
     }
   }
 }
@@ -101,12 +108,22 @@ data "aws_iam_policy_document" "msk" {
   }
 
   dynamic "statement" {
-    for_each = each.value.txn ? [1] : []
+    for_each = length(each.value.txn) == 0 ? [] : [1]
 
     content {
       sid       = "Transactions"
       actions   = ["kafka-cluster:DescribeTransactionalState", "kafka-cluster:AlterTransactionalState"]
-      resources = [local.txn_arn]
+      resources = each.value.txn
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.configs) == 0 ? [] : [1]
+
+    content {
+      sid       = "TopicLimits"
+      actions   = ["kafka-cluster:DescribeTopicDynamicConfiguration"]
+      resources = each.value.configs
     }
   }
 }
