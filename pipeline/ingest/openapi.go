@@ -115,12 +115,16 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 	}
 	paths["/api/v1/stream/{topic}"] = ws("streamTopic", "Live records of a clean or aggregate topic (WebSocket)",
 		"{topic} is the Kafka topic, e.g. purchases.clean or agg.revenue_by_country_1m. Each record is one JSON text frame; "+
-			"?filter=field=value keeps records whose top-level field equals value. A client too slow to keep up is closed with code 4008. "+
+			"?filter=field=value keeps records whose top-level field equals value. A client that falls behind (a record waiting for it over 30 s, or over 32 MiB waiting) is closed with code 4008; "+
+			"the connection closes with 1008 when the token expires. "+
 			"Scope events:read; the token may come as Sec-WebSocket-Protocol: bearer, <token>.")
 	paths["/api/v1/ingest/{topic}"] = ws("ingestWebSocket", "Send events over a WebSocket",
 		"Each text message is one event or a JSON array. Every message is answered, in order, with "+
 			`{"seq": n, "accepted": k, "event_ids": [...]} once Kafka acknowledged it, or {"seq": n, "error": <problem>}. `+
-			"At most MaxInFlight unanswered messages per connection: the server stops reading until acks go out. Scope events:write[:topic].")
+			"At most MaxInFlight unanswered messages per connection: the server stops reading until acks go out. "+
+			"The handshake counts as one request against the rate limits, each message as its number of events "+
+			`(over a limit: a 429 error frame with "retry_after" seconds). The connection closes with 1008 when the token expires. `+
+			"Scope events:write[:topic].")
 	paths[routeTopics] = simple("getTopics", "Topics and their schemas", "application/json", obj, nil)
 	paths[routeHealthz] = simple("healthz", "The process is alive", "application/json", obj, nil)
 	paths[routeReadyz] = simple("readyz", "Kafka and the schema registry are reachable", "application/json", obj,
