@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sluicehq/sluice/pipeline/ingest"
 )
 
@@ -450,6 +452,35 @@ func TestNewRedisStorageErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error = %v, want one containing %q and no password", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// BenchmarkRateLimitedRequest measures GET /api/v1/topics through the per-IP limit
+// (never reached), in memory: the cost the limiter adds to every API request.
+func BenchmarkRateLimitedRequest(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		rl   ingest.RateLimitConfig
+	}{
+		{"off", ingest.RateLimitConfig{}},
+		{"per_ip", ingest.RateLimitConfig{MaxPerIP: 1 << 30, Window: time.Hour}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newTestServer(b, &fakeProducer{discard: true}, func(c *ingest.Config) { c.RateLimit = bc.rl })
+			h := s.App().Handler()
+			req := &fasthttp.Request{}
+			req.Header.SetMethod("GET")
+			req.SetRequestURI("/api/v1/topics")
+			var ctx fasthttp.RequestCtx
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Init(req, nil, nil)
+				h(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
 			}
 		})
 	}
