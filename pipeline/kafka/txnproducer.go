@@ -303,6 +303,9 @@ func (p *TxnProducer) commitLoop(i int, cl *kgo.Client) {
 		if calls == nil {
 			return
 		}
+		if calls = p.dropLate(calls); len(calls) == 0 {
+			continue
+		}
 		// A client whose producer id failed for good cannot begin: replace it once.
 		err := cl.BeginTransaction()
 		if err != nil {
@@ -312,8 +315,12 @@ func (p *TxnProducer) commitLoop(i int, cl *kgo.Client) {
 		}
 		healthy := false
 		if err != nil {
+			e := fmt.Errorf("%w: begin: %v", ErrAborted, err)
+			if Permanent(err) { // e.g. TRANSACTIONAL_ID_AUTHORIZATION_FAILED: retries cannot help
+				e = fmt.Errorf("kafka transaction: %w", err)
+			}
 			for _, c := range calls {
-				c.done <- fmt.Errorf("%w: begin: %v", ErrAborted, err)
+				c.done <- e
 			}
 		} else {
 			healthy = p.transact(cl, calls)
@@ -330,6 +337,36 @@ func (p *TxnProducer) commitLoop(i int, cl *kgo.Client) {
 			return
 		}
 	}
+}
+
+// minTxnTime is the least time a call must have left to join a transaction: a call
+// about to reach its deadline would cut the transaction short for every other call in it.
+const minTxnTime = 50 * time.Millisecond
+
+// dropLate answers the calls with less than minTxnTime left (ErrAborted, nothing was
+// written) and returns the others.
+func (p *TxnProducer) dropLate(calls []*txnCall) []*txnCall {
+	cut := time.Now().Add(minTxnTime)
+	kept := calls[:0]
+	var late []*txnCall
+	for _, c := range calls {
+		if c.deadline.Before(cut) {
+			late = append(late, c)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if len(late) > 0 {
+		p.mu.Lock()
+		for _, c := range late {
+			p.release(c)
+		}
+		p.mu.Unlock()
+		for _, c := range late {
+			c.done <- fmt.Errorf("%w: less than %s left before the deadline to begin", ErrAborted, minTxnTime)
+		}
+	}
+	return kept
 }
 
 // replace closes client i and returns a new one (nil if that failed, which only
