@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/stream/storetest"
 )
 
 func TestDedup(t *testing.T) {
@@ -105,4 +106,22 @@ func TestDedupAddAfterContains(t *testing.T) {
 				seen.Store().Len(), added.Store().Len(), seen.Watermark(), added.Watermark())
 		}
 	}
+}
+
+func TestStoreConformanceMemory(t *testing.T) {
+	storetest.Run(t, func(*testing.T) *stream.Store[int64] {
+		return stream.NewStore[int64]("s", stream.Int64Codec{})
+	})
+}
+
+// TestDedupExpiryBounded: 1,000,000 ids expire with no transaction carrying more than
+// 10,000 tombstones, and the answers for ids at and 1 ms past the horizon stay exact.
+func TestDedupExpiryBounded(t *testing.T) {
+	n := 1_000_000
+	if testing.Short() {
+		n = 100_000
+	}
+	storetest.DedupExpiry(t, func(*testing.T) *stream.Store[int64] {
+		return stream.NewStore[int64]("dedup", stream.Int64Codec{})
+	}, n, 10_000)
 }

@@ -125,7 +125,7 @@ func TestPackedStoreBehavesAsPlain(t *testing.T) {
 			t.Fatalf("step %d (%s %s): plain store shows %+v, packed %+v", step, op, k, a, b)
 		}
 	}
-	if packed.Len() == 0 || len(packed.packed) == 0 || len(packed.committed) == 0 {
-		t.Fatalf("the test never filled both maps: %d packed, %d strings", len(packed.packed), len(packed.committed))
+	if m := packed.mem; packed.Len() == 0 || len(m.packed) == 0 || len(m.committed) == 0 {
+		t.Fatalf("the test never filled both maps: %d packed, %d strings", len(m.packed), len(m.committed))
 	}
 }
