@@ -31,6 +31,11 @@ const (
 	// DefaultCommitGrace is how long past AckTimeout a request waits for the outcome
 	// of a commit already sent.
 	DefaultCommitGrace = 3 * time.Second
+	// DefaultInflightBodies sets the default of Config.MaxInflightBytes: room for this
+	// many maximum-size bodies (16 x 10 MiB = 160 MiB with the default body limit).
+	DefaultInflightBodies = 16
+	// DefaultMaxConnections is the default of Config.MaxConnections.
+	DefaultMaxConnections = 4096
 	// readyTimeout bounds one /readyz probe.
 	readyTimeout = 2 * time.Second
 )
@@ -133,6 +138,21 @@ type Config struct {
 	// ReadTimeout bounds reading one request, headers and body: a client that trickles
 	// its body (slowloris) is cut off. Default 30s.
 	ReadTimeout time.Duration
+	// MaxInflightBytes bounds the request body bytes all requests together may hold.
+	// A request reserves its declared Content-Length (MaxBodyBytes when chunked, plus
+	// MaxBodyBytes for the decompressed copy of a compressed body) before its body is
+	// read and keeps it until it is answered; a request that does not fit answers 503
+	// with Retry-After at once. Must be >= 2 x MaxBodyBytes. Default
+	// DefaultInflightBodies x MaxBodyBytes.
+	MaxInflightBytes int64
+	// MaxConnections caps the open connections (WebSockets included) of Serve; past it a
+	// new connection is answered 503 with Retry-After and closed. Default
+	// DefaultMaxConnections; -1 turns the cap off.
+	MaxConnections int
+	// MaxConnectionsPerIP caps the open connections of Serve per peer IP address; past it
+	// a new connection is answered 429 with Retry-After and closed. Behind a proxy or load
+	// balancer every client shares its address, so leave it off there. Default 0 (off).
+	MaxConnectionsPerIP int
 }
 
 // withDefaults validates c and returns it with defaults applied.
@@ -200,6 +220,22 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	switch {
+	case c.MaxInflightBytes == 0:
+		c.MaxInflightBytes = DefaultInflightBodies * c.MaxBodyBytes
+	case c.MaxInflightBytes < 2*c.MaxBodyBytes:
+		return c, fmt.Errorf("ingest: max_inflight_bytes: must be >= 2 x max_body_bytes = %d (got %d)",
+			2*c.MaxBodyBytes, c.MaxInflightBytes)
+	}
+	switch {
+	case c.MaxConnections == 0:
+		c.MaxConnections = DefaultMaxConnections
+	case c.MaxConnections < -1:
+		return c, fmt.Errorf("ingest: max_connections: must be > 0, or -1 for no cap (got %d)", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		return c, fmt.Errorf("ingest: max_connections_per_ip: must be >= 0 (got %d)", c.MaxConnectionsPerIP)
 	}
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout

@@ -31,6 +31,11 @@ type metrics struct {
 	events          *prometheus.CounterVec
 	rejected        *prometheus.CounterVec
 	produceDuration *prometheus.HistogramVec
+	// inflightBytes, connections and connRejected watch the memory bounds (admission.go,
+	// connlimit.go).
+	inflightBytes prometheus.Gauge
+	connections   prometheus.Gauge
+	connRejected  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, topics []Topic) (*metrics, error) {
@@ -46,13 +51,25 @@ func newMetrics(reg prometheus.Registerer, topics []Topic) (*metrics, error) {
 		}, []string{"topic", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_ingest_requests_rejected_total",
-			Help: "Ingest requests answered with an error, by topic and reason (invalid, too_large, content_type, unknown_topic, unavailable, key_reused, outcome_unknown, kafka_rejected).",
+			Help: "Ingest requests answered with an error, by topic and reason (invalid, too_large, content_type, unknown_topic, unavailable, key_reused, outcome_unknown, kafka_rejected, inflight_bytes).",
 		}, []string{"topic", "reason"}),
 		produceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_ingest_produce_duration_seconds",
 			Help:    "Time from handing a request's records to the producer until Kafka acknowledged them (or the wait failed), by topic.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"topic"}),
+		inflightBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_ingest_inflight_bytes",
+			Help: "Request body bytes reserved by ingest requests being read or answered (bounded by --max-inflight-bytes).",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_http_connections",
+			Help: "Open connections of the ingest API, WebSockets included (bounded by --max-connections).",
+		}),
+		connRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_http_connections_rejected_total",
+			Help: "Connections refused on accept by reason (max_connections, max_connections_per_ip).",
+		}, []string{"reason"}),
 	}
 	var err error
 	m.httpDuration, err = register(reg, m.httpDuration)
@@ -68,11 +85,22 @@ func newMetrics(reg prometheus.Registerer, topics []Topic) (*metrics, error) {
 	if m.produceDuration, err = register(reg, m.produceDuration); err != nil {
 		return nil, err
 	}
+	if m.inflightBytes, err = register(reg, m.inflightBytes); err != nil {
+		return nil, err
+	}
+	if m.connections, err = register(reg, m.connections); err != nil {
+		return nil, err
+	}
+	if m.connRejected, err = register(reg, m.connRejected); err != nil {
+		return nil, err
+	}
+	m.connRejected.WithLabelValues(reasonMaxConnections)
+	m.connRejected.WithLabelValues(reasonMaxConnectionsPerIP)
 	// Create the known series up front so that rates and alerts see zeros, not gaps.
 	for _, t := range topics {
 		m.events.WithLabelValues(t.Name, "accepted")
 		m.events.WithLabelValues(t.Name, "rejected")
-		for _, r := range []string{reasonInvalid, reasonTooLarge, reasonContentType, reasonUnavailable} {
+		for _, r := range []string{reasonInvalid, reasonTooLarge, reasonContentType, reasonUnavailable, reasonInflightBytes} {
 			m.rejected.WithLabelValues(t.Name, r)
 		}
 		m.produceDuration.WithLabelValues(t.Name)

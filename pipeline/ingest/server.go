@@ -53,6 +53,8 @@ type Server struct {
 	decoders decompressors
 	// keys remembers the body of each Idempotency-Key (422 on reuse with another).
 	keys *idempotencyKeys
+	// inflight is the budget of request body bytes (Config.MaxInflightBytes).
+	inflight *byteBudget
 }
 
 // New validates cfg, applies its defaults, registers the metrics on cfg.Registerer and
@@ -100,9 +102,10 @@ func New(cfg Config, p Producer) (*Server, error) {
 			routeEvents: true, routeTopics: true, routeHealthz: true, routeReadyz: true, routeMetrics: true,
 			routeOpenAPI: true, routeDocs: true,
 		},
-		auth:   auth,
-		limits: limits,
-		keys:   newIdempotencyKeys(cfg.IdempotencyKeys, cfg.IdempotencyTTL, cfg.Now),
+		auth:     auth,
+		limits:   limits,
+		keys:     newIdempotencyKeys(cfg.IdempotencyKeys, cfg.IdempotencyTTL, cfg.Now),
+		inflight: &byteBudget{max: cfg.MaxInflightBytes},
 	}
 	for _, t := range cfg.Topics {
 		s.encoders[t.Name] = NewEncoder(t, cfg.Now, cfg.MaxFuture)
@@ -111,15 +114,19 @@ func New(cfg Config, p Producer) (*Server, error) {
 		DisableStartupMessage: true,
 		BodyLimit:             int(cfg.MaxBodyBytes),
 		ReadTimeout:           cfg.ReadTimeout,
-		ErrorHandler:          s.serverError,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		// Handlers run once the headers (and at most 8 KiB of a body) have arrived, so
+		// auth, rate limits and Content-Type are checked before a body is buffered;
+		// admitBody reads the rest within the in-flight budget.
+		StreamRequestBody: true,
+		ErrorHandler:      s.serverError,
+		JSONEncoder:       json.Marshal,
+		JSONDecoder:       json.Unmarshal,
 	})
 	s.app.Use(s.observe)
 	if corsHandler != nil {
 		s.app.Use(corsHandler) // before auth: preflights carry no token
 	}
-	s.app.Post(routeEvents, s.api(s.auth.requireWrite, s.postEvents)...)
+	s.app.Post(routeEvents, s.api(s.auth.requireWrite, s.admitBody, s.postEvents)...)
 	s.app.Get(routeTopics, s.api(nil, s.getTopics)...)
 	s.app.Get(routeHealthz, s.healthz)
 	s.app.Get(routeReadyz, s.readyz)
@@ -138,15 +145,16 @@ func New(cfg Config, p Producer) (*Server, error) {
 }
 
 // api returns the handler chain of an API route: the per-IP rate limit, authentication,
-// the per-principal rate limit, the scope check (nil: any valid token will do) and h.
-func (s *Server) api(scope, h fiber.Handler) []fiber.Handler {
-	chain := make([]fiber.Handler, 0, 5)
+// the per-principal rate limit, the scope check (nil: any valid token will do) and hs.
+// They all run on the headers alone: a body is read by the handlers in hs (admitBody).
+func (s *Server) api(scope fiber.Handler, hs ...fiber.Handler) []fiber.Handler {
+	chain := make([]fiber.Handler, 0, 4+len(hs))
 	for _, m := range []fiber.Handler{s.limits.byIP, s.auth.authenticate, s.limits.byPrincipal, scope} {
 		if m != nil {
 			chain = append(chain, m)
 		}
 	}
-	return append(chain, h)
+	return append(chain, hs...)
 }
 
 // guardMethods answers requests with a method fiber does not know (it would answer them
@@ -168,6 +176,7 @@ func (s *Server) guardMethods() {
 		defer s.app.ReleaseCtx(c)
 		c.Set(fiber.HeaderAllow, "GET, POST, HEAD, OPTIONS")
 		_ = writeProblem(c, blankProblem(fiber.StatusMethodNotAllowed, "unknown request method"), false)
+		closeIfBodyPending(c)
 		s.observeDuration(unmatchedRoute, "OTHER", fiber.StatusMethodNotAllowed, time.Since(start))
 	}
 }
@@ -175,8 +184,12 @@ func (s *Server) guardMethods() {
 // App returns the fiber application, e.g. for app.Test in tests.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve answers requests on ln until Shutdown.
+// Serve answers requests on ln until Shutdown, within the connection caps
+// (Config.MaxConnections, Config.MaxConnectionsPerIP).
 func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.MaxConnections > 0 || s.cfg.MaxConnectionsPerIP > 0 {
+		ln = newConnLimiter(ln, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerIP, s.metrics)
+	}
 	if err := s.app.Listener(ln); err != nil {
 		return fmt.Errorf("ingest: serve %s: %w", ln.Addr(), err)
 	}
@@ -211,6 +224,7 @@ func (s *Server) observe(c *fiber.Ctx) (err error) {
 			c.Response().Reset()
 			err = writeProblem(c, blankProblem(fiber.StatusInternalServerError, ""), false)
 		}
+		closeIfBodyPending(c)
 		status := c.Response().StatusCode()
 		s.observeDuration(s.routeLabel(c), s.methodLabel(c), status, time.Since(start))
 		lvl := slog.LevelDebug
@@ -266,8 +280,19 @@ func (s *Server) serverError(c *fiber.Ctx, err error) error {
 		p.Detail = truncate(fe.Message) // fasthttp may quote the raw request
 	}
 	werr := writeProblem(c, p, false)
+	closeIfBodyPending(c)
 	s.observeDuration(route, normalizeMethod(c.Method()), status, time.Since(c.Context().Time()))
 	return werr
+}
+
+// closeIfBodyPending closes the connection after the response when the request's body
+// was not read (an early 4xx or 503): the rest of it is still on the wire. The close
+// lingers, so that a client still sending the body reads the answer.
+func closeIfBodyPending(c *fiber.Ctx) {
+	if bodyPending(c) {
+		c.Context().SetConnectionClose()
+		lingerOnClose(c.Context().Conn())
+	}
 }
 
 // observeDuration records one request in sluice_http_request_duration_seconds.
