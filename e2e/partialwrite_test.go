@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/config"
@@ -118,4 +125,80 @@ func TestRetriedBatchesExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	exactlyOnce(t, got, want)
+}
+
+// TestAbortedRequestInvisible: while one partition of purchases refuses writes, a batch
+// spread over every partition is written in part (the other partitions take their
+// records), then its transaction is aborted at the ack deadline: the client gets 503,
+// and a read_committed reader (the clean stage) never sees any of it, though the log
+// holds the part that was written.
+func TestAbortedRequestInvisible(t *testing.T) {
+	p := harness.Start(t, harness.WithCleanOnly(), harness.WithService(func(s *config.Service) {
+		s.AckTimeout = 500 * time.Millisecond
+	}))
+	c := p.Cluster()
+	if c == nil {
+		t.Skip("needs broker fault injection (kfake backend)")
+	}
+	f := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "purchases", Partitions: []int32{1},
+		Err: kerr.NotEnoughReplicas, Count: -1})
+	evs := events(t, "purchases", 31, 30)
+	code, hdr, body := p.Post("purchases", "application/json", mustJSON(t, evs))
+	if code != 503 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q) while partition 1 refuses writes, want 503: %s", code, hdr.Get("Retry-After"), body)
+	}
+	f.Remove()
+	ok := post202(t, p, "purchases", "application/json", mustJSON(t, events(t, "purchases", 32, 30)))
+	settle(t, p)
+
+	var failed []string
+	for _, ev := range evs {
+		failed = append(failed, ev["event_id"].(string))
+	}
+	written := 0
+	for _, r := range readUncommitted(t, p, "purchases", ok.EventIDs) {
+		if slices.Contains(failed, r) {
+			written++
+		}
+	}
+	if written == 0 {
+		t.Fatal("no record of the failed request reached the log: nothing was partly written, the test proves nothing")
+	}
+	t.Logf("%d of the 503 request's 30 records were written, then aborted", written)
+	exactlyOnce(t, idsOf(t, p.ReadAll("purchases")), ok.EventIDs)
+	exactlyOnce(t, idsOf(t, p.ReadAll("purchases.clean")), ok.EventIDs)
+}
+
+// readUncommitted returns the sluice-event-id of every record in topic, aborted ones
+// included, up to the point where every id of until was read.
+func readUncommitted(t *testing.T, p *harness.Pipeline, topic string, until []string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append(p.Deps.Kafka.Opts(), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	left := map[string]bool{}
+	for _, id := range until {
+		left[id] = true
+	}
+	var ids []string
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_uncommitted %s: %d ids never read", topic, len(left))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "sluice-event-id" {
+					ids = append(ids, string(h.Value))
+					delete(left, string(h.Value))
+				}
+			}
+		})
+	}
+	return ids
 }
