@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -112,12 +113,14 @@ func (w *WebSockets) serveIngest(conn *websocket.Conn) {
 	ws.SetReadLimit(w.s.cfg.MaxBodyBytes)
 	// Shutdown and the token's expiry interrupt the read; the messages already read are
 	// still answered.
-	stopInterrupt := context.AfterFunc(w.ctx, func() { _ = ws.SetReadDeadline(time.Now()) })
+	intr := &readInterrupter{ws: ws}
+	defer intr.release() // runs last: the callbacks below may still be running
+	stopInterrupt := context.AfterFunc(w.ctx, intr.interrupt)
 	defer stopInterrupt()
 	var expired atomic.Bool
 	stopExpiry := w.watchExpiry(sess.deadline, func() {
 		expired.Store(true)
-		_ = ws.SetReadDeadline(time.Now())
+		intr.interrupt()
 	})
 	defer stopExpiry()
 
@@ -161,6 +164,30 @@ func (w *WebSockets) serveIngest(conn *websocket.Conn) {
 			"topic", sess.enc.topic.Name, "limit", w.s.cfg.MaxBodyBytes)
 	}
 	cut(ws)
+}
+
+// readInterrupter ends a connection's pending read from other goroutines (shutdown,
+// token expiry), but only while its handler runs: fasthttp recycles the connection
+// once the handler returns, and a late SetReadDeadline would touch a released one.
+type readInterrupter struct {
+	mu       sync.Mutex
+	ws       *fws.Conn
+	released bool
+}
+
+func (r *readInterrupter) interrupt() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.released {
+		_ = r.ws.SetReadDeadline(time.Now())
+	}
+}
+
+// release makes interrupt a no-op; the handler calls it before returning.
+func (r *readInterrupter) release() {
+	r.mu.Lock()
+	r.released = true
+	r.mu.Unlock()
 }
 
 // ingestWriter writes the answers of pending messages in order, freeing a slot per
