@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -112,12 +113,15 @@ func New(cfg Config, p Producer) (*Server, error) {
 	}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
-		BodyLimit:             int(cfg.MaxBodyBytes),
 		ReadTimeout:           cfg.ReadTimeout,
-		// Handlers run once the headers (and at most 8 KiB of a body) have arrived, so
-		// auth, rate limits and Content-Type are checked before a body is buffered;
-		// admitBody reads the rest within the in-flight budget.
+		// Handlers run once the headers and min(Content-Length, 8 KiB) of a body have
+		// arrived, so auth, rate limits and Content-Type are checked before a body is
+		// buffered; admitBody reads the rest within the in-flight budget and enforces
+		// MaxBodyBytes itself. A streaming fasthttp only uses its own limit to size that
+		// first read (8 KiB + 1 bytes past it, a read that can run past the body in
+		// fasthttp 1.52): no limit keeps it exact.
 		StreamRequestBody: true,
+		BodyLimit:         math.MaxInt,
 		ErrorHandler:      s.serverError,
 		JSONEncoder:       json.Marshal,
 		JSONDecoder:       json.Unmarshal,
