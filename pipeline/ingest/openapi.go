@@ -36,6 +36,8 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 				"type": map[string]any{"type": "string"}, "title": map[string]any{"type": "string"},
 				"status": map[string]any{"type": "integer"}, "detail": map[string]any{"type": "string"},
 				"errors": map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
+				"event_ids": map[string]any{"type": "array", "items": map[string]any{"type": "string"},
+					"description": "504 only: the ids the events were given; retry with them"},
 			},
 			"required": []string{"type", "title", "status"},
 		},
@@ -68,7 +70,9 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 			"operationId": "postEvents_" + t.Name,
 			"summary":     "Send " + t.Name + " events",
 			"description": "One event, a JSON array (batch) or NDJSON. All-or-nothing: 202 only after Kafka " +
-				"acknowledged every record (acks=all). A single-event request may carry Idempotency-Key, used as event_id.",
+				"acknowledged and committed every record (acks=all, one transaction); any other answer but 504 leaves " +
+				"nothing written. Idempotency-Key makes the event ids deterministic: the key itself for a single event, " +
+				"<key>-<index> in a batch; the same key with another body answers 422.",
 			"parameters": []any{
 				map[string]any{"name": "Idempotency-Key", "in": "header", "required": false, "schema": map[string]any{"type": "string", "maxLength": 128}},
 			},
@@ -82,10 +86,13 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 				"400": problemResp("invalid events (per-event errors) or body"),
 				"401": problemResp("missing or invalid token (when auth is on)"),
 				"403": problemResp("token lacks the events:write scope"),
-				"413": problemResp("body or batch too large"),
+				"413": problemResp("body or batch too large, or an event's record over the topic's max.message.bytes"),
 				"415": problemResp("unsupported content type or encoding"),
+				"422": problemResp("Idempotency-Key used before with a different body; nothing written"),
 				"429": problemResp("rate limited; see Retry-After"),
-				"503": problemResp("Kafka did not acknowledge in time; see Retry-After"),
+				"500": problemResp("Kafka refused the records for good (not retryable); nothing written"),
+				"503": problemResp("Kafka did not take the events in time, or the buffer is full; nothing written; see Retry-After"),
+				"504": problemResp("commit sent, outcome unknown; retry with the same Idempotency-Key; see Retry-After"),
 			},
 		}}
 	}
