@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,4 +189,103 @@ func TestProcessKill9RestartFlowsFast(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	exactlyOnce(t, idsOf(t, p.ReadAll(topic+".clean")), ids)
+}
+
+// A real `sluice sink` (a DuckDB file) is killed with SIGKILL while the clean stage feeds
+// it and restarted at once with the same --instance-id, twice: each time the new process
+// commits rows to the warehouse within restartBound of the restart (static membership
+// gives it its predecessor's partitions at once; its warehouse offsets say where to go
+// on). SLUICE_TEST_SLUICE_BIN and SLUICE_* work as in TestProcessKill9RestartFlowsFast.
+func TestSinkKill9RestartFlowsFast(t *testing.T) {
+	p := harness.Start(t, harness.WithCleanOnly())
+	const topic = gen.Purchases
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		for i := uint64(0); i < 1_000_000; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+			}
+			if code, _, b := p.Post(topic, "application/json", mustJSON(t, events(t, topic, 9000+i, 10))); code != 202 {
+				t.Errorf("POST: status %d: %s", code, b)
+				return
+			}
+		}
+	})
+
+	db := filepath.Join(t.TempDir(), "warehouse.duckdb")
+	start := func() (*harness.Command, string) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return p.StartCommand("sink", "kill9-sink", "--duckdb-path", db, "--http-addr", addr, "--log-level", "warn"), addr
+	}
+	// written waits until the sink serving metrics on addr committed rows and returns when.
+	written := func(addr string, limit time.Duration) (time.Time, bool) {
+		deadline := time.Now().Add(limit)
+		for i := 0; time.Now().Before(deadline) && i < 100_000; i++ {
+			if sinkRows(addr) > 0 {
+				return time.Now(), true
+			}
+			<-time.After(20 * time.Millisecond)
+		}
+		return time.Time{}, false
+	}
+	sink, addr := start()
+	if _, ok := written(addr, 2*time.Minute); !ok {
+		t.Fatalf("the sink wrote nothing after the first start:\n%s", sink.Output())
+	}
+	var took []time.Duration
+	for round := range 2 {
+		<-time.After(2 * time.Second)
+		sink.Kill()
+		restarted := time.Now()
+		sink, addr = start()
+		at, ok := written(addr, 3*time.Minute)
+		if !ok {
+			t.Fatalf("round %d: the restarted sink wrote nothing in 3m:\n%s", round, sink.Output())
+		}
+		took = append(took, at.Sub(restarted))
+		t.Logf("round %d: kill -9 -> restart -> first warehouse commit after %s", round, took[round].Round(10*time.Millisecond))
+	}
+	t.Logf("sink restart-to-flowing (%s): %v", p.Backend(), took)
+	for i, d := range took {
+		if d > restartBound {
+			t.Errorf("round %d: the sink wrote again only %s after the restart, want under %s", i, d, restartBound)
+		}
+	}
+	cancel()
+	if err := sink.Terminate(time.Minute); err != nil {
+		t.Errorf("graceful stop: %v\n%s", err, sink.Output())
+	}
+}
+
+// sinkRows is the sum of sluice_sink_rows_total on the /metrics of addr (0 if it does
+// not answer yet).
+func sinkRows(addr string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "sluice_sink_rows_total{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]), 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
