@@ -48,6 +48,7 @@ func TestBindFlagsDefaults(t *testing.T) {
 		"max-body-bytes": "10MiB", "max-buffered-bytes": "64MiB", "ack-timeout": "5s",
 		"max-future": "5m0s", "txn-timeout": "1m0s", "txn-max-records": "5000",
 		"txn-max-time": "50ms", "log-level": "info", "log-format": "text", "config": "",
+		"group-session-timeout": "10s", "group-protocol": "classic",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -205,6 +206,9 @@ func TestServiceValidate(t *testing.T) {
 		{"txn max time above timeout", func(s *config.Service) { s.TxnMaxTime = 2 * time.Minute }, "--txn-max-time: must be < --txn-timeout"},
 		{"txn max time zero", func(s *config.Service) { s.TxnMaxTime = 0 }, "--txn-max-time: must be > 0"},
 		{"txn max records", func(s *config.Service) { s.TxnMaxRecords = 0 }, "--txn-max-records: must be > 0 (got 0)"},
+		{"group session timeout", func(s *config.Service) { s.GroupSessionTimeout = 0 }, "--group-session-timeout: must be >= 100ms"},
+		{"group protocol", func(s *config.Service) { s.GroupProtocol = "eager" }, `--group-protocol: must be classic or consumer (got "eager")`},
+		{"group protocol consumer", func(s *config.Service) { s.GroupProtocol = "consumer" }, ""},
 		{"log level", func(s *config.Service) { s.LogLevel = "loud" }, `--log-level: must be debug, info, warn or error (got "loud")`},
 		{"log level case", func(s *config.Service) { s.LogLevel = "WARN" }, ""},
 		{"log format", func(s *config.Service) { s.LogFormat = "xml" }, `--log-format: must be text or json (got "xml")`},

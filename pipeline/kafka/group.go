@@ -42,6 +42,12 @@ func (c Config) LeaveStatic(ctx context.Context, cl *kgo.Client, group, memberID
 		}
 		code = resp.ErrorCode
 	} else {
+		// Kafka refuses a leave whose member id is not the instance's current one
+		// (FENCED_INSTANCE_ID), but not every broker does (kfake removes whoever holds
+		// the instance id): check first that no successor took it.
+		if current, err := staticMemberID(ctx, cl, group, c.InstanceID); err != nil || current != memberID {
+			return err
+		}
 		req := kmsg.NewPtrLeaveGroupRequest()
 		req.Group = group
 		m := kmsg.NewLeaveGroupRequestMember()
@@ -67,4 +73,26 @@ func (c Config) LeaveStatic(ctx context.Context, cl *kgo.Client, group, memberID
 		return nil
 	}
 	return fmt.Errorf("leave group %s as %s: %w", group, c.InstanceID, err)
+}
+
+// staticMemberID returns the member id that holds instanceID in the classic group
+// group ("" if none).
+func staticMemberID(ctx context.Context, cl *kgo.Client, group, instanceID string) (string, error) {
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return "", fmt.Errorf("describe group %s: %w", group, err)
+	}
+	for _, g := range resp.Groups {
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return "", fmt.Errorf("describe group %s: %w", group, err)
+		}
+		for _, m := range g.Members {
+			if m.InstanceID != nil && *m.InstanceID == instanceID {
+				return m.MemberID, nil
+			}
+		}
+	}
+	return "", nil
 }
