@@ -68,9 +68,10 @@ func (b *byteBudget) release(n int64) { b.used.Add(-n) }
 // more of the body is read: the Content-Encoding and Content-Type (415), a declared
 // Content-Length above MaxBodyBytes (413), and room in the in-flight byte budget (503
 // with Retry-After). It then reads the body, at most MaxBodyBytes of it (413 past that,
-// chunked bodies included), holds the reservation until the request ends, and hands
-// the body to the next handler as the request body. A request for an unknown topic
-// passes untouched (postEvents answers 404 without reading the body).
+// chunked bodies included), decompresses it (at most MaxBodyBytes again), holds the
+// bytes it takes in the budget until the request ends, and hands it to the next handler
+// as the request body. A request for an unknown topic passes untouched (postEvents
+// answers 404 without reading the body).
 func (s *Server) admitBody(c *fiber.Ctx) error {
 	enc, ok := s.encoders[c.Params("topic")]
 	if !ok {
@@ -102,32 +103,53 @@ func (s *Server) admitBody(c *fiber.Ctx) error {
 		s.reject(topic, rerr.reason, 0)
 		return rerr
 	}
-	need := declared
-	if need < 0 {
-		need = s.cfg.MaxBodyBytes
+	// Reserve the most the body can cost: its declared length (the body limit when
+	// chunked) and, when compressed, the body limit again for the decompressed copy.
+	// Once the sizes are known the reservation shrinks to them, so a request waiting
+	// for Kafka holds what its body really takes.
+	held := declared
+	if held < 0 {
+		held = s.cfg.MaxBodyBytes
 	}
 	if coding != "" {
-		need += s.cfg.MaxBodyBytes // the decompressed copy, bounded by MaxBodyBytes
+		held += s.cfg.MaxBodyBytes
 	}
-	if !s.inflight.reserve(need) {
+	if !s.inflight.reserve(held) {
 		s.metrics.rejected.WithLabelValues(topic, reasonInflightBytes).Inc()
 		return &requestError{problem: Problem{Type: ProblemOverloaded, Title: "Service Unavailable",
 			Status: fiber.StatusServiceUnavailable,
 			Detail: "the server holds as many request bytes as it may; retry after Retry-After"},
 			retryAfter: true}
 	}
-	s.metrics.inflightBytes.Add(float64(need))
-	defer func() {
-		s.inflight.release(need)
-		s.metrics.inflightBytes.Sub(float64(need))
-	}()
+	s.metrics.inflightBytes.Add(float64(held))
+	defer func() { s.shrink(&held, 0) }()
 	body, rerr := s.readBody(req.BodyStream(), declared)
 	if rerr != nil {
 		s.reject(topic, rerr.reason, 0)
 		return rerr
 	}
+	if coding != "" {
+		raw, rerr := s.decoders.decompress(coding, body, s.cfg.MaxBodyBytes)
+		if rerr != nil {
+			s.reject(topic, rerr.reason, 0)
+			return rerr
+		}
+		// Hand on the decompressed body as is: postEvents sees no coding to undo.
+		body = raw
+		req.Header.Del(fiber.HeaderContentEncoding)
+	}
+	s.shrink(&held, int64(len(body)))
 	req.SetBodyRaw(body) // ends the stream: the whole body was read
 	return c.Next()
+}
+
+// shrink lowers a request's reservation *held to n bytes.
+func (s *Server) shrink(held *int64, n int64) {
+	if d := *held - n; d > 0 {
+		s.inflight.release(d)
+		s.metrics.inflightBytes.Sub(float64(d))
+		*held = n
+	}
 }
 
 // readBody reads a streamed body of declared length (-1: unknown) into memory, at most

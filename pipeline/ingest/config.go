@@ -32,8 +32,9 @@ const (
 	// of a commit already sent.
 	DefaultCommitGrace = 3 * time.Second
 	// DefaultInflightBodies sets the default of Config.MaxInflightBytes: room for this
-	// many maximum-size bodies (16 x 10 MiB = 160 MiB with the default body limit).
-	DefaultInflightBodies = 16
+	// many maximum-size bodies (8 x 10 MiB = 80 MiB with the default body limit). Peak
+	// memory is several times the bytes in flight (decoded events, encoded records).
+	DefaultInflightBodies = 8
 	// DefaultMaxConnections is the default of Config.MaxConnections.
 	DefaultMaxConnections = 4096
 	// readyTimeout bounds one /readyz probe.
@@ -141,9 +142,10 @@ type Config struct {
 	// MaxInflightBytes bounds the request body bytes all requests together may hold.
 	// A request reserves its declared Content-Length (MaxBodyBytes when chunked, plus
 	// MaxBodyBytes for the decompressed copy of a compressed body) before its body is
-	// read and keeps it until it is answered; a request that does not fit answers 503
-	// with Retry-After at once. Must be >= 2 x MaxBodyBytes. Default
-	// DefaultInflightBodies x MaxBodyBytes.
+	// read, lowers that to its body's real size once read, and holds it until it is
+	// answered; a request that does not fit answers 503 with Retry-After at once, its
+	// body unread. Must be >= 2 x MaxBodyBytes. Default DefaultInflightBodies x
+	// MaxBodyBytes.
 	MaxInflightBytes int64
 	// MaxConnections caps the open connections (WebSockets included) of Serve; past it a
 	// new connection is answered 503 with Retry-After and closed. Default

@@ -31,8 +31,8 @@ const (
 	// sending a body it was refused would otherwise get a TCP reset that can destroy
 	// the answer before it reads it.
 	lingerTimeout = 2 * time.Second
-	// lingerBytes bounds how much of such a body is drained before the close.
-	lingerBytes = 256 << 10
+	// lingerSlack is drained past the body limit (headers, chunk framing).
+	lingerSlack = 64 << 10
 	// maxRefusing bounds the refused connections being answered at once; past it a
 	// refused connection is closed without an answer.
 	maxRefusing = 256
@@ -138,7 +138,7 @@ func (l *connLimiter) refuse(c net.Conn, answer []byte) {
 		_ = c.Close()
 		return
 	}
-	lingerClose(c, l.refuseDur)
+	lingerClose(c, l.refuseDur, lingerSlack)
 }
 
 // peerAddr is the remote IP address of c (invalid when it has none).
@@ -154,17 +154,18 @@ func peerAddr(c net.Conn) netip.Addr {
 // limitedConn is an admitted connection; closing it frees its place (once).
 type limitedConn struct {
 	net.Conn
-	l      *connLimiter
-	addr   netip.Addr
-	once   sync.Once
-	linger atomic.Bool
+	l     *connLimiter
+	addr  netip.Addr
+	once  sync.Once
+	drain int64 // > 0: close gracefully, reading at most this many bytes (lingerOnClose)
 }
 
-// lingerOnClose makes the close of the connection under c graceful (see Close), when
-// it is a limitedConn. Set it when a response leaves a request body unread.
-func lingerOnClose(c net.Conn) {
+// lingerOnClose makes the close of the connection under c graceful (see Close),
+// draining at most n bytes, when it is a limitedConn. Set it when a response leaves a
+// request body unread.
+func lingerOnClose(c net.Conn, n int64) {
 	if lc, ok := c.(*limitedConn); ok {
-		lc.linger.Store(true)
+		lc.drain = n
 	}
 }
 
@@ -175,13 +176,13 @@ func lingerOnClose(c net.Conn) {
 func (c *limitedConn) Close() error {
 	var err error
 	c.once.Do(func() {
-		if !c.linger.Load() {
+		if c.drain <= 0 {
 			err = c.Conn.Close()
 			c.l.done(c.addr)
 			return
 		}
 		go func() {
-			lingerClose(c.Conn, lingerTimeout)
+			lingerClose(c.Conn, lingerTimeout, c.drain)
 			c.l.done(c.addr)
 		}()
 	})
@@ -189,8 +190,9 @@ func (c *limitedConn) Close() error {
 }
 
 // lingerClose half-closes c, reads and drops what arrives until the client closes,
-// lingerBytes arrived or d passed, and closes c.
-func lingerClose(c net.Conn, d time.Duration) {
+// n bytes arrived or d passed, and closes c. Reading costs no memory beyond a copy
+// buffer; the time bound keeps a client from holding the connection.
+func lingerClose(c net.Conn, d time.Duration, n int64) {
 	defer c.Close()
 	cw, ok := c.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
@@ -199,5 +201,5 @@ func lingerClose(c net.Conn, d time.Duration) {
 	if c.SetReadDeadline(time.Now().Add(d)) != nil {
 		return
 	}
-	_, _ = io.CopyN(io.Discard, c, lingerBytes)
+	_, _ = io.CopyN(io.Discard, c, n)
 }

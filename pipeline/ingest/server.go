@@ -180,7 +180,7 @@ func (s *Server) guardMethods() {
 		defer s.app.ReleaseCtx(c)
 		c.Set(fiber.HeaderAllow, "GET, POST, HEAD, OPTIONS")
 		_ = writeProblem(c, blankProblem(fiber.StatusMethodNotAllowed, "unknown request method"), false)
-		closeIfBodyPending(c)
+		s.closeIfBodyPending(c)
 		s.observeDuration(unmatchedRoute, "OTHER", fiber.StatusMethodNotAllowed, time.Since(start))
 	}
 }
@@ -228,7 +228,7 @@ func (s *Server) observe(c *fiber.Ctx) (err error) {
 			c.Response().Reset()
 			err = writeProblem(c, blankProblem(fiber.StatusInternalServerError, ""), false)
 		}
-		closeIfBodyPending(c)
+		s.closeIfBodyPending(c)
 		status := c.Response().StatusCode()
 		s.observeDuration(s.routeLabel(c), s.methodLabel(c), status, time.Since(start))
 		lvl := slog.LevelDebug
@@ -284,18 +284,23 @@ func (s *Server) serverError(c *fiber.Ctx, err error) error {
 		p.Detail = truncate(fe.Message) // fasthttp may quote the raw request
 	}
 	werr := writeProblem(c, p, false)
-	closeIfBodyPending(c)
+	s.closeIfBodyPending(c)
 	s.observeDuration(route, normalizeMethod(c.Method()), status, time.Since(c.Context().Time()))
 	return werr
 }
 
 // closeIfBodyPending closes the connection after the response when the request's body
 // was not read (an early 4xx or 503): the rest of it is still on the wire. The close
-// lingers, so that a client still sending the body reads the answer.
-func closeIfBodyPending(c *fiber.Ctx) {
+// lingers, draining up to the declared length (at most the body limit), so that a client
+// still sending the body reads the answer rather than a connection reset.
+func (s *Server) closeIfBodyPending(c *fiber.Ctx) {
 	if bodyPending(c) {
 		c.Context().SetConnectionClose()
-		lingerOnClose(c.Context().Conn())
+		n := int64(c.Request().Header.ContentLength())
+		if n < 0 || n > s.cfg.MaxBodyBytes {
+			n = s.cfg.MaxBodyBytes
+		}
+		lingerOnClose(c.Context().Conn(), n+lingerSlack)
 	}
 }
 
