@@ -31,6 +31,7 @@ func DefaultService() Service {
 		AckTimeout:        5 * time.Second,
 		MaxFuture:         5 * time.Minute,
 		ReadTimeout:       30 * time.Second,
+		MaxConnections:    4096,
 		MaxBufferedBytes:  64 << 20,
 		IdempotencyKeys:   100_000,
 		IdempotencyTTL:    24 * time.Hour,
@@ -66,6 +67,10 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.AckTimeout, "ack-timeout", d.AckTimeout, "how long ingest waits for Kafka acks before answering 503")
 	fs.DurationVar(&s.MaxFuture, "max-future", d.MaxFuture, "reject events whose event_time is further ahead of receive time")
 	fs.DurationVar(&s.ReadTimeout, "http-read-timeout", d.ReadTimeout, "cut off a client that takes longer to send one request (slow bodies)")
+	s.MaxInflightBytes = d.MaxInflightBytes
+	fs.Var((*bytesValue)(&s.MaxInflightBytes), "max-inflight-bytes", "request body `size` ingest holds across all requests; past it 503 before the body is read (0: 8 x --max-body-bytes)")
+	fs.IntVar(&s.MaxConnections, "max-connections", d.MaxConnections, "most open connections of the ingest API, WebSockets included; past it 503")
+	fs.IntVar(&s.MaxConnectionsPerIP, "max-connections-per-ip", d.MaxConnectionsPerIP, "most open connections per client address; past it 429 (0: off; leave off behind a load balancer)")
 	s.MaxBufferedBytes = d.MaxBufferedBytes
 	fs.Var((*bytesValue)(&s.MaxBufferedBytes), "max-buffered-bytes", "ingest producer buffer `size`; a full buffer answers 503")
 	fs.IntVar(&s.IdempotencyKeys, "idempotency-keys", d.IdempotencyKeys, "most Idempotency-Keys ingest remembers to answer 422 to a key reused with another body")

@@ -49,6 +49,7 @@ func TestBindFlagsDefaults(t *testing.T) {
 		"max-future": "5m0s", "txn-timeout": "1m0s", "txn-max-records": "5000",
 		"txn-max-time": "50ms", "log-level": "info", "log-format": "text", "config": "",
 		"group-session-timeout": "10s", "group-protocol": "classic",
+		"max-inflight-bytes": "0", "max-connections": "4096", "max-connections-per-ip": "0",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -66,6 +67,7 @@ func TestFlagsParse(t *testing.T) {
 	err := fs.Parse([]string{
 		"--brokers", "a:9092, b:9092,", "--max-body-bytes", "1MB", "--max-buffered-bytes", "4096",
 		"--ack-timeout", "2s", "--txn-max-records", "10", "--log-level", "debug",
+		"--max-inflight-bytes", "64MiB", "--max-connections", "100", "--max-connections-per-ip", "8",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +75,11 @@ func TestFlagsParse(t *testing.T) {
 	if !reflect.DeepEqual(s.Brokers, []string{"a:9092", "b:9092"}) {
 		t.Errorf("brokers = %q", s.Brokers)
 	}
-	if s.MaxBodyBytes != 1_000_000 || s.MaxBufferedBytes != 4096 {
-		t.Errorf("bytes = %d, %d", s.MaxBodyBytes, s.MaxBufferedBytes)
+	if s.MaxBodyBytes != 1_000_000 || s.MaxBufferedBytes != 4096 || s.MaxInflightBytes != 64<<20 {
+		t.Errorf("bytes = %d, %d, %d", s.MaxBodyBytes, s.MaxBufferedBytes, s.MaxInflightBytes)
+	}
+	if s.MaxConnections != 100 || s.MaxConnectionsPerIP != 8 {
+		t.Errorf("connections = %d, %d per IP", s.MaxConnections, s.MaxConnectionsPerIP)
 	}
 	if s.AckTimeout != 2*time.Second || s.TxnMaxRecords != 10 || s.SlogLevel() != slog.LevelDebug {
 		t.Errorf("service = %+v", *s)
@@ -198,6 +203,10 @@ func TestServiceValidate(t *testing.T) {
 		{"empty instance", func(s *config.Service) { s.InstanceID = "" }, "--instance-id: must not be empty"},
 		{"instance with space", func(s *config.Service) { s.InstanceID = "a b" }, "--instance-id: must not contain spaces"},
 		{"body bytes", func(s *config.Service) { s.MaxBodyBytes = 0 }, "--max-body-bytes: must be > 0 (got 0)"},
+		{"inflight bytes below two bodies", func(s *config.Service) { s.MaxInflightBytes = s.MaxBodyBytes }, "--max-inflight-bytes: must be 0 (8 x --max-body-bytes) or >= 2 x --max-body-bytes"},
+		{"inflight bytes", func(s *config.Service) { s.MaxInflightBytes = 2 * s.MaxBodyBytes }, ""},
+		{"max connections", func(s *config.Service) { s.MaxConnections = 0 }, "--max-connections: must be > 0 (got 0)"},
+		{"max connections per ip", func(s *config.Service) { s.MaxConnectionsPerIP = -1 }, "--max-connections-per-ip: must be >= 0 (got -1)"},
 		{"ack timeout", func(s *config.Service) { s.AckTimeout = 0 }, "--ack-timeout: must be > 0 (got 0s)"},
 		{"max future", func(s *config.Service) { s.MaxFuture = -time.Second }, "--max-future: must be > 0 (got -1s)"},
 		{"buffered bytes", func(s *config.Service) { s.MaxBufferedBytes = -1 }, "--max-buffered-bytes: must be > 0 (got -1)"},

@@ -26,6 +26,16 @@ type Service struct {
 	MaxFuture time.Duration
 	// ReadTimeout bounds reading one HTTP request, headers and body. Default 30s.
 	ReadTimeout time.Duration
+	// MaxInflightBytes bounds the request body bytes ingest holds across all requests;
+	// a request that does not fit answers 503 with Retry-After before its body is read.
+	// 0 (default): 8 x MaxBodyBytes. Else at least 2 x MaxBodyBytes.
+	MaxInflightBytes int64
+	// MaxConnections caps the open connections of the ingest API (WebSockets
+	// included); past it a new connection is answered 503. Default 4096.
+	MaxConnections int
+	// MaxConnectionsPerIP caps the open connections per peer address (429 past it).
+	// Default 0 (off): behind a load balancer every client shares its address.
+	MaxConnectionsPerIP int
 	// MaxBufferedBytes bounds the ingest producer buffer; a full buffer answers 503.
 	// Default 64 MiB.
 	MaxBufferedBytes int64

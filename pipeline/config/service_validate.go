@@ -57,6 +57,16 @@ func (s *Service) Validate() error {
 	if s.MaxBodyBytes <= 0 {
 		add("max-body-bytes", "must be > 0 (got %d)", s.MaxBodyBytes)
 	}
+	if s.MaxInflightBytes < 0 || (s.MaxInflightBytes > 0 && s.MaxInflightBytes < 2*s.MaxBodyBytes) {
+		add("max-inflight-bytes", "must be 0 (8 x --max-body-bytes) or >= 2 x --max-body-bytes = %d (got %d)",
+			2*s.MaxBodyBytes, s.MaxInflightBytes)
+	}
+	if s.MaxConnections <= 0 {
+		add("max-connections", "must be > 0 (got %d)", s.MaxConnections)
+	}
+	if s.MaxConnectionsPerIP < 0 {
+		add("max-connections-per-ip", "must be >= 0 (got %d)", s.MaxConnectionsPerIP)
+	}
 	if s.AckTimeout <= 0 {
 		add("ack-timeout", "must be > 0 (got %s)", s.AckTimeout)
 	}

@@ -197,6 +197,11 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		Registerer:      d.Registry,
 		Gatherer:        d.Registry,
 		Ready:           readiness(adm, d.RegistryClient),
+
+		// Memory bounds: body bytes in flight and open connections.
+		MaxInflightBytes:    d.Service.MaxInflightBytes,
+		MaxConnections:      d.Service.MaxConnections,
+		MaxConnectionsPerIP: d.Service.MaxConnectionsPerIP,
 	}, prod)
 	if err != nil {
 		_ = prod.Close(context.Background())
