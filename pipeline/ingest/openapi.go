@@ -91,7 +91,7 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 				"422": problemResp("Idempotency-Key used before with a different body; nothing written"),
 				"429": problemResp("rate limited; see Retry-After"),
 				"500": problemResp("Kafka refused the records for good (not retryable); nothing written"),
-				"503": problemResp("Kafka did not take the events in time, or the buffer is full; nothing written; see Retry-After"),
+				"503": problemResp("Kafka did not take the events in time, the buffer is full, or the server holds --max-inflight-bytes of bodies (overloaded, body unread); nothing written; see Retry-After"),
 				"504": problemResp("commit sent, outcome unknown; retry with the same Idempotency-Key; see Retry-After"),
 			},
 		}}
