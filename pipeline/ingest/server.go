@@ -259,8 +259,9 @@ func (s *Server) writeError(c *fiber.Ctx, err error) error {
 }
 
 // serverError is fiber's ErrorHandler. It sees only failures that happen before the
-// routes run (body above BodyLimit, header too large, malformed request), so it does
-// the middleware's bookkeeping itself and always answers problem+json.
+// routes run (header too large, malformed request; bodies are streamed, so their limit
+// is admitBody's 413), so it does the middleware's bookkeeping itself and always
+// answers problem+json.
 func (s *Server) serverError(c *fiber.Ctx, err error) error {
 	status := fiber.StatusInternalServerError
 	var fe *fiber.Error
