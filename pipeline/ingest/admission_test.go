@@ -348,3 +348,75 @@ func TestConnectionCap(t *testing.T) {
 		})
 	}
 }
+
+// A compressed or chunked body reserves the most it could take (the body limit for the
+// decompressed copy, or for an unknown length) only until it is read: the request then
+// holds its real size while it waits for Kafka, so two such requests fit in a budget of
+// two body limits.
+func TestReservationShrinksToBodySize(t *testing.T) {
+	const maxBody = 64 << 10
+	ev := []byte(mustJSON(t, []map[string]any{purchase(nil), purchase(nil)}))
+	tests := []struct {
+		name     string
+		body     []byte
+		encoding string
+		chunked  bool
+	}{
+		{"gzip", gzipped(t, ev), "gzip", false},
+		{"chunked", ev, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &fakeProducer{hang: make(chan struct{}), entered: make(chan struct{}, 2)}
+			s := newTestServer(t, p, func(c *ingest.Config) {
+				c.MaxBodyBytes = maxBody
+				c.MaxInflightBytes = 2 * maxBody
+			})
+			url := serve(t, s)
+			statuses := make(chan int, 2)
+			post := func() {
+				req, err := http.NewRequestWithContext(t.Context(), "POST", url+pathBuy, bytes.NewReader(tt.body))
+				if err != nil {
+					t.Error(err)
+					statuses <- 0
+					return
+				}
+				req.Header.Set("Content-Type", ctJSON)
+				if tt.encoding != "" {
+					req.Header.Set("Content-Encoding", tt.encoding)
+				}
+				if tt.chunked {
+					req.ContentLength = -1
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					statuses <- 0
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				statuses <- res.StatusCode
+			}
+			for range 2 {
+				go post()
+				select {
+				case <-p.entered: // admitted and waiting for Kafka, holding its body
+				case st := <-statuses:
+					t.Fatalf("status %d while another request waits for Kafka, want it admitted", st)
+				case <-time.After(10 * time.Second):
+					t.Fatal("request not admitted")
+				}
+			}
+			if got := gaugeValue(t, s.metrics, "sluice_ingest_inflight_bytes"); got != float64(2*len(ev)) {
+				t.Errorf("sluice_ingest_inflight_bytes = %v, want %d (two decoded bodies)", got, 2*len(ev))
+			}
+			close(p.hang)
+			for range 2 {
+				if st := <-statuses; st != 202 {
+					t.Errorf("status %d, want 202", st)
+				}
+			}
+		})
+	}
+}
