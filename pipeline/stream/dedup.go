@@ -114,12 +114,9 @@ func (d *Dedup) Expire() int {
 	if budget <= 0 {
 		return 0
 	}
-	wm, n, stopped := d.watermark, 0, false
-	d.store.ScanExpired(wm, func(k string) bool {
-		if exp, ok := d.store.Get(k); !ok || exp >= wm {
-			return true // deleted or renewed in this transaction
-		}
-		d.store.Delete(k)
+	n, stopped := 0, false
+	d.store.ScanExpired(d.watermark, func(k string) bool {
+		d.store.Delete(k) // its expiry bucket ended before wm
 		n++
 		if n == budget {
 			stopped = true
@@ -132,7 +129,7 @@ func (d *Dedup) Expire() int {
 	if !stopped {
 		// Every due bucket is done: the next one falls due when the watermark passes
 		// the end of the bucket it is in now.
-		d.nextScan = (bucketOf(wm, d.scanWidth) + 1) * d.scanWidth
+		d.nextScan = (bucketOf(d.watermark, d.scanWidth) + 1) * d.scanWidth
 	}
 	return n
 }

@@ -278,10 +278,15 @@ func (s *Store[V]) Restore(key string, value []byte) error {
 
 // ScanExpired calls fn for committed keys whose expiry (see IndexExpiry) lies in a bucket
 // that ends at or before before, in expiry order, each at most once per transaction,
-// until fn returns false. fn may Put or Delete the key it was given; it sees the key's
-// current value through Get (a pending write may have renewed it).
+// until fn returns false. Keys with a pending write are skipped (written in this
+// transaction: deleted already, or renewed); fn may Put or Delete the key it was given.
 func (s *Store[V]) ScanExpired(before int64, fn func(k string) bool) {
-	s.fail(s.b.ScanExpired(before, fn))
+	s.fail(s.b.ScanExpired(before, func(k string) bool {
+		if _, ok := s.pending[k]; ok {
+			return true
+		}
+		return fn(k)
+	}))
 }
 
 // ExpiryBacklog is the number of committed keys in expiry buckets wholly before before:

@@ -1,0 +1,648 @@
+// Package pebblestore is the disk-backed committed layer of a stream.Store, on Pebble
+// (github.com/cockroachdb/pebble/v2, the LSM under CockroachDB): state larger than
+// memory, and a local checkpoint so a restart restores only the changelog records after
+// it instead of the whole history.
+//
+// One Backend owns one directory (a task's store: stage / input topic / partition /
+// store, see Dir) and holds a lock on it for as long as it is open, so two processes
+// never open the same state. Each Apply writes the committed transaction's writes, the
+// expiry index, the key count and the checkpoint (the changelog end offset the writes
+// reach) in one atomic Pebble batch, so the checkpoint on disk always matches the state
+// on disk. Batches are not fsynced: after a machine crash the directory holds a
+// consistent, possibly older state and checkpoint, and the restore reads from there
+// (replaying changelog records over state that already has some of them ends in the
+// same state).
+//
+// Key layout: 'd'+key -> value (the store's Codec); 'x'+expiry+key -> nothing (the
+// expiry index); 'c'+bucket -> index entries in the bucket; 'm' -> meta (checkpoint,
+// key count, index bucket width, CRC-32C).
+package pebblestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sluicehq/sluice/pipeline/stream"
+)
+
+// DefaultCacheBytes is the block cache of a Backend unless Options.CacheBytes says
+// otherwise: 64 MiB.
+const DefaultCacheBytes = 64 << 20
+
+// restoreBatch is how many restored changelog records a Backend buffers before writing
+// them to Pebble.
+const restoreBatch = 1 << 16
+
+// ErrLocked is returned by Open when another process (or another Backend in this one)
+// has the directory open.
+var ErrLocked = errors.New("state directory is locked by another store")
+
+// ErrNotWritable is returned by Open when the directory cannot be made or written.
+var ErrNotWritable = errors.New("state directory is not writable")
+
+// Options configure a Backend.
+type Options struct {
+	// CacheBytes is the size of the block cache (default DefaultCacheBytes).
+	CacheBytes int64
+}
+
+// Dir is the directory of one task's store under root: root/stage/topic/partition/store.
+func Dir(root, stage, topic string, partition int32, store string) string {
+	return filepath.Join(root, stage, topic, strconv.Itoa(int(partition)), store)
+}
+
+// Backend is a stream.Backend on a Pebble database in one directory.
+// Like the Store over it, it is not safe for concurrent use.
+type Backend[V any] struct {
+	dir   string
+	db    *pebble.DB
+	lock  *pebble.Lock
+	cache *pebble.Cache
+	codec stream.Codec[V]
+
+	n          int64 // committed keys
+	checkpoint int64 // stream.NoCheckpoint when none
+	discarded  error
+	broken     error // a failed batch: memory and disk may disagree
+
+	restore map[string]stream.Write[V]
+
+	exp    func(V) int64
+	width  int64
+	counts map[int64]int64 // expiry bucket -> index entries
+	dirty  map[int64]bool  // counts changed since the last batch
+	cursor []byte          // ScanExpired resumes after this index key
+	// floor is at or below the first live index entry: deleted entries leave tombstones
+	// that an iterator would otherwise step over again in every transaction.
+	floor []byte
+
+	kbuf, vbuf []byte
+}
+
+var _ stream.Backend[int64] = (*Backend[int64])(nil)
+
+// Open opens (creating it if needed) the state in dir and locks dir. If the state's
+// checkpoint record fails its checksum, Open wipes the state and Discarded says why: the
+// caller restores fully. An error names dir: it is not writable (ErrNotWritable), it is
+// locked (ErrLocked), or Pebble could not open it.
+func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: %w", dir, ErrNotWritable, err)
+	}
+	lock, err := pebble.LockDirectory(dir, vfs.Default)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("state directory %s: %w: %w", dir, ErrNotWritable, err)
+		}
+		return nil, fmt.Errorf("state directory %s: %w: %w", dir, ErrLocked, err)
+	}
+	size := o.CacheBytes
+	if size <= 0 {
+		size = DefaultCacheBytes
+	}
+	cache := pebble.NewCache(size)
+	opts := &pebble.Options{Cache: cache, Lock: lock, Logger: quietLogger{}}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		cache.Unref()
+		_ = lock.Close()
+		return nil, fmt.Errorf("state directory %s: open: %w", dir, err)
+	}
+	b := &Backend[V]{
+		dir: dir, db: db, lock: lock, cache: cache, codec: c,
+		checkpoint: stream.NoCheckpoint,
+		restore:    make(map[string]stream.Write[V]),
+		counts:     make(map[int64]int64),
+		dirty:      make(map[int64]bool),
+	}
+	if err := b.load(); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Dir is the directory the Backend owns.
+func (b *Backend[V]) Dir() string { return b.dir }
+
+// Discarded is why Open wiped the state it found (a corrupt checkpoint record), or nil.
+func (b *Backend[V]) Discarded() error { return b.discarded }
+
+// meta is the checkpoint record: version, flags, checkpoint, key count, index width.
+type meta struct {
+	hasCheckpoint bool
+	checkpoint    int64
+	n             int64
+	width         int64
+}
+
+const metaVersion = 1
+
+var metaKey = []byte{'m'}
+
+func (m meta) encode() []byte {
+	b := make([]byte, 0, 30)
+	b = append(b, metaVersion)
+	if m.hasCheckpoint {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(m.checkpoint))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.n))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.width))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func decodeMeta(b []byte) (meta, error) {
+	if len(b) != 30 {
+		return meta{}, fmt.Errorf("checkpoint record is %d bytes, want 30", len(b))
+	}
+	if got, want := binary.BigEndian.Uint32(b[26:]), crc32.Checksum(b[:26], castagnoli); got != want {
+		return meta{}, fmt.Errorf("checkpoint record checksum %08x, want %08x", got, want)
+	}
+	if b[0] != metaVersion || b[1] > 1 {
+		return meta{}, fmt.Errorf("checkpoint record version %d flags %d unknown", b[0], b[1])
+	}
+	m := meta{
+		hasCheckpoint: b[1] == 1,
+		checkpoint:    int64(binary.BigEndian.Uint64(b[2:])),
+		n:             int64(binary.BigEndian.Uint64(b[10:])),
+		width:         int64(binary.BigEndian.Uint64(b[18:])),
+	}
+	if m.n < 0 || m.width < 0 || (m.hasCheckpoint && m.checkpoint < 0) {
+		return meta{}, errors.New("checkpoint record out of range")
+	}
+	return m, nil
+}
+
+// load reads the checkpoint record; a corrupt one, or state without one, is wiped.
+func (b *Backend[V]) load() error {
+	v, closer, err := b.db.Get(metaKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		empty, err := b.empty()
+		if err != nil {
+			return err
+		}
+		if !empty {
+			b.discarded = fmt.Errorf("state directory %s: state without a checkpoint record", b.dir)
+			return b.Wipe()
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state directory %s: read checkpoint: %w", b.dir, err)
+	}
+	m, derr := decodeMeta(v)
+	_ = closer.Close()
+	if derr != nil {
+		b.discarded = fmt.Errorf("state directory %s: %w", b.dir, derr)
+		return b.Wipe()
+	}
+	b.n, b.width = m.n, m.width
+	if m.hasCheckpoint {
+		b.checkpoint = m.checkpoint
+	}
+	return nil
+}
+
+func (b *Backend[V]) empty() (bool, error) {
+	it, err := b.db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	empty := !it.First()
+	return empty, errors.Join(it.Error(), it.Close())
+}
+
+func (b *Backend[V]) usable() error {
+	if b.db == nil {
+		return stream.ErrClosed
+	}
+	return b.broken
+}
+
+func (b *Backend[V]) dataKey(k string) []byte {
+	b.kbuf = append(append(b.kbuf[:0], 'd'), k...)
+	return b.kbuf
+}
+
+// ordered maps an int64 to 8 bytes that sort like it.
+func ordered(dst []byte, x int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(x)^(1<<63))
+}
+
+func unordered(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+func indexKey(exp int64, k string) []byte {
+	return append(ordered(append(make([]byte, 0, 9+len(k)), 'x'), exp), k...)
+}
+
+func countKey(bucket int64) []byte { return ordered([]byte{'c'}, bucket) }
+
+// Get returns the committed value of k.
+func (b *Backend[V]) Get(k string) (V, bool, error) {
+	var zero V
+	if err := b.flushRestore(); err != nil {
+		return zero, false, err
+	}
+	v, closer, err := b.db.Get(b.dataKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, fmt.Errorf("state %s: get: %w", b.dir, err)
+	}
+	x, err := b.codec.Decode(v)
+	_ = closer.Close()
+	if err != nil {
+		return zero, false, fmt.Errorf("state %s: decode %q: %w", b.dir, k, err)
+	}
+	return x, true, nil
+}
+
+// Len is the number of committed keys.
+func (b *Backend[V]) Len() int {
+	_ = b.flushRestore() // an error is kept (broken) for the next call that returns one
+	return int(b.n)
+}
+
+// Range calls fn for every committed key, in key order.
+func (b *Backend[V]) Range(fn func(k string, v V) bool) error {
+	if err := b.flushRestore(); err != nil {
+		return err
+	}
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'d'}, UpperBound: []byte{'e'}})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := b.codec.Decode(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("state %s: decode %q: %w", b.dir, it.Key()[1:], err)
+		}
+		if !fn(string(it.Key()[1:]), v) {
+			break
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// Apply writes w, with checkpoint unless it is stream.NoCheckpoint, in one batch.
+func (b *Backend[V]) Apply(w map[string]stream.Write[V], checkpoint int64) error {
+	if err := b.flushRestore(); err != nil {
+		return err
+	}
+	batch := b.db.NewBatch()
+	for k, x := range w {
+		if err := b.write(batch, k, x); err != nil {
+			_ = batch.Close()
+			return b.fail(err)
+		}
+	}
+	cp := b.checkpoint
+	if checkpoint != stream.NoCheckpoint {
+		cp = checkpoint
+	}
+	return b.commit(batch, cp)
+}
+
+// fail marks the backend broken: a batch was half prepared in memory (counts).
+func (b *Backend[V]) fail(err error) error {
+	err = fmt.Errorf("state %s: %w", b.dir, err)
+	if b.broken == nil {
+		b.broken = err
+	}
+	return err
+}
+
+// commit adds the dirty index counts and the checkpoint record to batch and commits it.
+func (b *Backend[V]) commit(batch *pebble.Batch, checkpoint int64) error {
+	for bucket := range b.dirty {
+		if c := b.counts[bucket]; c > 0 {
+			_ = batch.Set(countKey(bucket), binary.AppendUvarint(nil, uint64(c)), nil)
+		} else {
+			delete(b.counts, bucket)
+			_ = batch.Delete(countKey(bucket), nil)
+		}
+	}
+	clear(b.dirty)
+	m := meta{checkpoint: checkpoint, hasCheckpoint: checkpoint != stream.NoCheckpoint, n: b.n}
+	if b.exp != nil {
+		m.width = b.width
+	}
+	_ = batch.Set(metaKey, m.encode(), nil)
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		_ = batch.Close()
+		return b.fail(fmt.Errorf("commit: %w", err))
+	}
+	b.checkpoint = checkpoint
+	return batch.Close()
+}
+
+// write adds one write to batch, keeping the key count and the expiry index right.
+func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	dk := b.dataKey(k)
+	old, closer, err := b.db.Get(dk)
+	had := err == nil
+	if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("get %q: %w", k, err)
+	}
+	var oldExp int64
+	if had {
+		if b.exp != nil {
+			v, err := b.codec.Decode(old)
+			if err != nil {
+				_ = closer.Close()
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			oldExp = b.exp(v)
+		}
+		_ = closer.Close()
+	}
+	if w.Deleted {
+		if !had {
+			return nil
+		}
+		_ = batch.Delete(dk, nil)
+		b.n--
+		if b.exp != nil {
+			_ = batch.Delete(indexKey(oldExp, k), nil)
+			b.count(oldExp, -1)
+		}
+		return nil
+	}
+	b.vbuf = b.codec.Encode(b.vbuf[:0], w.V)
+	_ = batch.Set(dk, b.vbuf, nil)
+	if !had {
+		b.n++
+	}
+	if b.exp == nil {
+		return nil
+	}
+	e := b.exp(w.V)
+	if had {
+		if e == oldExp {
+			return nil
+		}
+		_ = batch.Delete(indexKey(oldExp, k), nil)
+		b.count(oldExp, -1)
+	}
+	ik := indexKey(e, k)
+	_ = batch.Set(ik, nil, nil)
+	b.count(e, 1)
+	if b.floor != nil && bytes.Compare(ik, b.floor) < 0 {
+		b.floor = ik
+	}
+	return nil
+}
+
+func (b *Backend[V]) count(exp, d int64) {
+	bucket := bucketOf(exp, b.width)
+	b.counts[bucket] += d
+	b.dirty[bucket] = true
+}
+
+// bucketOf is the bucket number of expiry e (floor division, as in package stream).
+func bucketOf(e, width int64) int64 {
+	q := e / width
+	if e%width != 0 && e < 0 {
+		q--
+	}
+	return q
+}
+
+// Restore buffers one changelog record; buffered records reach Pebble before any read,
+// every restoreBatch records, and with the next Apply (without moving the checkpoint
+// until that Apply names one).
+func (b *Backend[V]) Restore(k string, v V, raw []byte) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	b.restore[k] = stream.Write[V]{V: v, Deleted: raw == nil}
+	if len(b.restore) >= restoreBatch {
+		return b.flushRestore()
+	}
+	return nil
+}
+
+func (b *Backend[V]) flushRestore() error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if len(b.restore) == 0 {
+		return nil
+	}
+	batch := b.db.NewBatch()
+	for k, x := range b.restore {
+		if err := b.write(batch, k, x); err != nil {
+			_ = batch.Close()
+			return b.fail(err)
+		}
+	}
+	clear(b.restore)
+	return b.commit(batch, b.checkpoint)
+}
+
+// Checkpoint is the changelog offset of the last Apply that carried one.
+func (b *Backend[V]) Checkpoint() (int64, bool) {
+	return b.checkpoint, b.checkpoint != stream.NoCheckpoint
+}
+
+// Wipe deletes every key, index entry and the checkpoint, durably.
+func (b *Backend[V]) Wipe() error {
+	if b.db == nil {
+		return stream.ErrClosed
+	}
+	batch := b.db.NewBatch()
+	_ = batch.DeleteRange([]byte{0}, []byte{0xff}, nil)
+	clear(b.restore)
+	clear(b.counts)
+	clear(b.dirty)
+	b.n, b.cursor, b.floor, b.broken = 0, nil, nil, nil
+	m := meta{width: b.width}
+	if b.exp == nil {
+		m.width = 0
+	}
+	_ = batch.Set(metaKey, m.encode(), nil)
+	if err := batch.Commit(pebble.Sync); err != nil {
+		_ = batch.Close()
+		return b.fail(fmt.Errorf("wipe: %w", err))
+	}
+	b.checkpoint = stream.NoCheckpoint
+	return batch.Close()
+}
+
+// Close writes buffered restore records, closes the database and releases the lock.
+func (b *Backend[V]) Close() error {
+	if b.db == nil {
+		return nil
+	}
+	err := b.flushRestore()
+	err = errors.Join(err, b.db.Close())
+	b.cache.Unref()
+	err = errors.Join(err, b.lock.Close())
+	b.db = nil
+	if err != nil {
+		return fmt.Errorf("state directory %s: close: %w", b.dir, err)
+	}
+	return nil
+}
+
+// Stats is what a Backend holds, for metrics.
+type Stats struct {
+	// DiskBytes is the space its files take.
+	DiskBytes uint64
+	// CacheBytes is the block cache in use.
+	CacheBytes int64
+}
+
+// Stats reports disk and cache use.
+func (b *Backend[V]) Stats() Stats {
+	if b.db == nil {
+		return Stats{}
+	}
+	m := b.db.Metrics()
+	return Stats{DiskBytes: m.DiskSpaceUsage(), CacheBytes: m.BlockCache.Size}
+}
+
+// IndexExpiry keeps the expiry index in buckets of width. The index on disk is kept
+// across restarts; when it was built with another width (or none), it is rebuilt from
+// the data once (a full scan).
+func (b *Backend[V]) IndexExpiry(exp func(V) int64, width int64) error {
+	if err := b.flushRestore(); err != nil {
+		return err
+	}
+	b.exp = exp
+	if width == b.width && b.n > 0 {
+		return b.loadCounts()
+	}
+	b.width = width
+	return b.rebuildIndex()
+}
+
+func (b *Backend[V]) loadCounts() error {
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'c'}, UpperBound: []byte{'d'}})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		c, n := binary.Uvarint(it.Value())
+		if n <= 0 || len(it.Key()) != 9 {
+			_ = it.Close()
+			return b.fail(errors.New("corrupt expiry index count"))
+		}
+		b.counts[unordered(it.Key()[1:])] = int64(c)
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+func (b *Backend[V]) rebuildIndex() error {
+	b.floor = nil
+	clear(b.counts)
+	clear(b.dirty)
+	batch := b.db.NewBatch()
+	_ = batch.DeleteRange([]byte{'c'}, []byte{'d'}, nil)
+	_ = batch.DeleteRange([]byte{'x'}, []byte{'y'}, nil)
+	if err := b.Range(func(k string, v V) bool {
+		e := b.exp(v)
+		_ = batch.Set(indexKey(e, k), nil, nil)
+		b.count(e, 1)
+		return true
+	}); err != nil {
+		_ = batch.Close()
+		return b.fail(err)
+	}
+	return b.commit(batch, b.checkpoint)
+}
+
+// ResetScan starts ScanExpired from the first index entry again.
+func (b *Backend[V]) ResetScan() { b.cursor = nil }
+
+// ScanExpired offers the keys of the index entries in buckets that end at or before
+// before, in expiry order, resuming after the last one offered since ResetScan.
+func (b *Backend[V]) ScanExpired(before int64, fn func(k string) bool) error {
+	if b.exp == nil {
+		return nil
+	}
+	if err := b.flushRestore(); err != nil {
+		return err
+	}
+	fromFloor := b.cursor == nil
+	lower := []byte{'x'}
+	if b.cursor != nil {
+		lower = append([]byte(nil), b.cursor...) // the iterator keeps its bounds
+	} else if b.floor != nil {
+		lower = b.floor
+	}
+	upper := ordered([]byte{'x'}, bucketOf(before, b.width)*b.width)
+	if bytes.Compare(lower, upper) >= 0 {
+		return nil
+	}
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	ok := it.First()
+	if fromFloor {
+		// Nothing live below the first entry found (or below upper, if none).
+		if ok {
+			b.floor = append([]byte(nil), it.Key()...)
+		} else if it.Error() == nil {
+			b.floor = upper
+		}
+	}
+	for ; ok; ok = it.Next() {
+		key := it.Key()
+		b.cursor = append(append(b.cursor[:0], key...), 0) // the next key after this one
+		if !fn(string(key[9:])) {
+			break
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// ExpiryBacklog is the number of index entries in buckets that end at or before before.
+func (b *Backend[V]) ExpiryBacklog(before int64) int {
+	if b.exp == nil {
+		return 0
+	}
+	last := bucketOf(before, b.width)
+	n := int64(0)
+	for bucket, c := range b.counts {
+		if bucket < last {
+			n += c
+		}
+	}
+	return int(n)
+}
+
+// quietLogger drops Pebble's informational messages; errors reach callers as errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,230 @@
+package pebblestore_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
+	"github.com/sluicehq/sluice/pipeline/stream/storetest"
+)
+
+func open(t *testing.T, dir string) *stream.Store[int64] {
+	t.Helper()
+	b, err := pebblestore.Open[int64](dir, stream.Int64Codec{}, pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream.NewStoreOn[int64]("s", stream.Int64Codec{}, b)
+}
+
+func TestStoreConformancePebble(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) *stream.Store[int64] { return open(t, t.TempDir()) })
+}
+
+// TestDedupExpiryBoundedPebble: 200,000 ids (1,000,000 with SLUICE_STATE_LONG=1, about a
+// minute on two cores) expire from a Pebble store with no transaction over 10,000
+// tombstones, answers exact at and 1 ms past the horizon.
+func TestDedupExpiryBoundedPebble(t *testing.T) {
+	n := 200_000
+	if os.Getenv("SLUICE_STATE_LONG") == "1" {
+		n = 1_000_000
+	} else if testing.Short() {
+		n = 50_000
+	}
+	storetest.DedupExpiry(t, func(t *testing.T) *stream.Store[int64] { return open(t, t.TempDir()) }, n, 10_000)
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	_, err := pebblestore.Open[int64](dir, stream.Int64Codec{}, pebblestore.Options{})
+	if !errors.Is(err, pebblestore.ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second open: %v, want ErrLocked naming %s", err, dir)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, dir) // the lock goes with Close
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNotWritableDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{"under a file": filepath.Join(file, "state")}
+	if os.Geteuid() != 0 { // root writes anywhere
+		ro := filepath.Join(t.TempDir(), "ro")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		dirs["read-only"] = ro
+	}
+	for name, dir := range dirs {
+		t.Run(name, func(t *testing.T) {
+			_, err := pebblestore.Open[int64](dir, stream.Int64Codec{}, pebblestore.Options{})
+			if !errors.Is(err, pebblestore.ErrNotWritable) || !strings.Contains(err.Error(), dir) {
+				t.Fatalf("open: %v, want ErrNotWritable naming %s", err, dir)
+			}
+		})
+	}
+}
+
+// TestCheckpointRoundTrip: committed state, its key count, the expiry index and the
+// checkpoint survive a close and reopen; aborted writes never reach the disk.
+func TestCheckpointRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	exp := func(v int64) int64 { return v }
+	s := open(t, dir).IndexExpiry(exp, 10)
+	if _, ok := s.Checkpoint(); ok {
+		t.Fatal("new store has a checkpoint")
+	}
+	s.Put("a", 1)
+	s.Put("b", 25)
+	if err := s.CommitAt(42); err != nil {
+		t.Fatal(err)
+	}
+	s.Put("aborted", 3)
+	s.Delete("a")
+	s.Abort()
+	s.Put("c", 3)
+	s.Commit() // no checkpoint: the last one stays
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, dir).IndexExpiry(exp, 10)
+	defer s.Close()
+	if cp, ok := s.Checkpoint(); !ok || cp != 42 {
+		t.Fatalf("checkpoint after reopen = %d %v, want 42", cp, ok)
+	}
+	if got, want := storetest.View(s), map[string]int64{"a": 1, "b": 25, "c": 3}; !equal(got, want) {
+		t.Fatalf("state after reopen = %v, want %v", got, want)
+	}
+	if s.Len() != 3 {
+		t.Fatalf("Len after reopen = %d, want 3", s.Len())
+	}
+	if got := s.ExpiryBacklog(20); got != 2 {
+		t.Fatalf("backlog after reopen = %d, want 2 (a and c)", got)
+	}
+	if b := s.Backend().(*pebblestore.Backend[int64]); b.Discarded() != nil {
+		t.Fatalf("state discarded: %v", b.Discarded())
+	}
+}
+
+// TestRestoreThenCheckpoint: a full restore followed by CommitAt(end) leaves a checkpoint;
+// replaying the tail after it over the state (which may hold some of it) ends exact.
+func TestRestoreThenCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	c := stream.Int64Codec{}
+	s := open(t, dir)
+	for i, r := range []struct {
+		k string
+		v []byte
+	}{{"a", c.Encode(nil, 1)}, {"b", c.Encode(nil, 2)}, {"a", nil}} {
+		if err := s.Restore(r.k, r.v); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if err := s.CommitAt(3); err != nil {
+		t.Fatal(err)
+	}
+	s.Put("b", 20) // offset 3, committed without a checkpoint (crash before the next)
+	s.Commit()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	cp, ok := s.Checkpoint()
+	if !ok || cp != 3 {
+		t.Fatalf("checkpoint = %d %v, want 3", cp, ok)
+	}
+	// Tail from offset 3: b=20, then c=4.
+	for _, r := range []struct {
+		k string
+		v []byte
+	}{{"b", c.Encode(nil, 20)}, {"c", c.Encode(nil, 4)}} {
+		if err := s.Restore(r.k, r.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CommitAt(5); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := storetest.View(s), map[string]int64{"b": 20, "c": 4}; !equal(got, want) || s.Len() != 2 {
+		t.Fatalf("state = %v (Len %d), want %v", got, s.Len(), want)
+	}
+}
+
+// TestCorruptCheckpoint: a checkpoint record that fails its checksum is never trusted:
+// Open wipes the state and says why.
+func TestCorruptCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	s.Put("a", 1)
+	if err := s.CommitAt(9); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Flip a bit of the checkpoint offset, behind the store's back.
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, closer, err := db.Get([]byte{'m'})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), v...)
+	closer.Close()
+	bad[9] ^= 1
+	if err := db.Set([]byte{'m'}, bad, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := pebblestore.Open[int64](dir, stream.Int64Codec{}, pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Discarded() == nil || !strings.Contains(b.Discarded().Error(), "checksum") || !strings.Contains(b.Discarded().Error(), dir) {
+		t.Fatalf("Discarded = %v, want a checksum error naming %s", b.Discarded(), dir)
+	}
+	if _, ok := b.Checkpoint(); ok {
+		t.Fatal("corrupt checkpoint trusted")
+	}
+	if b.Len() != 0 {
+		t.Fatalf("Len = %d after a corrupt checkpoint, want 0 (wiped)", b.Len())
+	}
+	if _, ok, _ := b.Get("a"); ok {
+		t.Fatal("state kept after a corrupt checkpoint")
+	}
+}
+
+func equal(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

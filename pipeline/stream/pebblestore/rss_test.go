@@ -1,0 +1,168 @@
+package pebblestore_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
+)
+
+// TestStateRSS prints the resident memory of this process holding N dedup ids, filled the
+// way the clean stage fills them (Contains, then Add, a commit every 5,000 ids, ULID ids,
+// event times 1 ms apart, 24 h horizon: nothing expires). Run one backend per process:
+//
+//	SLUICE_STATE_RSS_IDS=10000000 SLUICE_STATE_BACKEND=pebble \
+//	  go test -count=1 -timeout 3600s -run TestStateRSS -v ./pipeline/stream/pebblestore/
+//
+// With the pebble backend it then closes the store and times the reopen (open, load the
+// expiry index counts, first read). SLUICE_STATE_DIR keeps the directory; with
+// SLUICE_STATE_REOPEN=1 the test only reopens that directory (a fresh process).
+func TestStateRSS(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("SLUICE_STATE_RSS_IDS"))
+	if err != nil {
+		t.Skip("set SLUICE_STATE_RSS_IDS (and SLUICE_STATE_BACKEND=memory|pebble)")
+	}
+	backend := os.Getenv("SLUICE_STATE_BACKEND")
+	dir := os.Getenv("SLUICE_STATE_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	const horizon = 24 * time.Hour
+	if os.Getenv("SLUICE_STATE_REOPEN") == "1" {
+		start := time.Now()
+		s, d := openDedup(t, dir, horizon)
+		d.Contains(ulid.ULID(idOf(0)).String(), 0)
+		took := time.Since(start)
+		report(t, fmt.Sprintf("pebble reopen in a new process: %d ids", s.Len()), s)
+		t.Logf("reopen %v", took)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	var s *stream.Store[int64]
+	var d *stream.Dedup
+	switch backend {
+	case "memory":
+		s = stream.NewStore[int64]("dedup", stream.Int64Codec{}).PackKeys(stream.ULIDKeys{})
+		d = stream.NewDedup(s, horizon)
+	case "pebble":
+		s, d = openDedup(t, dir, horizon)
+	default:
+		t.Fatalf("SLUICE_STATE_BACKEND=%q, want memory or pebble", backend)
+	}
+	start := time.Now()
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	for i := range n {
+		id := ulid.ULID(idOf(uint64(i))).String()
+		at := base + int64(i)
+		if d.Contains(id, at) {
+			t.Fatalf("id %d seen twice", i)
+		}
+		d.Add(id, at)
+		if i%5000 == 4999 {
+			if err := s.CommitAt(int64(i + 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%1_000_000 == 999_999 {
+			t.Logf("%d ids in %v", i+1, time.Since(start))
+		}
+	}
+	if err := s.CommitAt(int64(n)); err != nil {
+		t.Fatal(err)
+	}
+	fill := time.Since(start)
+	report(t, fmt.Sprintf("%s: %d ids, filled in %v (%.0f ids/s)", backend, s.Len(), fill, float64(n)/fill.Seconds()), s)
+	if backend != "pebble" {
+		return
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	s, d = openDedup(t, dir, horizon)
+	if !d.Contains(ulid.ULID(idOf(uint64(n-1))).String(), base+int64(n)) {
+		t.Fatal("last id lost across reopen")
+	}
+	t.Logf("reopen (same process) with %d ids: %v", s.Len(), time.Since(start))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openDedup(t *testing.T, dir string, horizon time.Duration) (*stream.Store[int64], *stream.Dedup) {
+	t.Helper()
+	b, err := pebblestore.Open[int64](dir, stream.Int64Codec{}, pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stream.NewStoreOn[int64]("dedup", stream.Int64Codec{}, b)
+	d := stream.NewDedup(s, horizon)
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return s, d
+}
+
+// report logs RSS, peak RSS and Go heap after a GC, and the backend's disk and cache use.
+func report(t *testing.T, what string, s *stream.Store[int64]) {
+	t.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rss, hwm := procStatus(t, "VmRSS"), procStatus(t, "VmHWM")
+	line := fmt.Sprintf("%s: VmRSS %d MiB, VmHWM %d MiB, Go heap %d MiB", what, rss>>10, hwm>>10, ms.HeapAlloc>>20)
+	if b, ok := s.Backend().(*pebblestore.Backend[int64]); ok {
+		st := b.Stats()
+		line += fmt.Sprintf(", disk %d MiB, block cache %d MiB", st.DiskBytes>>20, st.CacheBytes>>20)
+	}
+	t.Log(line)
+}
+
+// procStatus is a field of /proc/self/status in KiB.
+func procStatus(t *testing.T, field string) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb
+		}
+	}
+	t.Fatalf("%s not in /proc/self/status", field)
+	return 0
+}
+
+// idOf is a canonical ULID with timestamp i/1000 ms-ish and entropy i: distinct ids in
+// time order, as ingest makes them.
+func idOf(i uint64) [16]byte {
+	var b [16]byte
+	ms := 1764547200000 + i // 2025-12-01, one ms apart
+	for j := range 6 {
+		b[5-j] = byte(ms >> (8 * j))
+	}
+	for j := range 8 {
+		b[15-j] = byte(i*0x9E3779B97F4A7C15>>(8*j)) ^ byte(j)
+	}
+	return b
+}
