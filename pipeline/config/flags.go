@@ -46,7 +46,7 @@ func DefaultService() Service {
 			FlushBytes: DefaultSinkFlushBytes, FlushInterval: DefaultSinkFlushInterval, QueryAddr: DefaultQueryAddr},
 
 		GroupSessionTimeout: DefaultGroupSessionTimeout,
-		GroupProtocol:       "classic",
+		GroupProtocol:       GroupProtocolClassic,
 	}
 }
 

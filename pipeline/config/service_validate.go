@@ -25,6 +25,15 @@ const DefaultAggCommitInterval = 100 * time.Millisecond
 // of a crashed instance that is replaced under a new id move four times sooner.
 const DefaultGroupSessionTimeout = 10 * time.Second
 
+// The values of Service.GroupProtocol.
+const (
+	// GroupProtocolClassic is the JoinGroup/SyncGroup protocol with client-side
+	// assignment (the default).
+	GroupProtocolClassic = "classic"
+	// GroupProtocolConsumer is KIP-848's broker-driven protocol (Kafka 4.0+).
+	GroupProtocolConsumer = "consumer"
+)
+
 // Validate checks s and returns every problem at once (errors.Join), each naming the flag,
 // for example "--ack-timeout: must be > 0 (got 0s)".
 func (s *Service) Validate() error {
@@ -93,8 +102,8 @@ func (s *Service) Validate() error {
 	if s.GroupSessionTimeout < 100*time.Millisecond {
 		add("group-session-timeout", "must be >= 100ms (got %s)", s.GroupSessionTimeout)
 	}
-	if s.GroupProtocol != "classic" && s.GroupProtocol != "consumer" {
-		add("group-protocol", "must be classic or consumer (got %q)", s.GroupProtocol)
+	if s.GroupProtocol != GroupProtocolClassic && s.GroupProtocol != GroupProtocolConsumer {
+		add("group-protocol", "must be %s or %s (got %q)", GroupProtocolClassic, GroupProtocolConsumer, s.GroupProtocol)
 	}
 	if s.TxnMaxRecords <= 0 {
 		add("txn-max-records", "must be > 0 (got %d)", s.TxnMaxRecords)

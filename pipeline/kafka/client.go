@@ -92,9 +92,9 @@ func (h minLevel) WithGroup(name string) slog.Handler {
 const (
 	// GroupProtocolClassic is the JoinGroup/SyncGroup protocol with client-side
 	// assignment.
-	GroupProtocolClassic = "classic"
+	GroupProtocolClassic = config.GroupProtocolClassic
 	// GroupProtocolConsumer is KIP-848's broker-driven protocol (ConsumerGroupHeartbeat).
-	GroupProtocolConsumer = "consumer"
+	GroupProtocolConsumer = config.GroupProtocolConsumer
 )
 
 // DefaultSessionTimeout is the session timeout of classic consumer groups when
