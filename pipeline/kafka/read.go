@@ -16,6 +16,46 @@ import (
 // read_committed consumer never delivers. State restores, `sluice dlq` and the test
 // harness all read "everything committed so far" through it.
 func ReadCommitted(ctx context.Context, kc Config, topic string, partitions []int32, fn func(*kgo.Record) error) error {
+	return readCommitted(ctx, kc, topic, partitions, nil, fn)
+}
+
+// ReadCommittedFrom is ReadCommitted of one partition from offset from (a state store's
+// local checkpoint) instead of its start.
+func ReadCommittedFrom(ctx context.Context, kc Config, topic string, partition int32, from int64, fn func(*kgo.Record) error) error {
+	return readCommitted(ctx, kc, topic, []int32{partition}, map[int32]int64{partition: from}, fn)
+}
+
+// PartitionBounds returns the log start offset of topic/partition and its last stable
+// offset (where a read_committed reader stops now).
+func PartitionBounds(ctx context.Context, kc Config, topic string, partition int32) (start, end int64, err error) {
+	cl, err := kgo.NewClient(kc.Opts()...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for i, list := range []func(context.Context, ...string) (kadm.ListedOffsets, error){adm.ListStartOffsets, adm.ListCommittedOffsets} {
+		offs, err := list(ctx, topic)
+		if err == nil {
+			err = offs.Error()
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("bounds %s/%d: %w", topic, partition, err)
+		}
+		o, ok := offs.Lookup(topic, partition)
+		if !ok {
+			return 0, 0, fmt.Errorf("bounds %s/%d: partition not found", topic, partition)
+		}
+		if i == 0 {
+			start = o.Offset
+		} else {
+			end = o.Offset
+		}
+	}
+	return start, end, nil
+}
+
+func readCommitted(ctx context.Context, kc Config, topic string, partitions []int32, from map[int32]int64, fn func(*kgo.Record) error) error {
 	acl, err := kgo.NewClient(kc.Opts()...)
 	if err != nil {
 		return err
@@ -35,9 +75,12 @@ func ReadCommitted(ctx context.Context, kc Config, topic string, partitions []in
 	ends := map[int32]int64{}
 	parts := map[int32]kgo.Offset{}
 	offs.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 && (partitions == nil || want[o.Partition]) {
+		if o.Offset > from[o.Partition] && (partitions == nil || want[o.Partition]) {
 			ends[o.Partition] = o.Offset
 			parts[o.Partition] = kgo.NewOffset().AtStart()
+			if at, ok := from[o.Partition]; ok {
+				parts[o.Partition] = kgo.NewOffset().At(at)
+			}
 		}
 	})
 	for _, p := range partitions {

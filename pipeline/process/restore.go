@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -24,4 +25,67 @@ func restore(ctx context.Context, kc kafka.Config, topic string, partition int32
 		return n, fmt.Errorf("restore: %w", err)
 	}
 	return n, nil
+}
+
+// Checkpointed is a store that keeps a local checkpoint of its changelog: the changelog
+// end offset its committed state reaches (stream.Store; on the memory backend it never
+// has one).
+type Checkpointed interface {
+	Changelogged
+	Checkpoint() (offset int64, ok bool)
+	CommitAt(offset int64) error
+	Wipe() error
+}
+
+// restoreFrom restores s from changelog partition topic/partition. When s has a local
+// checkpoint within the partition's log (log start <= checkpoint <= last stable offset)
+// it reads only the records after it (tail is true); otherwise it wipes s and reads the
+// whole partition, with a WARN saying why when a checkpoint was there but not trusted
+// (before the log start: the records after it are gone; beyond the end: the changelog
+// was recreated). Either way it then records the end as s's checkpoint. It returns the
+// records applied.
+//
+// A checkpoint older than the changelog's delete.retention.ms can miss a tombstone that
+// compaction removed since; keeping that retention above the longest time a task's
+// directory sits unused is the operator's part.
+func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition int32, s Checkpointed, log *slog.Logger) (n int, tail bool, err error) {
+	start, end, err := kafka.PartitionBounds(ctx, kc, topic, partition)
+	if err != nil {
+		return 0, false, fmt.Errorf("restore: %w", err)
+	}
+	from := int64(-1)
+	if cp, ok := s.Checkpoint(); ok {
+		switch {
+		case cp < start:
+			log.Warn("state checkpoint before the changelog's log start: full restore",
+				"topic", topic, "partition", partition, "checkpoint", cp, "log_start", start)
+		case cp > end:
+			log.Warn("state checkpoint beyond the changelog's end (changelog recreated?): full restore",
+				"topic", topic, "partition", partition, "checkpoint", cp, "end", end)
+		default:
+			from, tail = cp, true
+		}
+	}
+	if from < 0 {
+		if err := s.Wipe(); err != nil {
+			return 0, false, fmt.Errorf("restore %s/%d: wipe: %w", topic, partition, err)
+		}
+		from = 0
+	}
+	apply := func(r *kgo.Record) error {
+		if err := s.Restore(string(r.Key), r.Value); err != nil {
+			return err
+		}
+		n++
+		return nil
+	}
+	if from < end {
+		if err := kafka.ReadCommittedFrom(ctx, kc, topic, partition, from, apply); err != nil {
+			return n, false, fmt.Errorf("restore: %w", err)
+		}
+	}
+	if err := s.CommitAt(end); err != nil {
+		return n, false, fmt.Errorf("restore %s/%d: checkpoint: %w", topic, partition, err)
+	}
+	return n, tail, nil
 }

@@ -166,3 +166,65 @@ func idOf(i uint64) [16]byte {
 	}
 	return b
 }
+
+// TestExpiryStall prints the longest single Add call and the longest commit while N dedup
+// ids expire (env SLUICE_STATE_STALL_IDS, SLUICE_STATE_BACKEND=memory|pebble): the ids
+// are filled at event times 1 ms apart, then 100-id transactions at a watermark past all
+// of them run until the expiry backlog is gone.
+//
+//	SLUICE_STATE_STALL_IDS=1000000 SLUICE_STATE_BACKEND=pebble \
+//	  go test -count=1 -timeout 3600s -run TestExpiryStall -v ./pipeline/stream/pebblestore/
+func TestExpiryStall(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("SLUICE_STATE_STALL_IDS"))
+	if err != nil {
+		t.Skip("set SLUICE_STATE_STALL_IDS (and SLUICE_STATE_BACKEND=memory|pebble)")
+	}
+	const horizon = time.Hour
+	var s *stream.Store[int64]
+	var d *stream.Dedup
+	switch b := os.Getenv("SLUICE_STATE_BACKEND"); b {
+	case "memory":
+		s = stream.NewStore[int64]("dedup", stream.Int64Codec{}).PackKeys(stream.ULIDKeys{})
+		d = stream.NewDedup(s, horizon)
+	case "pebble":
+		s, d = openDedup(t, t.TempDir(), horizon)
+		defer s.Close()
+	default:
+		t.Fatalf("SLUICE_STATE_BACKEND=%q, want memory or pebble", b)
+	}
+	for i := range n {
+		d.Add(ulid.ULID(idOf(uint64(i))).String(), int64(i))
+		if i%5000 == 4999 {
+			if err := s.CommitAt(int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.CommitAt(int64(n)); err != nil {
+		t.Fatal(err)
+	}
+	at := int64(n) + 2*horizon.Milliseconds()
+	var maxAdd, maxCommit, total time.Duration
+	txns, next := 0, n
+	start := time.Now()
+	for d.ExpiryBacklog() > 0 || txns == 0 {
+		if txns > n/stream.DefaultExpiryLimit+10 {
+			t.Fatalf("backlog %d after %d transactions", d.ExpiryBacklog(), txns)
+		}
+		for range 100 {
+			t0 := time.Now()
+			d.Add(ulid.ULID(idOf(uint64(next))).String(), at)
+			maxAdd = max(maxAdd, time.Since(t0))
+			next++
+		}
+		t0 := time.Now()
+		if err := s.CommitAt(int64(next)); err != nil {
+			t.Fatal(err)
+		}
+		maxCommit = max(maxCommit, time.Since(t0))
+		txns++
+	}
+	total = time.Since(start)
+	t.Logf("%s: %d ids expired in %d transactions, %v (%.0f ids/s); longest Add %v, longest commit %v, largest tombstone batch %d",
+		os.Getenv("SLUICE_STATE_BACKEND"), n, txns, total, float64(n)/total.Seconds(), maxAdd, maxCommit, d.LargestExpiryBatch())
+}
