@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -52,6 +53,10 @@ type TxnProducerOptions struct {
 	MaxBufferedBytes int64
 	// MaxBufferedRecords bounds their records the same way. Default 100000.
 	MaxBufferedRecords int
+	// MaxTxnBytes bounds the record bytes of one transaction (it takes at least one
+	// call): under overload the waiting calls are spread over several transactions, so
+	// one slow or failed transaction does not fail them all. Default 8 MiB.
+	MaxTxnBytes int64
 	// TxnTimeout is the transaction timeout the brokers enforce: how long a transaction
 	// left open by a crashed instance that never comes back holds back read_committed
 	// readers. Default 20s; it must exceed the longest call deadline plus CommitGrace.
@@ -138,6 +143,9 @@ func NewTxnProducer(cfg Config, o TxnProducerOptions) (*TxnProducer, error) {
 	}
 	if o.TxnTimeout <= 0 {
 		o.TxnTimeout = 20 * time.Second
+	}
+	if o.MaxTxnBytes <= 0 {
+		o.MaxTxnBytes = 8 << 20
 	}
 	if o.CommitGrace <= 0 {
 		o.CommitGrace = 2 * time.Second
@@ -271,17 +279,27 @@ func (p *TxnProducer) release(c *txnCall) {
 	p.records -= len(c.recs)
 }
 
-// take waits for pending calls and takes them all; nil when closed and drained.
+// take waits for pending calls and takes the oldest, up to MaxTxnBytes (at least one);
+// nil when closed and drained.
 func (p *TxnProducer) take() []*txnCall {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.pending) == 0 && !p.closed {
 		p.cond.Wait()
 	}
-	calls := p.pending
-	p.pending = nil
-	for _, c := range calls {
-		c.taken = true
+	if len(p.pending) == 0 {
+		return nil // closed
+	}
+	n, bytes := 0, int64(0)
+	for n < len(p.pending) && (n == 0 || bytes+p.pending[n].bytes <= p.o.MaxTxnBytes) {
+		bytes += p.pending[n].bytes
+		p.pending[n].taken = true
+		n++
+	}
+	calls := slices.Clone(p.pending[:n])
+	p.pending = append(p.pending[:0], p.pending[n:]...)
+	if len(p.pending) > 0 {
+		p.cond.Signal() // another client may take the rest
 	}
 	return calls
 }

@@ -219,6 +219,11 @@ func TestTxnProduceCommitUnanswered(t *testing.T) {
 		}
 	}
 	t.Cleanup(unblock)
+	// The producer id is initialised, so the short deadline below only has to cover
+	// one produce.
+	if err := produce(t, p, rec(0, "warm")); err != nil {
+		t.Fatal(err)
+	}
 	c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.SleepControl(func() { <-release })
 		return nil, nil, false
@@ -276,4 +281,25 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Close returns once the committers have finished, without waiting for its deadline.
+func TestTxnProducerCloseReturns(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	p, err := kafka.NewTxnProducer(kafka.Config{Brokers: c.ListenAddrs()},
+		kafka.TxnProducerOptions{TransactionalID: kafka.TransactionalID("ingest", "close")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := produce(t, p, rec(0, "a")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close = %v, want nil well before its deadline", err)
+	}
+	if err := produce(t, p, rec(0, "b")); !errors.Is(err, kafka.ErrClosed) {
+		t.Errorf("Produce after Close = %v, want ErrClosed", err)
+	}
 }
