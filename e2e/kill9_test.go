@@ -21,6 +21,13 @@ import (
 	"github.com/sluicehq/sluice/pipeline/gen"
 )
 
+// TestMain removes the sluice binary the kill tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	harness.RemoveSluiceBinary()
+	os.Exit(code)
+}
+
 // restartBound is how long a `sluice process` restarted after kill -9 may take before
 // .clean flows again. The goal is under 5 s (docs/BENCHMARKS.md); the bound is generous
 // for loaded CI machines. Without static group membership it took the group's session

@@ -51,6 +51,14 @@ func SluiceBinary(t testing.TB) string {
 	return buildBin
 }
 
+// RemoveSluiceBinary deletes the binary SluiceBinary built, if any. Call it from TestMain
+// after m.Run.
+func RemoveSluiceBinary() {
+	if buildBin != "" {
+		_ = os.RemoveAll(filepath.Dir(buildBin))
+	}
+}
+
 // Command is a `sluice` subcommand running as a child process against the pipeline's
 // brokers and registry: a real process that a test can kill with SIGKILL.
 type Command struct {
