@@ -7,7 +7,7 @@ const DefaultExpiryLimit = 10000
 
 // expiryChunk is the most expired ids one Seen or Add call deletes, so no call holds a
 // record up for long; the per-transaction limit bounds the changelog.
-const expiryChunk = 1024
+const expiryChunk = 256
 
 // expiryBuckets is how many expiry buckets a horizon spans: ids expire a bucket at a time
 // (at most horizon/expiryBuckets after their expiry; answers are exact before that).

@@ -70,7 +70,8 @@ type Backend[V any] interface {
 	// or before before (so every such key expires before it), until fn returns false.
 	// Keys already offered since the last ResetScan are not offered again.
 	ScanExpired(before int64, fn func(k string) bool) error
-	// ResetScan starts ScanExpired from the first bucket again (a new transaction).
+	// ResetScan starts ScanExpired from the first bucket again (a new transaction). The
+	// Store calls it after Apply, and on Abort.
 	ResetScan()
 	// ExpiryBacklog is the number of index entries ScanExpired(before) would offer,
 	// including those already offered since ResetScan.
@@ -224,7 +225,7 @@ func (s *Store[V]) Commit() { s.fail(s.CommitAt(NoCheckpoint)) }
 // With no pending writes it records the checkpoint alone (after a restore).
 func (s *Store[V]) CommitAt(checkpoint int64) error {
 	s.gen++
-	s.b.ResetScan()
+	defer s.b.ResetScan() // after Apply: a backend may use what the scan read
 	if s.err != nil {
 		clear(s.pending)
 		return s.err

@@ -83,6 +83,9 @@ type Backend[V any] struct {
 	counts map[int64]int64 // expiry bucket -> index entries
 	dirty  map[int64]bool  // counts changed since the last batch
 	cursor []byte          // ScanExpired resumes after this index key
+	// offered is the committed expiry of each key ScanExpired offered since ResetScan:
+	// Apply deletes (or renews) those without reading them again.
+	offered map[string]int64
 	// floor is at or below the first live index entry: deleted entries leave tombstones
 	// that an iterator would otherwise step over again in every transaction.
 	floor []byte
@@ -113,7 +116,12 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 		size = DefaultCacheBytes
 	}
 	cache := pebble.NewCache(size)
-	opts := &pebble.Options{Cache: cache, Lock: lock, Logger: quietLogger{}}
+	opts := &pebble.Options{
+		Cache: cache, Lock: lock, Logger: quietLogger{},
+		// Up to 4 memtables of 16 MiB before writes wait for a flush: a commit does not
+		// stall behind a flush on a busy machine (measured: TestExpiryStall).
+		MemTableSize: 16 << 20, MemTableStopWritesThreshold: 4,
+	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
@@ -129,6 +137,7 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 		restore:    make(map[string]stream.Write[V]),
 		counts:     make(map[int64]int64),
 		dirty:      make(map[int64]bool),
+		offered:    make(map[string]int64),
 	}
 	if err := b.load(); err != nil {
 		_ = b.Close()
@@ -364,22 +373,12 @@ func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) err
 		return err
 	}
 	dk := b.dataKey(k)
-	old, closer, err := b.db.Get(dk)
-	had := err == nil
-	if err != nil && !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("get %q: %w", k, err)
-	}
-	var oldExp int64
-	if had {
-		if b.exp != nil {
-			v, err := b.codec.Decode(old)
-			if err != nil {
-				_ = closer.Close()
-				return fmt.Errorf("decode %q: %w", k, err)
-			}
-			oldExp = b.exp(v)
+	oldExp, had := b.offered[k]
+	if !had {
+		var err error
+		if had, oldExp, err = b.read(dk, k); err != nil {
+			return err
 		}
-		_ = closer.Close()
 	}
 	if w.Deleted {
 		if !had {
@@ -416,6 +415,26 @@ func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) err
 		b.floor = ik
 	}
 	return nil
+}
+
+// read reports whether data key dk (of k) exists and, with an expiry index, its expiry.
+func (b *Backend[V]) read(dk []byte, k string) (had bool, exp int64, err error) {
+	old, closer, err := b.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("get %q: %w", k, err)
+	}
+	defer closer.Close()
+	if b.exp == nil {
+		return true, 0, nil
+	}
+	v, err := b.codec.Decode(old)
+	if err != nil {
+		return false, 0, fmt.Errorf("decode %q: %w", k, err)
+	}
+	return true, b.exp(v), nil
 }
 
 func (b *Backend[V]) count(exp, d int64) {
@@ -481,6 +500,7 @@ func (b *Backend[V]) Wipe() error {
 	clear(b.counts)
 	clear(b.dirty)
 	b.n, b.cursor, b.floor, b.broken = 0, nil, nil, nil
+	clear(b.offered)
 	m := meta{width: b.width}
 	if b.exp == nil {
 		m.width = 0
@@ -578,7 +598,10 @@ func (b *Backend[V]) rebuildIndex() error {
 }
 
 // ResetScan starts ScanExpired from the first index entry again.
-func (b *Backend[V]) ResetScan() { b.cursor = nil }
+func (b *Backend[V]) ResetScan() {
+	b.cursor = nil
+	clear(b.offered)
+}
 
 // ScanExpired offers the keys of the index entries in buckets that end at or before
 // before, in expiry order, resuming after the last one offered since ResetScan.
@@ -616,7 +639,9 @@ func (b *Backend[V]) ScanExpired(before int64, fn func(k string) bool) error {
 	for ; ok; ok = it.Next() {
 		key := it.Key()
 		b.cursor = append(append(b.cursor[:0], key...), 0) // the next key after this one
-		if !fn(string(key[9:])) {
+		k := string(key[9:])
+		b.offered[k] = unordered(key[1:9])
+		if !fn(k) {
 			break
 		}
 	}
