@@ -304,8 +304,9 @@ func DedupExpiry(t *testing.T, open Opener, n, limit int) {
 	if !d.Contains(id(0), w) {
 		t.Fatal("id 0, renewed at the watermark, was expired")
 	}
-	// Everything past: all n old ids go (id 0 was renewed), in bounded transactions.
-	w2 := int64(n) + 2*h
+	// Everything past, by more than an expiry bucket (horizon/64): all n old ids go, and
+	// the ids renewed or added at w, in bounded transactions.
+	w2 := int64(n) + 3*h
 	for step := 0; d.ExpiryBacklog() > 0 || step == 0; step++ {
 		if step > n/limit+10 {
 			t.Fatalf("backlog %d after %d transactions", d.ExpiryBacklog(), step)
