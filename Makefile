@@ -74,9 +74,10 @@ deps:
 	  echo "installing Java 17 and Maven (for the real Kafka broker)"; \
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; }
 
-## vet: go vet and gofmt
+## vet: go vet, go mod tidy -diff and gofmt
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 

@@ -86,7 +86,7 @@ type oracleWindowKey struct {
 
 // Oracle computes, by brute force, the results of feeding events (in arrival order) and
 // the interleaved watermark markers to a stream.Aggregator built with spec, following the
-// semantics documented on stream.Aggregator and in SPEC section 6:
+// semantics documented on stream.Aggregator and in README.md ("Aggregations"):
 //   - a source's watermark is the largest time among its events and markers so far;
 //     stream time is the minimum over spec.Sources (stream.NoWatermark while one has not
 //     reported); sources outside spec.Sources never count;
