@@ -87,6 +87,8 @@ func (s *Service) BindFlags(fs *flag.FlagSet) {
 	s.Security.BindFlags(fs)
 	s.API.BindFlags(fs)
 	s.Sink.BindFlags(fs)
+	s.Registry.BindFlags(fs)
+	s.State.BindFlags(fs)
 }
 
 // EnvName returns the environment variable read for the flag called name:

@@ -11,6 +11,10 @@ type Service struct {
 	Brokers []string
 	// RegistryURL is the schema registry base URL.
 	RegistryURL string
+	// Registry holds the schema registry's auth settings.
+	Registry Registry
+	// State says where process stages keep their state stores.
+	State State
 	// HTTPAddr is the ingest API listen address (also serves /metrics). Default ":8080".
 	HTTPAddr string
 	// InstanceID names this instance; it is part of transactional ids, so a restarted

@@ -137,7 +137,10 @@ func TestIdempotencyKeyInvalidID(t *testing.T) {
 		{"128 bytes", strings.Repeat("k", 128), batchOf(t, "u-1"), 202},
 		{"126 bytes, 10 events: ids up to 128 bytes", k126, batchOf(t, strings.Split("a b c d e f g h i j", " ")...), 202},
 		{"126 bytes, 11 events: id 10 is 129 bytes", strings.Repeat("m", 126), batchOf(t, strings.Split("a b c d e f g h i j k", " ")...), 400},
-		{"control character", "k\x01", batchOf(t, "u-1"), 400},
+		// HTTP itself refuses C0 controls in a header value (fasthttp answers 400 before
+		// any handler); a C1 control (U+0085, bytes C2 85) is legal obs-text in HTTP but
+		// would make an event_id with a control character, so ingest refuses it.
+		{"control character", "k\u0085", batchOf(t, "u-1"), 400},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(s.producer.records())
