@@ -12,8 +12,8 @@ import (
 )
 
 // Admission of request bodies. The server streams request bodies (fasthttp's
-// StreamRequestBody): its handlers run once the headers and at most the first 8 KiB of a
-// body have arrived, so authentication, the rate limits and the Content-Type check answer
+// StreamRequestBody): its handlers run once the headers and the first byte of a body
+// have arrived (streamFromFirstByte), so authentication, the rate limits and the Content-Type check answer
 // from the headers, and admitBody, the last step before postEvents, reads the rest of the
 // body only once the request holds a reservation of its bytes in a server-wide budget
 // (Config.MaxInflightBytes). A request the budget cannot hold answers 503 at once.

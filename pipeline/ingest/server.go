@@ -114,18 +114,17 @@ func New(cfg Config, p Producer) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ReadTimeout:           cfg.ReadTimeout,
-		// Handlers run once the headers and min(Content-Length, 8 KiB) of a body have
-		// arrived, so auth, rate limits and Content-Type are checked before a body is
-		// buffered; admitBody reads the rest within the in-flight budget and enforces
-		// MaxBodyBytes itself. A streaming fasthttp only uses its own limit to size that
-		// first read (8 KiB + 1 bytes past it, a read that can run past the body in
-		// fasthttp 1.52): no limit keeps it exact.
+		// Bodies stream: handlers run once the headers and the first byte of a body
+		// have arrived (see streamFromFirstByte), so auth, rate limits and Content-Type
+		// are checked before a body is buffered; admitBody reads the rest within the
+		// in-flight budget and enforces MaxBodyBytes itself.
 		StreamRequestBody: true,
 		BodyLimit:         math.MaxInt,
 		ErrorHandler:      s.serverError,
 		JSONEncoder:       json.Marshal,
 		JSONDecoder:       json.Unmarshal,
 	})
+	s.app.Server().HeaderReceived = streamFromFirstByte
 	s.app.Use(s.observe)
 	if corsHandler != nil {
 		s.app.Use(corsHandler) // before auth: preflights carry no token
@@ -383,4 +382,14 @@ func requestID(client string) string {
 		}
 	}
 	return ulid.Make().String()
+}
+
+// streamFromFirstByte is the server's HeaderReceived hook. A streaming fasthttp reads
+// min(body limit, Content-Length, 8 KiB) of a body before it runs the handlers; a body
+// limit of 1 for this request makes that read one byte, and fasthttp hands the rest of
+// the body to admitBody as a stream (a body past the limit is streamed, not refused).
+// So a client that declares 10 MiB and sends its body a byte at a time gets its 401,
+// 429, 413 or 415 as soon as its first body byte arrives, and holds no body buffer.
+func streamFromFirstByte(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 }
