@@ -13,7 +13,6 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/schema"
@@ -40,7 +39,7 @@ func consumeCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(conte
 			return errors.New("usage: sluice consume [flags] TOPIC")
 		}
 		topic := fs.Arg(0)
-		src, err := sr.NewClient(sr.URLs(svc.RegistryURL))
+		src, err := schema.NewClient(svc.RegistryURL, svc.Registry)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
@@ -80,7 +79,7 @@ func dlqCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.C
 		}
 		enc := json.NewEncoder(out)
 		if sub == "inspect" {
-			src, err := sr.NewClient(sr.URLs(svc.RegistryURL))
+			src, err := schema.NewClient(svc.RegistryURL, svc.Registry)
 			if err != nil {
 				return err
 			}

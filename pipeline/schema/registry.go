@@ -20,6 +20,13 @@ import (
 type Registry struct {
 	cl *sr.Client
 
+	// compatFor names each subject's compatibility mode (config.Registry.CompatibilityFor);
+	// nil: BACKWARD for all. localCheck also checks it here (registry_compat.go).
+	compatFor  func(subject string) string
+	localCheck bool
+	// configured holds the subjects whose mode this Registry has set on the registry.
+	configured sync.Map // string -> string (mode)
+
 	initOnce sync.Once
 	byID     sync.Map // int -> *writerSchema
 
@@ -51,9 +58,13 @@ type fetch struct {
 	err  error
 }
 
-// NewRegistry wraps a franz-go registry client.
-func NewRegistry(cl *sr.Client) *Registry {
+// NewRegistry wraps a franz-go registry client (build it with NewClient). Without
+// options every subject is BACKWARD and only the registry checks compatibility.
+func NewRegistry(cl *sr.Client, opts ...Option) *Registry {
 	r := &Registry{cl: cl}
+	for _, o := range opts {
+		o(r)
+	}
 	r.init()
 	return r
 }
@@ -67,9 +78,12 @@ func (r *Registry) init() {
 	})
 }
 
-// Register parses avsc, checks it is BACKWARD compatible with the latest version under
-// subject (hamba/avro's compatibility check; srfake accepts anything), registers it and
-// returns a Codec for it. Registering the same schema again is a no-op returning the same id.
+// Register parses avsc, sets subject's compatibility mode on the registry (once per
+// Registry; see WithCompatibility), registers the schema and returns a Codec for it. The
+// registry checks the mode; a schema it refuses is an error wrapping ErrIncompatible that
+// names the subject, the mode and the registry's message. With WithLocalCheck the mode is
+// checked here as well, for registries that store a mode but do not enforce it.
+// Registering the same schema again is a no-op returning the same id.
 //
 // "The same" means the same schema including defaults and docs (hamba's JSON form), not
 // just the same canonical form: defaults change what AppendEncode writes for missing
@@ -82,6 +96,10 @@ func (r *Registry) Register(ctx context.Context, subject, avsc string) (*Codec, 
 	}
 	if r.cl == nil {
 		return nil, fmt.Errorf("schema: register %s: %w: no registry client", subject, ErrRegistryUnavailable)
+	}
+	mode, err := r.ensureCompatibility(ctx, subject)
+	if err != nil {
+		return nil, err
 	}
 	latest, found, err := r.latest(ctx, subject)
 	if err != nil {
@@ -96,16 +114,16 @@ func (r *Registry) Register(ctx context.Context, subject, avsc string) (*Codec, 
 				ErrIncompatible, subject, latest.Version)
 		case sameSchema(old, rs):
 			id = latest.ID
-		default:
-			if err := avro.NewSchemaCompatibility().Compatible(rs, old); err != nil {
-				return nil, fmt.Errorf("%w: subject %s (version %d): %w", ErrIncompatible, subject, latest.Version, err)
+		case r.localCheck:
+			if err := r.checkLocally(ctx, subject, mode, rs, latest, old); err != nil {
+				return nil, err
 			}
 		}
 	}
 	if id == 0 {
 		id, err = r.cl.RegisterSchema(ctx, subject, sr.Schema{Schema: avsc, Type: sr.TypeAvro}, -1, -1)
 		if err != nil {
-			return nil, registryErr("register "+subject, err, ErrIncompatible)
+			return nil, refusedErr(subject, mode, err)
 		}
 	}
 	c, err := NewCodec(id, rs)

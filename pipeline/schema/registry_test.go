@@ -13,6 +13,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
@@ -183,7 +184,8 @@ func TestRegisterEvolution(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg, fake := newRegistry(t)
+			// The registry checks BACKWARD (srfake alone accepts anything).
+			reg, fake := newStrict(t, config.Registry{})
 			v1 := register(t, reg, "purchases-value", builtin(t, "purchases.avsc"))
 			v2, err := reg.Register(t.Context(), "purchases-value", tt.next(t))
 			if tt.incompatible {
