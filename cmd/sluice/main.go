@@ -41,6 +41,7 @@ commands:
   topics     create or describe the pipeline's topics
   health     GET a service's /healthz; exit 0 on 2xx (the container health check)
   dlq        inspect a dead-letter topic, or replay its records to their topics
+  console    the operator console in the browser (pipeline, dead letters, windows, events)
 
 Every flag can also be set as SLUICE_<FLAG_IN_UPPER_SNAKE>. Run 'sluice <command> -h'.
 `
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"sink":     sinkCmd,
 		"query":    queryCmd,
 		"health":   healthCmd,
+		"console":  consoleCmd,
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)

@@ -361,10 +361,19 @@ func (a *authenticator) verify(c *fiber.Ctx) (Principal, error) {
 		}
 		return Principal{}, unauthorized(c, "a bearer token is required: send Authorization: Bearer <JWT>", false)
 	}
-	var cl claims
-	if _, err := a.parser.ParseWithClaims(raw, &cl, a.keyfunc(c.UserContext())); err != nil {
+	p, err := a.principal(c.UserContext(), raw)
+	if err != nil {
 		a.logger.Debug("ingest: token rejected", "request_id", c.Locals(localRequestID), "err", err)
 		return Principal{}, unauthorized(c, tokenProblem(err), true)
+	}
+	return p, nil
+}
+
+// principal verifies token raw and returns its principal, or the parser's error.
+func (a *authenticator) principal(ctx context.Context, raw string) (Principal, error) {
+	var cl claims
+	if _, err := a.parser.ParseWithClaims(raw, &cl, a.keyfunc(ctx)); err != nil {
+		return Principal{}, err
 	}
 	scopes := make([]string, 0, len(cl.Scope)+len(cl.Scp))
 	scopes = append(append(scopes, cl.Scope...), cl.Scp...)
