@@ -28,6 +28,7 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 		return map[string]any{"description": desc, "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}}
 	}
 	paths := map[string]any{}
+	bearer := []any{map[string]any{bearerScheme: []any{}}}
 	schemas := map[string]any{
 		"Problem": map[string]any{
 			"type":        "object",
@@ -68,6 +69,7 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 		}
 		paths["/api/v1/events/"+t.Name] = map[string]any{"post": map[string]any{
 			"operationId": "postEvents_" + t.Name,
+			"security":    bearer,
 			"summary":     "Send " + t.Name + " events",
 			"description": "One event, a JSON array (batch) or NDJSON. All-or-nothing: 202 only after Kafka " +
 				"acknowledged and committed every record (acks=all, one transaction); any other answer but 504 leaves " +
@@ -106,7 +108,7 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 	obj := map[string]any{"type": "object"}
 	ws := func(id, summary, desc string) map[string]any {
 		return map[string]any{"get": map[string]any{
-			"operationId": id, "summary": summary, "description": desc,
+			"operationId": id, "summary": summary, "description": desc, "security": bearer,
 			"parameters": []any{map[string]any{"name": "topic", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
 			"responses": map[string]any{
 				"101": map[string]any{"description": "switched to the WebSocket protocol"},
@@ -133,18 +135,22 @@ func openAPI(topics []Topic, ex Example) ([]byte, error) {
 			`(over a limit: a 429 error frame with "retry_after" seconds). The connection closes with 1008 when the token expires. `+
 			"Scope events:write[:topic].")
 	paths[routeTopics] = simple("getTopics", "Topics and their schemas", "application/json", obj, nil)
+	paths[routeTopics].(map[string]any)["get"].(map[string]any)["security"] = bearer
 	paths[routeHealthz] = simple("healthz", "The process is alive", "application/json", obj, nil)
 	paths[routeReadyz] = simple("readyz", "Kafka and the schema registry are reachable", "application/json", obj,
 		map[string]any{"503": problemResp("not ready")})
 	paths[routeMetrics] = simple("metrics", "Prometheus metrics", "text/plain", map[string]any{"type": "string"}, nil)
 	paths[routeOpenAPI] = simple("openapi", "This document", "application/json", obj, nil)
-	paths[routeDocs] = simple("docs", "A readable page of this document", "text/html", map[string]any{"type": "string"}, nil)
+	paths[routeDocs] = simple("docs", "The interactive reference of this document (try-it-out)", "text/html", map[string]any{"type": "string"}, nil)
 	doc := map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Sluice ingest API", "version": "v1",
 			"description": "Send events to Kafka through Sluice: validated against the topic's Avro schema, durable on 202."},
-		"paths":      paths,
-		"components": map[string]any{"schemas": schemas},
+		"paths": paths,
+		"components": map[string]any{"schemas": schemas, "securitySchemes": map[string]any{
+			bearerScheme: map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+				"description": "A JWT with scope events:write (posting) or events:read (streaming), when the server has authentication on."},
+		}},
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
@@ -253,34 +259,9 @@ func (s *Server) getOpenAPI(c *fiber.Ctx) error {
 	return c.Send(s.openapi)
 }
 
-// getDocs is GET /docs: a self-contained page listing the operations of the document
-// (no external scripts, so it works offline).
+// getDocs is GET /docs: the interactive API reference (Swagger UI, see docs.go).
 func (s *Server) getDocs(c *fiber.Ctx) error {
+	setDocsHeaders(c)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.SendString(docsPage)
+	return c.Send(docsPage)
 }
-
-const docsPage = `<!doctype html>
-<html><head><meta charset="utf-8"><title>Sluice ingest API</title>
-<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem;overflow:auto}
-h2{border-bottom:1px solid #ddd}</style></head>
-<body><h1>Sluice ingest API</h1>
-<p>The machine-readable document is <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
-<div id="ops">Loading...</div>
-<script>
-fetch('/openapi.json').then(r => r.json()).then(doc => {
-  const out = [];
-  for (const [path, ops] of Object.entries(doc.paths).sort()) {
-    for (const [method, op] of Object.entries(ops)) {
-      out.push('<h2><code>' + method.toUpperCase() + ' ' + path + '</code></h2><p>' + (op.summary || '') + '</p>');
-      if (op.description) out.push('<p>' + op.description + '</p>');
-      const ex = op.requestBody && op.requestBody.content['application/json'] && op.requestBody.content['application/json'].example;
-      if (ex) out.push('<pre>' + JSON.stringify(ex, null, 2).replace(/</g, '&lt;') + '</pre>');
-      out.push('<p>Responses: ' + Object.keys(op.responses).join(', ') + '</p>');
-    }
-  }
-  document.getElementById('ops').innerHTML = out.join('\n');
-});
-</script></body></html>
-`

@@ -135,7 +135,7 @@ func New(cfg Config, p Producer) (*Server, error) {
 	s.app.Get(routeReadyz, s.readyz)
 	s.app.Get(routeMetrics, s.metricsHandler())
 	s.app.Get(routeOpenAPI, s.getOpenAPI)
-	s.app.Get(routeDocs, s.getDocs)
+	s.docsRoutes()
 	if wo := cfg.WebSocket; wo.Hub != nil {
 		// Without a hub the embedder registers the WebSocket routes itself (tests).
 		if wo.Authorize == nil {
