@@ -159,6 +159,10 @@ func (c *compatValue) String() string {
 }
 
 func (c *compatValue) Set(s string) error {
+	if strings.TrimSpace(s) == "" { // an empty variable (compose's ${X:-}) means the default
+		*c = ""
+		return nil
+	}
 	m, err := parseCompat(s)
 	if err != nil {
 		return err
