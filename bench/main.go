@@ -85,6 +85,9 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 	if o.IdempotentIngest {
 		r.stages += ", idempotent ingest"
 	}
+	if o.Target == "" && o.StateBackend != "" {
+		r.stages += ", state " + o.StateBackend
+	}
 	if o.Target != "" {
 		r.base, r.brokers, r.backend, r.stages = o.Target, o.Brokers, "target", ""
 		r.cpu = scrapeCPU(o.Target, o.Token)
@@ -98,7 +101,7 @@ func measure(ctx context.Context, o Options, progress io.Writer) (Output, error)
 			brokers = o.Brokers
 		}
 		instance := "bench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		p, err := StartPlatform(ctx, brokers, instance, o.CleanOnly, o.IdempotentIngest, log)
+		p, err := StartPlatform(ctx, brokers, instance, o.CleanOnly, o.IdempotentIngest, o.StateBackend, log)
 		if err != nil {
 			return Output{}, err
 		}

@@ -77,6 +77,9 @@ type Options struct {
 	// IdempotentIngest makes the in-process ingest write with the plain idempotent
 	// producer instead of transactions (to measure what the transactions cost).
 	IdempotentIngest bool
+	// StateBackend is where the in-process processor keeps its state: pebble (default,
+	// in a temporary directory removed at exit) or memory.
+	StateBackend string
 	// CleanOnly runs the in-process pipeline without its aggregations (ingest, the
 	// clean and retry stages only), so ingest->clean capacity can be measured on its own.
 	CleanOnly bool
@@ -132,6 +135,7 @@ func parseOptions(args []string, w io.Writer) (Options, error) {
 	fs.BoolVar(&o.Bare, "bare", false, "also measure a bare franz-go produce->consume loop on the same broker")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured runs to `FILE` (go tool pprof)")
 	fs.BoolVar(&o.IdempotentIngest, "idempotent-ingest", false, "in-process ingest writes with the idempotent producer instead of transactions (a 503 may then follow a partial write; for comparison only)")
+	fs.StringVar(&o.StateBackend, "state-backend", "pebble", "state backend of the in-process processor: pebble (a temporary directory) or memory")
 	fs.BoolVar(&o.CleanOnly, "clean-only", false, "run the in-process pipeline without the aggregations (ingest, clean and retry stages only)")
 	fs.BoolVar(&o.Verbose, "v", false, "log the services' warnings to stderr")
 	if err := fs.Parse(args); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -36,13 +37,16 @@ type Platform struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	runErr error
+	// stateDir is the temporary state directory Close removes ("" in memory).
+	stateDir string
 }
 
 // StartPlatform starts the pipeline. brokers empty means an in-process kfake broker;
 // instance names the processor's transactional ids (unique per run on a shared broker);
 // cleanOnly leaves out the aggregation stages (ingest, clean and retry only);
-// idempotentIngest makes ingest write without transactions (service.Deps.IdempotentIngest).
-func StartPlatform(ctx context.Context, brokers []string, instance string, cleanOnly, idempotentIngest bool, log *slog.Logger) (*Platform, error) {
+// idempotentIngest makes ingest write without transactions (service.Deps.IdempotentIngest);
+// stateBackend is pebble (in a temporary directory Close removes) or memory.
+func StartPlatform(ctx context.Context, brokers []string, instance string, cleanOnly, idempotentIngest bool, stateBackend string, log *slog.Logger) (*Platform, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -61,6 +65,21 @@ func StartPlatform(ctx context.Context, brokers []string, instance string, clean
 	svc.InstanceID = instance
 	svc.API.AuthDisabled = true
 	svc.IdleAdvance = 10 * time.Second // as sluice dev: the last windows close when traffic stops
+	svc.State.Backend = stateBackend
+	if stateBackend != config.StateBackendMemory {
+		dir, err := os.MkdirTemp("", "sluice-bench-state-*")
+		if err != nil {
+			_ = emb.Close()
+			return nil, fmt.Errorf("bench: state directory: %w", err)
+		}
+		p.stateDir, svc.State.Dir = dir, dir
+	}
+	started := false
+	defer func() {
+		if !started && p.stateDir != "" {
+			_ = os.RemoveAll(p.stateDir)
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	d, sreg, err := service.Setup(ctx, svc, p.Pipeline, kafka.Config{Brokers: svc.Brokers}, log, reg)
@@ -96,6 +115,7 @@ func StartPlatform(ctx context.Context, brokers []string, instance string, clean
 	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop, p.proc, p.reg = stop, proc, reg
 	p.wg.Go(func() { p.runErr = proc.Run(pctx) })
+	started = true
 	return p, nil
 }
 
@@ -118,7 +138,11 @@ func (p *Platform) Close() error {
 	if errors.Is(p.runErr, context.Canceled) {
 		p.runErr = nil
 	}
-	return errors.Join(err, p.runErr, p.emb.Close())
+	err = errors.Join(err, p.runErr, p.emb.Close())
+	if p.stateDir != "" {
+		err = errors.Join(err, os.RemoveAll(p.stateDir))
+	}
+	return err
 }
 
 // StageTxns are one stage's committed transactions and the records it consumed in them.

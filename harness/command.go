@@ -80,6 +80,9 @@ func (p *Pipeline) StartCommand(sub, id string, args ...string) *Command {
 		"--instance-id", id,
 		"--http-addr", "127.0.0.1:0",
 	}, args...)
+	if sub == "process" {
+		all = append(all, "--state-dir", p.StateDir(id))
+	}
 	c := &Command{t: p.t, cmd: exec.Command(bin, all...), out: &lockedBuffer{}, done: make(chan error, 1)}
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {

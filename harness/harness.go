@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -106,7 +107,14 @@ type Pipeline struct {
 	procs     []*Processor
 	nextIID   int
 	cleanOnly bool
+	// stateRoot holds one state directory per processor instance id (StateDir), as one
+	// disk per machine would: a restart under the same id finds its local state.
+	stateRoot string
 }
+
+// StateDir is the state directory of the processor instance id (used unless the
+// service configuration names one, or keeps state in memory).
+func (p *Pipeline) StateDir(id string) string { return filepath.Join(p.stateRoot, id) }
 
 // Start runs the pipeline (ingest and one clean-stage processor) on a backend and stops
 // it when the test ends.
@@ -161,7 +169,7 @@ func Start(t testing.TB, opts ...Option) *Pipeline {
 		d.Rand = func() float64 { return 0 }
 	}
 	p := &Pipeline{t: t, backend: o.backend, Deps: d, Schemas: sreg, Brokers: brokers, Metrics: reg,
-		pm: process.NewMetrics(reg), cleanOnly: o.cleanOnly}
+		pm: process.NewMetrics(reg), cleanOnly: o.cleanOnly, stateRoot: t.TempDir()}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -34,6 +34,9 @@ func (p *Pipeline) StartProcessorID(id string) *Processor {
 	p.t.Helper()
 	d := p.Deps
 	d.Service.InstanceID = id
+	if d.Service.State.Dir == "" {
+		d.Service.State.Dir = p.StateDir(id)
+	}
 	var proc *service.Processor
 	var err error
 	if p.cleanOnly {

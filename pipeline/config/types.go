@@ -18,6 +18,9 @@ type Pipeline struct {
 	RetryTiers []Duration `yaml:"retry_tiers"`
 	// Breaker configures the circuit breakers of the clean stage's dependencies.
 	Breaker Breaker `yaml:"breaker"`
+	// State says where the process stages keep their state stores (the --state-* flags
+	// override it).
+	State PipelineState `yaml:"state"`
 	// Dir is the directory of the pipeline file; relative schema paths resolve against it.
 	// Empty for the built-in pipeline.
 	Dir string `yaml:"-"`

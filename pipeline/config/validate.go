@@ -74,6 +74,11 @@ func (p *Pipeline) Validate() error {
 	v.retryTiers(p.RetryTiers)
 	v.retryCaps(p)
 	v.breaker(&p.Breaker)
+	switch p.State.Backend {
+	case "", StateBackendPebble, StateBackendMemory:
+	default:
+		v.add("state.backend", "must be %s or %s (got %q)", StateBackendPebble, StateBackendMemory, p.State.Backend)
+	}
 	for i := range p.Aggregations {
 		path := fmt.Sprintf("aggregations[%d]", i)
 		a := &p.Aggregations[i]

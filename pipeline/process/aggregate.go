@@ -33,6 +33,7 @@ type Aggregate struct {
 	Now     func() time.Time
 	Metrics *Metrics
 
+	state    State // from the StageConfig
 	spec     stream.Spec
 	measures []config.Measure
 	proj     *schema.Projection // the fields handle reads
@@ -93,14 +94,25 @@ func (a *Aggregate) StageConfig(base StageConfig) (StageConfig, error) {
 	base.Inputs = []string{config.RepartitionTopic(a.Agg.Name)}
 	base.Changelog = func(_, store string) string { return config.AggChangelogTopic(a.Agg.Name, store) }
 	base.NewTask = a.newTask
+	a.state = base.State
 	return base, nil
 }
 
 func (a *Aggregate) newTask(id TaskID) (Task, error) {
-	windows := stream.NewStore[*stream.WindowState]("windows", stream.WindowStateCodec{})
-	marks := stream.NewStore[int64]("marks", stream.Int64Codec{})
+	stage := AggregateStageName(a.Agg.Name)
+	windows, err := openStore[*stream.WindowState](a.state, stage, id, "windows", stream.WindowStateCodec{})
+	if err != nil {
+		return nil, err
+	}
+	marks, err := openStore[int64](a.state, stage, id, "marks", stream.Int64Codec{})
+	if err != nil {
+		_ = windows.Close()
+		return nil, err
+	}
 	eng, err := stream.NewAggregator(a.spec, windows, marks)
 	if err != nil {
+		_ = windows.Close()
+		_ = marks.Close()
 		return nil, err
 	}
 	t := &aggregateTask{a: a, id: id, eng: eng, windows: windows, marks: marks,

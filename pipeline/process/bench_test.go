@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/rules"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
 // benchNow is the fixed wall clock of the benchmarks; events are 1 ms apart from it.
@@ -116,7 +117,7 @@ func BenchmarkCleanStage(b *testing.B) {
 	commit := func(t process.Task) {
 		for _, st := range t.Stores() {
 			st.Changes(func(string, []byte) {})
-			st.Commit()
+			_ = st.CommitAt(stream.NoCheckpoint)
 		}
 		t.Done(true)
 	}
@@ -180,7 +181,7 @@ func BenchmarkCleanStageKfake(b *testing.B) {
 		env := startKfakeEnv(b, n)
 		b.StartTimer()
 
-		stage, err := service.NewCleanStage(b.Context(), env.deps, env.sreg, env.metrics)
+		stage, err := service.NewCleanStage(b.Context(), env.deps, env.sreg, env.metrics, process.State{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -75,6 +75,8 @@ type Clean struct {
 	Rand  func() float64
 	// Logger gets one line per dead letter. Nil: discard.
 	Logger *slog.Logger
+
+	state State // from the StageConfig
 }
 
 // StageConfig returns the stage configuration of the clean stage; base supplies Kafka,
@@ -87,6 +89,7 @@ func (c *Clean) StageConfig(base StageConfig) StageConfig {
 	}
 	base.Changelog = func(input, store string) string { return config.ChangelogTopic(CleanStageName, input, store) }
 	base.NewTask = c.newTask
+	c.state = base.State
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -110,12 +113,17 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 	if !ok {
 		return nil, fmt.Errorf("clean: no configuration for topic %s", id.Topic)
 	}
+	store, err := openStore[int64](c.state, CleanStageName, id, "dedup", stream.Int64Codec{})
+	if err != nil {
+		return nil, err
+	}
 	ct := &cleanTask{
 		c:         c,
+		id:        id,
 		partition: id.Partition,
 		topic:     t,
 		clean:     config.CleanTopic(t.Name),
-		dedup:     stream.NewDedup(stream.NewStore[int64]("dedup", stream.Int64Codec{}).PackKeys(stream.ULIDKeys{}), c.Horizon),
+		dedup:     stream.NewDedup(store.PackKeys(stream.ULIDKeys{}), c.Horizon),
 	}
 	// decode -> rules -> dedup check -> transform -> encode, retried in place, guarded
 	// by the breakers, its failures routed to a retry tier or the DLQ (docs/ERRORS.md).
@@ -137,7 +145,10 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 }
 
 type cleanTask struct {
-	c         *Clean
+	c  *Clean
+	id TaskID
+	// statsAt is when the store's disk and cache use was last published.
+	statsAt   time.Time
 	partition int32
 	topic     CleanTopic
 	clean     string
@@ -174,8 +185,15 @@ func (t *cleanTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 }
 
 func (t *cleanTask) Done(committed bool) {
-	if committed {
-		t.c.Metrics.stateKeys(CleanStageName, "dedup", t.topic.Name, t.partition, t.dedup.Store().Len())
+	if committed && t.c.Metrics != nil {
+		t.c.Metrics.expiry(CleanStageName, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
+		// Disk and cache use once a second: reading them walks the store's metrics.
+		if now := t.c.Now(); now.Sub(t.statsAt) >= time.Second {
+			t.statsAt = now
+			t.c.Metrics.storeState(CleanStageName, t.id, t.dedup.Store())
+		} else {
+			t.c.Metrics.stateKeys(CleanStageName, "dedup", t.topic.Name, t.partition, t.dedup.Store().Len())
+		}
 	}
 	if committed && t.c.Metrics != nil {
 		now := t.c.Now().UnixMicro()

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
 // Metrics are the processor's Prometheus metrics. A nil *Metrics records nothing.
@@ -23,6 +24,13 @@ type Metrics struct {
 	deadLetters   *prometheus.CounterVec
 	endToEnd      *prometheus.HistogramVec
 	dedupStateLen *prometheus.GaugeVec
+
+	restores       *prometheus.CounterVec
+	restoredByMode *prometheus.CounterVec
+	diskBytes      *prometheus.GaugeVec
+	cacheBytes     *prometheus.GaugeVec
+	expiryBacklog  *prometheus.GaugeVec
+	largestExpiry  *prometheus.GaugeVec
 
 	watermark     *prometheus.GaugeVec
 	streamTime    *prometheus.GaugeVec
@@ -106,6 +114,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_circuit_breaker_state", Help: "Circuit breaker state per stage and dependency: 0 closed, 1 half-open, 2 open.",
 		}, []string{"stage", "dependency"}),
 	}
+	storeLabels := []string{"stage", "store", "topic", "partition"}
+	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_state_restores_total",
+		Help: "Store restores on task start, by mode: tail (only the changelog after the local checkpoint) or full (wiped, whole changelog).",
+	}, []string{"stage", "mode"})
+	m.restoredByMode = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_state_restored_records_by_mode_total",
+		Help: "Changelog records applied during restores, by mode (tail after a local checkpoint, or full).",
+	}, []string{"stage", "mode"})
+	m.diskBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_state_disk_bytes", Help: "Disk space a task's state store on disk takes.",
+	}, storeLabels)
+	m.cacheBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_state_cache_bytes", Help: "Block cache in use by a task's state store on disk (a shared cache counts once per store).",
+	}, storeLabels)
+	m.expiryBacklog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_state_expiry_backlog", Help: "Keys of a store past their expiry whose tombstones are not committed yet.",
+	}, storeLabels)
+	m.largestExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_state_largest_tombstone_batch", Help: "Most expiry tombstones one transaction of a task carried (since the task started).",
+	}, storeLabels)
+	reg.MustRegister(m.restores, m.restoredByMode, m.diskBytes, m.cacheBytes, m.expiryBacklog, m.largestExpiry)
 	m.open = &openTxns{now: time.Now, begun: map[*Stage]openTxn{},
 		desc: prometheus.NewDesc("sluice_transaction_open_seconds",
 			"Age of the transaction each stage has open now (0 between transactions): a stuck stage keeps it growing.",
@@ -146,6 +176,49 @@ func (m *Metrics) restoredTask(stage string, d time.Duration, n int) {
 	}
 	m.restoreDur.WithLabelValues(stage).Observe(d.Seconds())
 	m.restored.WithLabelValues(stage).Add(float64(n))
+}
+
+// restoredStore counts one store's restore and its records, by mode.
+func (m *Metrics) restoredStore(stage string, tail bool, n int) {
+	if m == nil {
+		return
+	}
+	mode, other := "full", "tail"
+	if tail {
+		mode, other = other, mode
+	}
+	m.restores.WithLabelValues(stage, mode).Inc()
+	m.restoredByMode.WithLabelValues(stage, mode).Add(float64(n))
+	// Both modes exist from the first restore on, so a rate over either is defined.
+	m.restores.WithLabelValues(stage, other)
+	m.restoredByMode.WithLabelValues(stage, other)
+}
+
+// storeState publishes a store's size, and on disk its disk and cache use.
+func (m *Metrics) storeState(stage string, id TaskID, st Changelogged) {
+	if m == nil {
+		return
+	}
+	p := strconv.Itoa(int(id.Partition))
+	m.dedupStateLen.WithLabelValues(stage, st.Name(), id.Topic, p).Set(float64(st.Len()))
+	if ss, ok := st.(interface {
+		Stats() (stream.BackendStats, bool)
+	}); ok {
+		if bs, ok := ss.Stats(); ok {
+			m.diskBytes.WithLabelValues(stage, st.Name(), id.Topic, p).Set(float64(bs.DiskBytes))
+			m.cacheBytes.WithLabelValues(stage, st.Name(), id.Topic, p).Set(float64(bs.CacheBytes))
+		}
+	}
+}
+
+// expiry publishes a store's expiry backlog and its largest tombstone batch.
+func (m *Metrics) expiry(stage string, id TaskID, store string, backlog, largest int) {
+	if m == nil {
+		return
+	}
+	p := strconv.Itoa(int(id.Partition))
+	m.expiryBacklog.WithLabelValues(stage, store, id.Topic, p).Set(float64(backlog))
+	m.largestExpiry.WithLabelValues(stage, store, id.Topic, p).Set(float64(largest))
 }
 
 func (m *Metrics) lateEvent(agg string) {

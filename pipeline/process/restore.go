@@ -27,28 +27,19 @@ func restore(ctx context.Context, kc kafka.Config, topic string, partition int32
 	return n, nil
 }
 
-// Checkpointed is a store that keeps a local checkpoint of its changelog: the changelog
-// end offset its committed state reaches (stream.Store; on the memory backend it never
-// has one).
-type Checkpointed interface {
-	Changelogged
-	Checkpoint() (offset int64, ok bool)
-	CommitAt(offset int64) error
-	Wipe() error
-}
-
 // restoreFrom restores s from changelog partition topic/partition. When s has a local
 // checkpoint within the partition's log (log start <= checkpoint <= last stable offset)
 // it reads only the records after it (tail is true); otherwise it wipes s and reads the
 // whole partition, with a WARN saying why when a checkpoint was there but not trusted
 // (before the log start: the records after it are gone; beyond the end: the changelog
-// was recreated). Either way it then records the end as s's checkpoint. It returns the
+// was recreated), or when a store on disk has none while the changelog has records (its
+// directory is new here, was deleted, or its checkpoint record was corrupt). Either way it then records the end as s's checkpoint. It returns the
 // records applied.
 //
 // A checkpoint older than the changelog's delete.retention.ms can miss a tombstone that
 // compaction removed since; keeping that retention above the longest time a task's
 // directory sits unused is the operator's part.
-func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition int32, s Checkpointed, log *slog.Logger) (n int, tail bool, err error) {
+func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition int32, s Changelogged, log *slog.Logger) (n int, tail bool, err error) {
 	start, end, err := kafka.PartitionBounds(ctx, kc, topic, partition)
 	if err != nil {
 		return 0, false, fmt.Errorf("restore: %w", err)
@@ -66,10 +57,20 @@ func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition i
 			from, tail = cp, true
 		}
 	}
-	if from < 0 {
+	if _, ok := s.Checkpoint(); !ok && s.Durable() && end > start {
+		why := "no local checkpoint (directory new on this instance, or deleted)"
+		if d := s.Discarded(); d != nil {
+			why = "local state discarded: " + d.Error()
+		}
+		log.Warn("state has no usable local checkpoint: full restore",
+			"topic", topic, "partition", partition, "reason", why, "log_start", start, "end", end)
+	}
+	if _, had := s.Checkpoint(); from < 0 && (had || s.Len() > 0) {
 		if err := s.Wipe(); err != nil {
 			return 0, false, fmt.Errorf("restore %s/%d: wipe: %w", topic, partition, err)
 		}
+	}
+	if from < 0 {
 		from = 0
 	}
 	apply := func(r *kgo.Record) error {

@@ -44,7 +44,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	check := func(step string, s Checkpointed, wantTail bool, wantN, n int, tail bool, err error) {
+	check := func(step string, s Changelogged, wantTail bool, wantN, n int, tail bool, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
@@ -70,6 +70,10 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 	if got, want := view(s), oracle(); !maps.Equal(got, want) {
 		t.Fatalf("first start: %v, want %v", got, want)
 	}
+	if !strings.Contains(logs.String(), "no local checkpoint") {
+		t.Fatalf("first start on a new directory: no WARN saying there is no checkpoint: %q", logs.String())
+	}
+	logs.Reset()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +94,9 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Put("stale", 1)
-	s.Commit()
+	if err := s.CommitAt(stream.NoCheckpoint); err != nil {
+		t.Fatal(err)
+	}
 	n, tail, err = restoreFrom(ctx, kc, changelog, 0, s, log)
 	check("checkpoint beyond the end", s, false, 6, n, tail, err)
 	if got, want := view(s), oracle(); !maps.Equal(got, want) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
 // StageConfig describes one consume -> process -> produce stage.
@@ -61,6 +62,15 @@ type StageConfig struct {
 	RetryBackoff time.Duration
 	// Logger for lifecycle and errors. Nil: discard.
 	Logger *slog.Logger
+	// State says where tasks keep their state stores (on disk under State.Dir, or in
+	// memory). Stages without state ignore it.
+	State State
+	// AfterCommit, if set, runs after a transaction committed in Kafka and before its
+	// state writes are applied to the stores. An error there stops the stage as a crash
+	// at that point would: the writes never reach the local state, and the next start
+	// restores them from the changelog. For tests (the failpoint between the Kafka
+	// commit and the local apply).
+	AfterCommit func() error
 	// Metrics, if set, are updated.
 	Metrics *Metrics
 	// ClientMetrics, if set, receives the franz-go metrics of the stage's transactional
@@ -96,7 +106,12 @@ type Stage struct {
 
 	mu    sync.Mutex
 	tasks map[TaskID]Task
-	fatal error
+	// retired are revoked tasks whose stores the polling goroutine closes at its next
+	// safe point (no batch running), or startTask before the same task opens them again.
+	retired map[TaskID]Task
+	// storesClosed is set once Run closed every store: nothing opens stores after it.
+	storesClosed bool
+	fatal        error
 	// holds are the paused partitions; only the polling goroutine and the revoke
 	// callback (which runs while that goroutine allows rebalances) touch them, under mu.
 	holds map[TaskID]*hold
@@ -145,7 +160,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		return nil, errors.New("stage " + cfg.Name + ": instance id is required")
 	}
 	cfg.Kafka.InstanceID = cfg.InstanceID
-	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), holds: make(map[TaskID]*hold), log: cfg.Logger.With("stage", cfg.Name),
+	s := &Stage{cfg: cfg, tasks: make(map[TaskID]Task), retired: make(map[TaskID]Task), holds: make(map[TaskID]*hold), log: cfg.Logger.With("stage", cfg.Name),
 		dialer: kafka.NewSeverableDialer(nil)}
 	s.killCtx, s.kill = context.WithCancel(context.Background())
 	// TLS runs over this dialer, so severing it also cuts TLS connections.
@@ -217,6 +232,19 @@ func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int
 }
 
 func (s *Stage) startTask(ctx context.Context, id TaskID) error {
+	// A task revoked and assigned again (or rebuilt) closes its stores before the new
+	// one opens the same directories.
+	s.mu.Lock()
+	old, ok := s.retired[id]
+	delete(s.retired, id)
+	closed := s.storesClosed
+	s.mu.Unlock()
+	if ok {
+		closeStores(old.Stores(), s.log)
+	}
+	if closed {
+		return fmt.Errorf("task %s/%d: stage closed", id.Topic, id.Partition)
+	}
 	t, err := s.cfg.NewTask(id)
 	if err != nil {
 		return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, err)
@@ -224,14 +252,24 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 	start := s.cfg.Now()
 	n := 0
 	for _, st := range t.Stores() {
-		k, err := restore(ctx, s.cfg.Kafka, s.cfg.Changelog(id.Topic, st.Name()), id.Partition, st)
+		topic := s.cfg.Changelog(id.Topic, st.Name())
+		k, tail, err := restoreFrom(ctx, s.cfg.Kafka, topic, id.Partition, st, s.log)
 		n += k
+		s.cfg.Metrics.restoredStore(s.cfg.Name, tail, k)
 		if err != nil {
-			return err
+			closeStores(t.Stores(), s.log)
+			return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, err)
 		}
 	}
 	if r, ok := t.(Restorer); ok {
 		r.Restored()
+	}
+	for _, st := range t.Stores() {
+		if err := st.Err(); err != nil {
+			closeStores(t.Stores(), s.log)
+			return fmt.Errorf("task %s/%d: store %s: %w", id.Topic, id.Partition, st.Name(), err)
+		}
+		s.cfg.Metrics.storeState(s.cfg.Name, id, st)
 	}
 	took := s.cfg.Now().Sub(start)
 	s.cfg.Metrics.restoredTask(s.cfg.Name, took, n)
@@ -240,6 +278,41 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 	s.tasks[id] = t
 	s.mu.Unlock()
 	return nil
+}
+
+// closeRetired closes the stores of revoked tasks. The polling goroutine calls it
+// between batches.
+func (s *Stage) closeRetired() {
+	s.mu.Lock()
+	if len(s.retired) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	ts := s.retired
+	s.retired = make(map[TaskID]Task)
+	s.mu.Unlock()
+	for _, t := range ts {
+		closeStores(t.Stores(), s.log)
+	}
+}
+
+// closeAllStores closes the stores of every task, owned or retired, once no batch runs
+// any more (Run's end): their directories are free for the next instance at once.
+func (s *Stage) closeAllStores() {
+	s.mu.Lock()
+	ts := make([]Task, 0, len(s.tasks)+len(s.retired))
+	for _, t := range s.tasks {
+		ts = append(ts, t)
+	}
+	for _, t := range s.retired {
+		ts = append(ts, t)
+	}
+	clear(s.retired)
+	s.storesClosed = true
+	s.mu.Unlock()
+	for _, t := range ts {
+		closeStores(t.Stores(), s.log)
+	}
 }
 
 func (s *Stage) revoked(_ context.Context, cl *kgo.Client, rs map[string][]int32) {
@@ -251,6 +324,9 @@ func (s *Stage) revoked(_ context.Context, cl *kgo.Client, rs map[string][]int32
 			// revokes without waiting) holds its own reference, aborts its
 			// transaction and drops the pending state itself.
 			id := TaskID{topic, p}
+			if t, ok := s.tasks[id]; ok {
+				s.retired[id] = t
+			}
 			delete(s.tasks, id)
 			if _, ok := s.holds[id]; ok {
 				delete(s.holds, id)
@@ -292,6 +368,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() {
+		// No batch runs any more: the stores can close (and release their directories)
+		// before the group hears of it, as a process exiting would.
+		s.closeAllStores()
 		select {
 		case <-s.killCtx.Done():
 			// Closing would try to leave the group through severed connections: let it
@@ -303,6 +382,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	}()
 	lastTick := s.cfg.Now()
 	for {
+		s.closeRetired()
 		wake, held := s.resumeDue()
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if s.hasTickers() {
@@ -370,6 +450,9 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	var (
 		mu      sync.Mutex
 		prodErr error
+		// ends is, per store written in this transaction, the offset after its last
+		// changelog record (from the produce acks): its checkpoint once committed.
+		ends = make(map[Changelogged]int64)
 	)
 	promise := func(r *kgo.Record, err error) {
 		if err != nil {
@@ -381,7 +464,7 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	// The output counters of this transaction by topic: a label lookup per record cost
 	// as much as producing it. emit runs on this goroutine only.
 	outs := make(map[string]prometheus.Counter, 4)
-	emit := func(r *kgo.Record) {
+	emitWith := func(r *kgo.Record, promise func(*kgo.Record, error)) {
 		if s.cfg.Metrics != nil {
 			c, ok := outs[r.Topic]
 			if !ok {
@@ -392,6 +475,7 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		}
 		s.sess.Produce(ctx, r, promise)
 	}
+	emit := func(r *kgo.Record) { emitWith(r, promise) }
 	touched := make(map[TaskID]Task)
 	n := 0
 	handleErr := s.handle(ctx, fs, touched, emit)
@@ -413,14 +497,27 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		handleErr = s.tick(ctx, touched, emit)
 	}
 	if handleErr == nil {
+		// A store whose disk failed may have missed committed keys: nothing it decided
+		// may commit.
+		handleErr = storeErrors(touched)
+	}
+	if handleErr == nil {
 		for id, t := range touched {
 			for _, st := range t.Stores() {
 				if !st.Dirty() {
 					continue
 				}
 				topic := s.cfg.Changelog(id.Topic, st.Name())
+				acked := func(r *kgo.Record, err error) {
+					promise(r, err)
+					if err == nil {
+						mu.Lock()
+						ends[st] = max(ends[st], r.Offset+1)
+						mu.Unlock()
+					}
+				}
 				st.Changes(func(k string, v []byte) {
-					emit(&kgo.Record{Topic: topic, Partition: id.Partition, Key: []byte(k), Value: v})
+					emitWith(&kgo.Record{Topic: topic, Partition: id.Partition, Key: []byte(k), Value: v}, acked)
 				})
 			}
 		}
@@ -437,18 +534,42 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	mu.Unlock()
 	ok := handleErr == nil && flushErr == nil && perr == nil
 	committed, endErr := s.sess.End(ctx, kgo.TransactionEndTry(ok))
+	if committed && s.cfg.AfterCommit != nil {
+		if err := s.cfg.AfterCommit(); err != nil {
+			s.Kill()
+			return fmt.Errorf("stage %s: after commit: %w: %w", s.cfg.Name, ErrStageKilled, err)
+		}
+	}
+	// The transaction's state writes reach the stores only now that it committed: each
+	// store applies them in one batch with its checkpoint (on disk, the changelog offset
+	// they reach), so a restart reads only the changelog after it. Aborted writes are
+	// dropped.
+	var applyErr error
+	mu.Lock()
 	for _, t := range touched {
 		for _, st := range t.Stores() {
-			if committed {
-				st.Commit()
-			} else {
+			if !committed {
 				st.Abort()
+				continue
+			}
+			cp, ok := ends[st]
+			if !ok {
+				cp = stream.NoCheckpoint // nothing written: the checkpoint stands
+			}
+			if err := st.CommitAt(cp); err != nil {
+				applyErr = errors.Join(applyErr, fmt.Errorf("store %s: %w", st.Name(), err))
 			}
 		}
 		t.Done(committed)
 	}
+	mu.Unlock()
 	s.cfg.Metrics.txn(s.cfg.Name, committed, s.cfg.Now().Sub(start))
 	s.settleHolds(committed)
+	if applyErr != nil {
+		// Kafka has the transaction; the local state does not. Stop: the next start
+		// restores the stores from their changelogs (their checkpoints are older).
+		return fmt.Errorf("stage %s: applying committed state: %w", s.cfg.Name, applyErr)
+	}
 	if committed {
 		return nil
 	}
@@ -459,6 +580,9 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	s.mu.Unlock()
 	if fatal != nil {
 		return fatal
+	}
+	if err := storeErrors(touched); err != nil {
+		return fmt.Errorf("stage %s: %w", s.cfg.Name, err)
 	}
 	// Tasks may keep state outside their stores' pending layers (windows mutate in
 	// place): rebuild every touched task from its changelog, the committed truth.
@@ -565,12 +689,30 @@ func (s *Stage) tick(ctx context.Context, touched map[TaskID]Task, emit func(*kg
 // rebuildTask replaces a task with a fresh one restored from its changelogs.
 func (s *Stage) rebuildTask(ctx context.Context, id TaskID) error {
 	s.mu.Lock()
-	_, owned := s.tasks[id]
+	old, owned := s.tasks[id]
+	if owned {
+		// startTask closes its stores before the new task opens them.
+		delete(s.tasks, id)
+		s.retired[id] = old
+	}
 	s.mu.Unlock()
 	if !owned {
 		return nil // revoked meanwhile
 	}
 	return s.startTask(ctx, id)
+}
+
+// storeErrors joins the disk errors of the stores of tasks.
+func storeErrors(tasks map[TaskID]Task) error {
+	var errs error
+	for id, t := range tasks {
+		for _, st := range t.Stores() {
+			if err := st.Err(); err != nil {
+				errs = errors.Join(errs, fmt.Errorf("state %s of %s/%d: %w", st.Name(), id.Topic, id.Partition, err))
+			}
+		}
+	}
+	return errs
 }
 
 // Lag returns how far group's committed offset (group "": offset next) is behind the

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
 // TaskID is the input partition a task owns.
@@ -18,7 +20,8 @@ type TaskID struct {
 }
 
 // Changelogged is a state store whose writes go to a changelog partition inside the
-// stage's transaction (stream.Store implements it).
+// stage's transaction (stream.Store implements it), kept in memory or on disk with a
+// local checkpoint (the changelog offset its committed state reaches).
 type Changelogged interface {
 	// Name is the store name, part of its changelog topic.
 	Name() string
@@ -26,14 +29,33 @@ type Changelogged interface {
 	Dirty() bool
 	// Changes yields every pending write, nil value for a delete.
 	Changes(fn func(key string, value []byte))
-	// Commit makes pending writes permanent; Abort drops them.
-	Commit()
+	// CommitAt makes pending writes permanent, in one atomic step with checkpoint (the
+	// changelog offset after the transaction's last record of the store, or
+	// stream.NoCheckpoint to keep the last one) after the transaction committed; Abort
+	// drops them.
+	CommitAt(checkpoint int64) error
 	Abort()
 	// Restore applies one changelog record.
 	Restore(key string, value []byte) error
 	// Len is the committed size.
 	Len() int
+	// Checkpoint is the changelog offset the committed state reaches; ok is false when
+	// unknown (always in memory, and on disk before the first checkpoint).
+	Checkpoint() (offset int64, ok bool)
+	// Wipe drops the committed state and checkpoint before a full restore.
+	Wipe() error
+	// Durable reports whether the state and checkpoint outlive the process.
+	Durable() bool
+	// Discarded is why a store on disk dropped the state it found when it opened.
+	Discarded() error
+	// Err is the first error of the store's disk (nil in memory): after one the task
+	// must not commit.
+	Err() error
+	// Close releases the store's files and directory lock.
+	Close() error
 }
+
+var _ Changelogged = (*stream.Store[int64])(nil)
 
 // Task processes the records of one input partition and owns that partition's state.
 type Task interface {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -69,6 +70,15 @@ func Dev(ctx context.Context, o DevOptions) error {
 	}
 	svc.Brokers = emb.Brokers()
 	svc.RegistryURL = emb.RegistryURL()
+	if svc.State.Dir == "" && (o.Pipeline == nil || o.Pipeline.State.Dir == "") {
+		// The production backend, in a directory of its own that goes with dev.
+		dir, err := os.MkdirTemp("", "sluice-dev-state-*")
+		if err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		svc.State.Dir = dir
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
 )
 
-func (d *Deps) stageBase(m *process.Metrics) process.StageConfig {
+func (d *Deps) stageBase(m *process.Metrics, st process.State) process.StageConfig {
 	return process.StageConfig{
+		State:      st,
 		InstanceID: d.Service.InstanceID,
 		Kafka:      d.Kafka,
 		TxnTimeout: d.Service.TxnTimeout,
@@ -28,9 +31,9 @@ func (d *Deps) stageBase(m *process.Metrics) process.StageConfig {
 	}
 }
 
-// NewCleanStage builds the clean stage on d. It checks the transaction timeout against
-// the brokers and fails if it is too large.
-func NewCleanStage(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) (*process.Stage, error) {
+// NewCleanStage builds the clean stage on d, its state kept as st says (OpenState). It
+// checks the transaction timeout against the brokers and fails if it is too large.
+func NewCleanStage(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics, st process.State) (*process.Stage, error) {
 	d.defaults()
 	br := d.Pipeline.Breaker
 	c := &process.Clean{
@@ -58,7 +61,7 @@ func NewCleanStage(ctx context.Context, d Deps, dec *schema.Registry, m *process
 			return nil, fmt.Errorf("clean stage: transform for unknown topic %s", name)
 		}
 	}
-	return process.NewStage(ctx, c.StageConfig(d.stageBase(m)))
+	return process.NewStage(ctx, c.StageConfig(d.stageBase(m, st)))
 }
 
 // RetryTiers are the pipeline's delay-tier retry topics.
@@ -100,12 +103,12 @@ func NewRetryStage(ctx context.Context, d Deps, m *process.Metrics) (*process.St
 	for _, t := range tiers {
 		r.Topics = append(r.Topics, t.Topic)
 	}
-	return process.NewStage(ctx, r.StageConfig(d.stageBase(m)))
+	return process.NewStage(ctx, r.StageConfig(d.stageBase(m, process.State{})))
 }
 
 // NewAggregationStages builds, for every aggregation of the pipeline, its repartition
-// stage and its aggregate stage.
-func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) ([]*process.Stage, error) {
+// stage and its aggregate stage (state kept as st says).
+func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics, st process.State) ([]*process.Stage, error) {
 	d.defaults()
 	var stages []*process.Stage
 	fail := func(err error) ([]*process.Stage, error) {
@@ -121,7 +124,7 @@ func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *
 		}
 		rp := &process.Repartition{Agg: a, Partitions: t.Partitions, Decoder: dec,
 			IdleAdvance: d.Service.IdleAdvance, Now: d.Now, Metrics: m}
-		base := d.stageBase(m)
+		base := d.stageBase(m, st)
 		base.CommitInterval = d.Service.AggCommitInterval
 		rs, err := process.NewStage(ctx, rp.StageConfig(base))
 		if err != nil {
@@ -149,38 +152,51 @@ func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *
 // repartition and aggregate.
 type Processor struct {
 	Stages []*process.Stage
+	// closeState releases the state directory and cache once every stage stopped.
+	closeState func()
 }
 
 // NewProcessor builds every stage of the pipeline.
 func NewProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) (*Processor, error) {
-	p, err := NewCleanProcessor(ctx, d, dec, m)
-	if err != nil {
-		return nil, err
-	}
-	aggs, err := NewAggregationStages(ctx, d, dec, m)
-	if err != nil {
-		p.Kill()
-		return nil, err
-	}
-	p.Stages = append(p.Stages, aggs...)
-	return p, nil
+	return newProcessor(ctx, d, dec, m, true)
 }
 
 // NewCleanProcessor builds the clean stage and the retry stage that feeds its retried
 // records back, without the aggregations.
 func NewCleanProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics) (*Processor, error) {
-	clean, err := NewCleanStage(ctx, d, dec, m)
+	return newProcessor(ctx, d, dec, m, false)
+}
+
+func newProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics, aggs bool) (*Processor, error) {
+	d.defaults()
+	st, closeState, err := OpenState(d.Service.State, d.Pipeline, d.Logger)
 	if err != nil {
 		return nil, err
 	}
-	p := &Processor{Stages: []*process.Stage{clean}}
+	p := &Processor{closeState: closeState}
+	fail := func(err error) (*Processor, error) {
+		p.Kill()
+		closeState()
+		return nil, err
+	}
+	clean, err := NewCleanStage(ctx, d, dec, m, st)
+	if err != nil {
+		return fail(err)
+	}
+	p.Stages = append(p.Stages, clean)
 	retry, err := NewRetryStage(ctx, d, m)
 	if err != nil {
-		clean.Kill()
-		return nil, err
+		return fail(err)
 	}
 	if retry != nil {
 		p.Stages = append(p.Stages, retry)
+	}
+	if aggs {
+		as, err := NewAggregationStages(ctx, d, dec, m, st)
+		if err != nil {
+			return fail(err)
+		}
+		p.Stages = append(p.Stages, as...)
 	}
 	return p, nil
 }
@@ -201,6 +217,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	if p.closeState != nil {
+		p.closeState()
+	}
 	return errors.Join(errs...)
 }
 
@@ -209,4 +228,40 @@ func (p *Processor) Kill() {
 	for _, s := range p.Stages {
 		s.Kill()
 	}
+}
+
+// OpenState resolves where the process stages keep their state (the --state-* flags
+// over the pipeline file's state section over the defaults: pebble in ./sluice-state
+// with a 64 MiB cache) and, on disk, locks the root directory for this process and
+// makes the cache the stores share. A directory that cannot be written, or that another
+// process holds, is an error naming it, before anything is consumed. The returned func
+// releases both once every stage stopped.
+func OpenState(c config.State, p *config.Pipeline, log *slog.Logger) (process.State, func(), error) {
+	if err := c.Validate(); err != nil {
+		return process.State{}, nil, err
+	}
+	var ps config.PipelineState
+	if p != nil {
+		ps = p.State
+	}
+	r := c.Resolve(ps)
+	if r.Backend == config.StateBackendMemory {
+		log.Info("state in memory: every assignment restores the whole changelog")
+		return process.State{}, func() {}, nil
+	}
+	lock, err := pebblestore.LockRoot(r.Dir)
+	if err != nil {
+		return process.State{}, nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	cache := pebblestore.NewCache(r.CacheBytes)
+	log.Info("state on disk", "dir", r.Dir, "cache_bytes", r.CacheBytes)
+	var once sync.Once
+	return process.State{Dir: r.Dir, Cache: cache}, func() {
+		once.Do(func() {
+			cache.Close()
+			if err := lock.Close(); err != nil {
+				log.Warn("releasing the state directory failed", "dir", r.Dir, "err", err)
+			}
+		})
+	}, nil
 }

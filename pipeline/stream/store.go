@@ -264,6 +264,38 @@ func (s *Store[V]) Wipe() error {
 // Close releases the backend (files, cache).
 func (s *Store[V]) Close() error { return s.b.Close() }
 
+// BackendStats is what a durable backend holds on disk and in its block cache.
+type BackendStats struct {
+	// DiskBytes is the space its files take.
+	DiskBytes uint64
+	// CacheBytes is the block cache in use (shared caches count once per store).
+	CacheBytes int64
+}
+
+// Stats reports the backend's disk and cache use; ok is false for a backend without
+// (memory).
+func (s *Store[V]) Stats() (st BackendStats, ok bool) {
+	if b, ok := s.b.(interface{ Stats() BackendStats }); ok {
+		return b.Stats(), true
+	}
+	return BackendStats{}, false
+}
+
+// Durable reports whether the backend keeps its state (and checkpoint) across restarts.
+func (s *Store[V]) Durable() bool {
+	_, ok := s.b.(interface{ Dir() string })
+	return ok
+}
+
+// Discarded is why a durable backend dropped the state it found when it opened (a
+// corrupt checkpoint record), or nil.
+func (s *Store[V]) Discarded() error {
+	if b, ok := s.b.(interface{ Discarded() error }); ok {
+		return b.Discarded()
+	}
+	return nil
+}
+
 // Restore applies one changelog record to the committed state: a nil value deletes.
 func (s *Store[V]) Restore(key string, value []byte) error {
 	if value == nil {

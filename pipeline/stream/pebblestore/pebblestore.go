@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,8 +54,62 @@ var ErrNotWritable = errors.New("state directory is not writable")
 
 // Options configure a Backend.
 type Options struct {
-	// CacheBytes is the size of the block cache (default DefaultCacheBytes).
+	// CacheBytes is the size of the block cache (default DefaultCacheBytes), when Cache
+	// is nil.
 	CacheBytes int64
+	// Cache, if set, is a block cache shared with other Backends (a process's tasks):
+	// CacheBytes is ignored.
+	Cache *Cache
+}
+
+// Cache is a block cache several Backends share, so the memory a process's state stores
+// hold in cache is bounded by one size however many tasks it runs.
+type Cache struct{ c *pebble.Cache }
+
+// NewCache returns a shared block cache of bytes (DefaultCacheBytes when <= 0).
+func NewCache(bytes int64) *Cache {
+	if bytes <= 0 {
+		bytes = DefaultCacheBytes
+	}
+	return &Cache{c: pebble.NewCache(bytes)}
+}
+
+// Close drops the creator's reference: the memory is freed once every Backend using the
+// cache is closed too.
+func (c *Cache) Close() {
+	if c != nil && c.c != nil {
+		c.c.Unref()
+		c.c = nil
+	}
+}
+
+// LockRoot makes root (and any missing parent) and locks it for this process, so two
+// processes never share one state root: each task's store locks its own directory as
+// well, but a shared root would make a partition moving between them fail on the lock.
+// The error names root: it is not writable (ErrNotWritable) or locked (ErrLocked).
+func LockRoot(root string) (io.Closer, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: %w", root, ErrNotWritable, err)
+	}
+	// MkdirAll succeeds on an existing read-only directory: probe a write.
+	probe, err := os.CreateTemp(root, ".probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: %w", root, ErrNotWritable, err)
+	}
+	name := probe.Name()
+	err = errors.Join(probe.Close(), os.Remove(name))
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: %w", root, ErrNotWritable, err)
+	}
+	lock, err := pebble.LockDirectory(root, vfs.Default)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("state directory %s: %w: %w", root, ErrNotWritable, err)
+		}
+		return nil, fmt.Errorf("state directory %s: %w (another sluice process uses it; give each process its own --state-dir): %w", root, ErrLocked, err)
+	}
+	return lock, nil
 }
 
 // Dir is the directory of one task's store under root: root/stage/topic/partition/store.
@@ -111,11 +166,17 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 		}
 		return nil, fmt.Errorf("state directory %s: %w: %w", dir, ErrLocked, err)
 	}
-	size := o.CacheBytes
-	if size <= 0 {
-		size = DefaultCacheBytes
+	var cache *pebble.Cache
+	if o.Cache != nil && o.Cache.c != nil {
+		cache = o.Cache.c
+		cache.Ref()
+	} else {
+		size := o.CacheBytes
+		if size <= 0 {
+			size = DefaultCacheBytes
+		}
+		cache = pebble.NewCache(size)
 	}
-	cache := pebble.NewCache(size)
 	opts := &pebble.Options{
 		Cache: cache, Lock: lock, Logger: quietLogger{},
 		// Up to 4 memtables of 16 MiB before writes wait for a flush: a commit does not
@@ -531,12 +592,7 @@ func (b *Backend[V]) Close() error {
 }
 
 // Stats is what a Backend holds, for metrics.
-type Stats struct {
-	// DiskBytes is the space its files take.
-	DiskBytes uint64
-	// CacheBytes is the block cache in use.
-	CacheBytes int64
-}
+type Stats = stream.BackendStats
 
 // Stats reports disk and cache use.
 func (b *Backend[V]) Stats() Stats {
