@@ -63,9 +63,12 @@ func sinkTopics() []string {
 	return out
 }
 
-// tableOf is the table `sluice sink` writes topic to (sink.TableName, restated here so
-// that this package does not link the warehouse drivers): the topic without ".clean", in
-// upper case, other characters as '_'.
+// tableOf is the table the connector writes topic to. A clean topic goes to the table
+// `sluice sink` writes it to (sink.TableName, restated here so that this package does not
+// link the warehouse drivers): the topic without ".clean", in upper case, other
+// characters as '_'. An agg.* topic goes to a table of its own, AGG_<NAME>: `sluice sink`
+// merges every aggregation into one AGGREGATES table keyed by window, which an appending
+// connector cannot do, and each aggregation has its own measure columns.
 func tableOf(topic string) string {
 	s := strings.ToUpper(strings.TrimSuffix(topic, ".clean"))
 	return regexp.MustCompile(`[^A-Z0-9_]`).ReplaceAllString(s, "_")
@@ -92,7 +95,7 @@ func TestConnectorConfigStatic(t *testing.T) {
 	}
 	for _, topic := range want {
 		if mapped[topic] != tableOf(topic) {
-			t.Errorf("topic %s maps to table %q, want %q (the table sluice sink writes)", topic, mapped[topic], tableOf(topic))
+			t.Errorf("topic %s maps to table %q, want %q", topic, mapped[topic], tableOf(topic))
 		}
 	}
 	if len(mapped) != len(want) {
