@@ -92,6 +92,7 @@ module "ecs" {
   msk_cluster_uuid     = module.msk.cluster_uuid
   bootstrap_brokers    = module.msk.bootstrap_brokers_sasl_iam
   event_topics         = var.event_topics
+  aggregations         = var.aggregations
   registry_url         = var.registry_url
   jwt_secret_arn       = module.secrets.jwt_secret_arn
   snowflake_secret_arn = module.secrets.snowflake_secret_arn
@@ -103,4 +104,26 @@ module "ecs" {
   target_group_arn     = module.alb.target_group_arn
   alb_resource_label   = "${module.alb.arn_suffix}/${module.alb.target_group_arn_suffix}"
   otel_collector_image = var.otel_collector_image
+  # The collectors publish the latency counts at the bounds the alarms watch.
+  e2e_latency_p95_seconds = var.alarm_thresholds.e2e_latency_p95_seconds
+}
+
+module "alarms" {
+  source = "../modules/alarms"
+
+  name                    = local.name
+  kms_key_arn             = module.kms.key_arn
+  alarm_email_addresses   = var.alarm_email_addresses
+  alarm_action_arns       = var.alarm_action_arns
+  thresholds              = var.alarm_thresholds
+  alb_arn_suffix          = module.alb.arn_suffix
+  target_group_arn_suffix = module.alb.target_group_arn_suffix
+  msk_cluster_name        = module.msk.cluster_name
+  msk_broker_count        = var.msk_broker_count
+  ecs_cluster_arn         = module.ecs.cluster_arn
+  ecs_service_names       = module.ecs.service_names
+  metrics_namespace       = module.ecs.metrics_namespace
+  service_dimensions      = module.ecs.service_dimensions
+  # Every dead-letter topic of the pipeline (pipeline/config/types.go, retry.go).
+  dead_letter_topics = concat([for t in var.event_topics : "${t}.dlq"], ["_sluice.retry.dlq", "_sluice.sink.dlq"])
 }

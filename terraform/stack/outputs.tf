@@ -57,3 +57,8 @@ output "prometheus_security_group_id" {
   description = "Attach to a Prometheus scraper to read the MSK exporters (11001, 11002) and the services' /metrics."
   value       = module.security.prometheus_security_group_id
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic of every alarm: subscribe a pager or chat endpoint here."
+  value       = module.alarms.sns_topic_arn
+}

@@ -90,6 +90,11 @@ variable "event_topics" {
   type        = list(string)
 }
 
+variable "aggregations" {
+  description = "Aggregation names of the pipeline file (scaling of the process service on their groups' lag)."
+  type        = list(string)
+}
+
 variable "registry_url" {
   description = "Base URL of the Confluent-compatible schema registry."
   type        = string
@@ -115,4 +120,31 @@ variable "log_retention_days" {
 variable "otel_collector_image" {
   description = "Image of the ADOT collector sidecar that publishes consumer lag for autoscaling."
   type        = string
+}
+
+variable "alarm_email_addresses" {
+  description = "E-mail addresses that receive every alarm and recovery (each confirms its subscription once)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_action_arns" {
+  description = "Further ARNs every alarm notifies, e.g. an existing SNS topic of a pager or of AWS Chatbot."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_thresholds" {
+  description = "Thresholds of the alarms (terraform/README.md, \"Alarms\"). e2e_latency_p95_seconds: per stage (clean, sink), a bucket bound of sluice_end_to_end_latency_seconds (0.001 s doubling: ..., 1.024, 2.048, 4.096, ...)."
+  type = object({
+    alb_5xx_percent                = optional(number, 1)
+    alb_unhealthy_hosts            = optional(number, 0)
+    msk_disk_used_percent          = optional(number, 80)
+    dead_letters_new               = optional(number, 0)
+    dead_letter_oldest_age_seconds = optional(number, 86400)
+    e2e_latency_p95_seconds        = optional(object({ clean = string, sink = string }), { clean = "1.024", sink = "4.096" })
+    sink_freshness_seconds         = optional(number, 900)
+    task_restarts                  = optional(number, 0)
+  })
+  default = {}
 }

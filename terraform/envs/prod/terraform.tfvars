@@ -32,6 +32,7 @@ services = {
 }
 
 event_topics = ["page_views", "clicks", "purchases"]
+aggregations = ["revenue_by_country_1m", "views_by_url_5m_every_1m", "click_sessions"]
 registry_url = "https://schema-registry.example.com"
 
 snowflake = {

@@ -45,6 +45,16 @@ locals {
     SLUICE_SNOWFLAKE_SCHEMA    = var.snowflake.schema
   }
   metrics_namespace = "Sluice/${var.name}"
+
+  # The consumer groups whose lag scales each consumer service: every stage group of the
+  # processor (clean, retry, and per aggregation repartition and aggregate), and the
+  # sink's own group. terraform/iam_test.go checks them against the code's group list.
+  lag_groups = {
+    process = concat(["sluice.clean", "sluice.retry"],
+      [for a in var.aggregations : "sluice.repartition.${a}"],
+    [for a in var.aggregations : "sluice.agg.${a}"])
+    sink = ["sluice.sink"]
+  }
 }
 
 module "ingest" {
@@ -75,6 +85,7 @@ module "ingest" {
   target_group_arn     = var.target_group_arn
   alb_resource_label   = var.alb_resource_label
   otel_collector_image = var.otel_collector_image
+  metrics_namespace    = local.metrics_namespace
 }
 
 module "process" {
@@ -101,12 +112,20 @@ module "process" {
   log_kms_key_arn      = var.log_kms_key_arn
   log_retention_days   = var.log_retention_days
   otel_collector_image = var.otel_collector_image
-  # The clean stage reads every raw topic; the retry stage every delay tier.
+  metrics_namespace    = local.metrics_namespace
+  # The monitor's dead-letter gauges and the clean and aggregate stages' end-to-end
+  # latency, for the alarms (modules/alarms).
+  emf_metrics = {
+    sluice_dead_letter_depth              = [["ServiceName"]]
+    sluice_dead_letter_oldest_age_seconds = [["ServiceName"]]
+  }
+  e2e_latency_bucket = var.e2e_latency_p95_seconds.clean
+  # The clean stage reads every raw topic, the retry stage every delay tier, each
+  # repartition stage a clean topic and each aggregate stage its repartition topic.
   lag_scaling = {
-    groups    = ["sluice.clean", "sluice.retry"]
-    high      = var.lag_high
-    low       = var.lag_low
-    namespace = local.metrics_namespace
+    groups = local.lag_groups.process
+    high   = var.lag_high
+    low    = var.lag_low
   }
 }
 
@@ -134,16 +153,19 @@ module "sink" {
   log_kms_key_arn      = var.log_kms_key_arn
   log_retention_days   = var.log_retention_days
   otel_collector_image = var.otel_collector_image
+  metrics_namespace    = local.metrics_namespace
   # The PEM goes in as content, not a path: the root file system is read-only.
   secrets = {
     SLUICE_SNOWFLAKE_PRIVATE_KEY            = "${var.snowflake_secret_arn}:private_key::"
     SLUICE_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE = "${var.snowflake_secret_arn}:private_key_passphrase::"
   }
   secret_arns = [var.snowflake_secret_arn]
+  # Warehouse freshness and ingest-to-warehouse latency, for the alarms (modules/alarms).
+  emf_metrics        = { sluice_sink_freshness_seconds = [["ServiceName"]] }
+  e2e_latency_bucket = var.e2e_latency_p95_seconds.sink
   lag_scaling = {
-    groups    = ["sluice.sink"]
-    high      = var.lag_high
-    low       = var.lag_low
-    namespace = local.metrics_namespace
+    groups = local.lag_groups.sink
+    high   = var.lag_high
+    low    = var.lag_low
   }
 }

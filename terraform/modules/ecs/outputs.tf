@@ -34,3 +34,17 @@ output "log_group_names" {
     sink    = module.sink.log_group_name
   }
 }
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the metrics the services' ADOT sidecars publish."
+  value       = local.metrics_namespace
+}
+
+output "service_dimensions" {
+  description = "ServiceName dimension of each service's published metrics (its task family)."
+  value = {
+    ingest  = "${var.name}-ingest"
+    process = "${var.name}-process"
+    sink    = "${var.name}-sink"
+  }
+}

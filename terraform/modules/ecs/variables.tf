@@ -71,6 +71,17 @@ variable "event_topics" {
   default     = ["page_views", "clicks", "purchases"]
 }
 
+variable "aggregations" {
+  description = "Names of the pipeline file's aggregations (the built-in one has three): the process service scales on the lag of their repartition and aggregate groups. At most four, as a CloudWatch alarm takes at most ten metrics."
+  type        = list(string)
+  default     = ["revenue_by_country_1m", "views_by_url_5m_every_1m", "click_sessions"]
+
+  validation {
+    condition     = length(var.aggregations) <= 4
+    error_message = "aggregations: at most 4 (2 + 2 per aggregation lag metrics must fit the 10 metrics of one CloudWatch alarm)."
+  }
+}
+
 variable "registry_url" {
   description = "Base URL of the Confluent-compatible schema registry (SLUICE_REGISTRY_URL)."
   type        = string
@@ -147,7 +158,16 @@ variable "lag_low" {
   default     = 100
 }
 
+variable "e2e_latency_p95_seconds" {
+  description = "End-to-end latency (ingest to output committed) whose p95 the alarms watch, per stage: clean (process service) and sink (ingest to warehouse). Each must be a bucket bound of sluice_end_to_end_latency_seconds (0.001 s doubling: ..., 1.024, 2.048, 4.096, ...)."
+  type = object({
+    clean = string
+    sink  = string
+  })
+  default = { clean = "1.024", sink = "4.096" }
+}
+
 variable "otel_collector_image" {
-  description = "Image of the AWS Distro for OpenTelemetry collector sidecar (publishes sluice_consumer_lag for lag scaling); mirror it into ECR if tasks must not reach public registries."
+  description = "Image of the AWS Distro for OpenTelemetry collector sidecar (publishes consumer lag for scaling and the alarms' metrics); mirror it into ECR if tasks must not reach public registries."
   type        = string
 }

@@ -1,6 +1,6 @@
 # One customer managed key for the platform's own data at rest outside Kafka: CloudWatch
-# log groups (services, flow logs, broker logs, WAF), ECR images and Secrets Manager
-# secrets. MSK has a key of its own (modules/msk), so that Kafka data can be managed and
+# log groups (services, flow logs, broker logs, WAF, task stops), ECR images, Secrets
+# Manager secrets and the alarm topic. MSK has a key of its own (modules/msk), so that Kafka data can be managed and
 # audited apart from logs. IAM policies in the account decide who else may use the key.
 
 data "aws_caller_identity" "current" {}
@@ -44,6 +44,19 @@ data "aws_iam_policy_document" "key" {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+
+  # CloudWatch alarms publish to the encrypted alarm topic (modules/alarms): SNS asks
+  # for a data key on CloudWatch's behalf.
+  statement {
+    sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
     }
   }
 }

@@ -4,7 +4,7 @@
 #
 # Where the lag comes from: every Sluice service exports sluice_consumer_lag{group,topic,
 # partition} on /metrics. The ADOT collector sidecar (main.tf) publishes it to CloudWatch
-# as <namespace>/sluice_consumer_lag with dimensions ServiceName and group. Each task
+# as <metrics_namespace>/sluice_consumer_lag with dimensions ServiceName and group. Each task
 # reports the whole group's lag (not just its own partitions), so the statistic used is
 # Maximum: the most-behind partition. That is not proportional to the task count, which
 # target tracking assumes, so lag drives step scaling from two alarms instead: above
@@ -158,7 +158,7 @@ resource "aws_cloudwatch_metric_alarm" "lag" {
       id = metric_query.key
 
       metric {
-        namespace   = var.lag_scaling.namespace
+        namespace   = var.metrics_namespace
         metric_name = "sluice_consumer_lag"
         period      = 60
         stat        = "Maximum"

@@ -101,7 +101,7 @@ resource "aws_iam_role_policy" "msk" {
 }
 
 data "aws_iam_policy_document" "metrics" {
-  count = var.lag_scaling == null ? 0 : 1
+  count = local.collector ? 1 : 0
 
   statement {
     sid       = "CollectorWritesEmf"
@@ -111,9 +111,9 @@ data "aws_iam_policy_document" "metrics" {
 }
 
 resource "aws_iam_role_policy" "metrics" {
-  count = var.lag_scaling == null ? 0 : 1
+  count = local.collector ? 1 : 0
 
-  name   = "publish-lag-metrics"
+  name   = "publish-metrics"
   role   = aws_iam_role.task.id
   policy = data.aws_iam_policy_document.metrics[0].json
 }

@@ -7,10 +7,45 @@ data "aws_region" "current" {}
 
 locals {
   family = "${var.prefix}-${var.name}"
-  # The ADOT collector scrapes this task's /metrics, keeps only sluice_consumer_lag and
-  # writes it as CloudWatch embedded metric format to its own log group: one metric per
-  # (ServiceName, group), whose Maximum is the largest partition lag of that group.
-  otel_config = var.lag_scaling == null ? null : {
+
+  # What the ADOT collector sidecar publishes: consumer lag for scaling, the metrics the
+  # alarms watch, and the two end-to-end latency counts (var.e2e_latency_bucket).
+  e2e_metrics = var.e2e_latency_bucket == null ? {} : {
+    sluice_e2e_within_slo = [["ServiceName", "stage"]]
+    sluice_e2e_records    = [["ServiceName", "stage"]]
+  }
+  published = merge(
+    var.lag_scaling == null ? {} : { sluice_consumer_lag = [["ServiceName", "group"]] },
+    var.emf_metrics,
+    local.e2e_metrics,
+  )
+  collector = length(local.published) > 0
+
+  # The bucket of the bound becomes sluice_e2e_within_slo, the histogram's count
+  # sluice_e2e_records: renamed, the receiver takes them as plain gauges (cumulative
+  # counts), which the alarms difference per minute. The other buckets are dropped.
+  e2e_relabel = var.e2e_latency_bucket == null ? [] : [
+    {
+      source_labels = ["__name__", "le"]
+      regex         = "sluice_end_to_end_latency_seconds_bucket;${replace(coalesce(var.e2e_latency_bucket, "-"), ".", "\\.")}"
+      target_label  = "__name__"
+      replacement   = "sluice_e2e_within_slo"
+      action        = "replace"
+    },
+    {
+      source_labels = ["__name__"]
+      regex         = "sluice_end_to_end_latency_seconds_count"
+      target_label  = "__name__"
+      replacement   = "sluice_e2e_records"
+      action        = "replace"
+    },
+  ]
+
+  # The ADOT collector scrapes this task's /metrics, keeps only the published metrics
+  # and writes them as CloudWatch embedded metric format to its own log group: one metric
+  # per declared dimension set. For sluice_consumer_lag that is one per (ServiceName,
+  # group), whose Maximum is the largest partition lag of that group.
+  otel_config = !local.collector ? null : {
     extensions = { health_check = { endpoint = "127.0.0.1:13133" } }
     receivers = {
       prometheus = {
@@ -22,24 +57,30 @@ locals {
               targets = ["127.0.0.1:${var.port}"]
               labels  = { ServiceName = local.family }
             }]
-            metric_relabel_configs = [{
-              source_labels = ["__name__"]
-              regex         = "sluice_consumer_lag"
-              action        = "keep"
-            }]
+            metric_relabel_configs = concat(local.e2e_relabel, [
+              {
+                source_labels = ["__name__"]
+                regex         = join("|", sort(keys(local.published)))
+                action        = "keep"
+              },
+              {
+                regex  = "le"
+                action = "labeldrop"
+              },
+            ])
           }]
         }
       }
     }
     exporters = {
       awsemf = {
-        namespace               = var.lag_scaling.namespace
+        namespace               = var.metrics_namespace
         log_group_name          = aws_cloudwatch_log_group.metrics[0].name
         log_stream_name         = "{TaskId}"
         dimension_rollup_option = "NoDimensionRollup"
-        metric_declarations = [{
-          dimensions            = [["ServiceName", "group"]]
-          metric_name_selectors = ["sluice_consumer_lag"]
+        metric_declarations = [for name, dims in local.published : {
+          dimensions            = dims
+          metric_name_selectors = [name]
         }]
       }
     }
@@ -59,7 +100,7 @@ resource "aws_cloudwatch_log_group" "app" {
 
 resource "aws_cloudwatch_log_group" "metrics" {
   #checkov:skip=CKV_AWS_338:Embedded-metric-format records only feed CloudWatch metrics; the metrics themselves are kept 15 months by CloudWatch.
-  count = var.lag_scaling == null ? 0 : 1
+  count = local.collector ? 1 : 0
 
   name              = "/sluice/${var.prefix}/${var.name}/metrics"
   retention_in_days = 7
@@ -118,7 +159,7 @@ resource "aws_ecs_task_definition" "this" {
         }
       }
     }],
-    var.lag_scaling == null ? [] : [{
+    !local.collector ? [] : [{
       name                   = "otel-collector"
       image                  = var.otel_collector_image
       essential              = false

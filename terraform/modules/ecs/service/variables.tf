@@ -144,20 +144,52 @@ variable "lag_scaling" {
   description = <<-EOT
     Scale on consumer lag, or null. groups: the consumer groups whose lag counts (the
     largest partition lag of any of them); high: lag that adds tasks; low: lag under which
-    a task is removed after 15 quiet minutes; namespace: CloudWatch namespace the ADOT
-    sidecar publishes sluice_consumer_lag to.
+    a task is removed after 15 quiet minutes.
   EOT
   type = object({
-    groups    = list(string)
-    high      = number
-    low       = number
-    namespace = string
+    groups = list(string)
+    high   = number
+    low    = number
   })
   default = null
+
+  validation {
+    condition     = var.lag_scaling == null || try(length(var.lag_scaling.groups) >= 1 && length(var.lag_scaling.groups) <= 10, false)
+    error_message = "lag_scaling.groups: 1 to 10 groups (a CloudWatch metric-math alarm takes at most 10 metrics)."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the ADOT sidecar publishes the service's metrics to (sluice_consumer_lag with lag_scaling, and emf_metrics)."
+  type        = string
+}
+
+variable "emf_metrics" {
+  description = "Prometheus metrics of the service, besides sluice_consumer_lag, that the ADOT sidecar publishes to CloudWatch (for the alarms): metric name => dimension sets, each a list of labels (ServiceName is the task family)."
+  type        = map(list(list(string)))
+  default     = {}
+}
+
+variable "e2e_latency_bucket" {
+  description = <<-EOT
+    An upper bound ("le") of the buckets of sluice_end_to_end_latency_seconds, or null.
+    When set, the ADOT sidecar publishes that bucket's count as sluice_e2e_within_slo and
+    the histogram's count as sluice_e2e_records (dimensions ServiceName and stage): the
+    share of records slower than the bound is above 5% exactly when the p95 is. The
+    buckets are 0.001 s doubling up to 32.768 s (pipeline/process/metrics.go).
+  EOT
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.e2e_latency_bucket == null || contains(["0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064", "0.128", "0.256",
+    "0.512", "1.024", "2.048", "4.096", "8.192", "16.384", "32.768"], coalesce(var.e2e_latency_bucket, "-"))
+    error_message = "e2e_latency_bucket must be an upper bound of the sluice_end_to_end_latency_seconds buckets: 0.001 doubling up to 32.768 (e.g. \"1.024\")."
+  }
 }
 
 variable "otel_collector_image" {
-  description = "Image of the AWS Distro for OpenTelemetry collector sidecar that publishes sluice_consumer_lag (used only with lag_scaling)."
+  description = "Image of the AWS Distro for OpenTelemetry collector sidecar that publishes metrics to CloudWatch (used only with lag_scaling, emf_metrics or e2e_latency_bucket)."
   type        = string
 }
 
