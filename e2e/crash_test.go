@@ -10,14 +10,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/harness"
+	"github.com/sluicehq/sluice/pipeline/config"
 )
 
 // The processor dies with a transaction open — outputs and offsets written, commit never
 // reaching the broker — and a new instance with the same id takes over: nothing is lost
 // and nothing is duplicated in .clean, and the dedup state survives the crash (a duplicate
 // posted after the restart of an event processed before it is still dropped).
+//
+// It runs with the state on disk (pebble, the default) and in memory.
 func TestProcessorCrashMidTransaction(t *testing.T) {
-	p := harness.Start(t, harness.WithoutProcessor(), harness.WithCleanOnly())
+	for _, backend := range []string{config.StateBackendPebble, config.StateBackendMemory} {
+		t.Run(backend, func(t *testing.T) { processorCrashMidTransaction(t, backend) })
+	}
+}
+
+func processorCrashMidTransaction(t *testing.T, backend string) {
+	p := harness.Start(t, harness.WithoutProcessor(), harness.WithCleanOnly(),
+		harness.WithService(func(s *config.Service) { s.State.Backend = backend }))
 	c := p.Cluster()
 	if c == nil {
 		t.Skip("needs broker fault injection (kfake backend)")

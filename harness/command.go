@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,7 +81,7 @@ func (p *Pipeline) StartCommand(sub, id string, args ...string) *Command {
 		"--instance-id", id,
 		"--http-addr", "127.0.0.1:0",
 	}, args...)
-	if sub == "process" {
+	if sub == "process" && !slices.Contains(args, "--state-dir") {
 		all = append(all, "--state-dir", p.StateDir(id))
 	}
 	c := &Command{t: p.t, cmd: exec.Command(bin, all...), out: &lockedBuffer{}, done: make(chan error, 1)}
@@ -115,6 +116,20 @@ func (c *Command) Terminate(timeout time.Duration) error {
 		return err
 	case <-time.After(timeout):
 		c.t.Fatalf("sluice did not exit %s after SIGTERM:\n%s", timeout, c.Output())
+		return nil
+	}
+}
+
+// Exited waits, without signalling, until the process exits by itself and returns its
+// exit error; it fails the test after timeout.
+func (c *Command) Exited(timeout time.Duration) error {
+	c.t.Helper()
+	select {
+	case err := <-c.done:
+		c.done <- err
+		return err
+	case <-time.After(timeout):
+		c.t.Fatalf("sluice did not exit within %s:\n%s", timeout, c.Output())
 		return nil
 	}
 }
