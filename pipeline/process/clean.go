@@ -180,12 +180,18 @@ type failure struct {
 
 func (t *cleanTask) Stores() []Changelogged { return []Changelogged{t.dedup.Store()} }
 
+// Restored publishes the expiry gauges of the restored store, so they exist before the
+// first transaction.
+func (t *cleanTask) Restored() {
+	t.c.Metrics.expiry(CleanStageName, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
+}
+
 func (t *cleanTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 	return t.handler(ctx, rec, emit)
 }
 
 func (t *cleanTask) Done(committed bool) {
-	if committed && t.c.Metrics != nil {
+	if committed {
 		t.c.Metrics.expiry(CleanStageName, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
 		// Disk and cache use once a second: reading them walks the store's metrics.
 		if now := t.c.Now(); now.Sub(t.statsAt) >= time.Second {
