@@ -116,7 +116,7 @@ module "process" {
   # The monitor's dead-letter gauges and the clean and aggregate stages' end-to-end
   # latency, for the alarms (modules/alarms).
   emf_metrics = {
-    sluice_dead_letter_depth              = [["ServiceName"]]
+    sluice_dead_letter_depth              = [["ServiceName", "topic"]]
     sluice_dead_letter_oldest_age_seconds = [["ServiceName"]]
   }
   e2e_latency_bucket = var.e2e_latency_p95_seconds.clean
