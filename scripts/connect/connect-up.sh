@@ -99,6 +99,29 @@ if [[ ! -f "${sfdir}/.complete-${sf_version}" ]]; then
   log "fetched in $((SECONDS - t0)) s"
 fi
 
+# The connector jar carries no ServiceLoader manifests for its plugins, so by default the
+# worker finds them by reflection over all 164 MB (about 25 s of every start). A small jar
+# beside it lists them (KIP-898 manifests), and the test worker uses
+# plugin.discovery=service_load. Listed: the connector, the Confluent Avro converter it
+# bundles, and Snowflake's converters (so that a config naming one of them reaches the
+# connector's own check instead of failing as an unknown class).
+manifests="${sfdir}/sluice-service-manifests.jar"
+if [[ ! -f "${manifests}" ]]; then
+  command -v jar >/dev/null || die "jar (from the JDK) is required"
+  tmp="$(mktemp -d)"
+  mkdir -p "${tmp}/META-INF/services"
+  printf '%s\n' com.snowflake.kafka.connector.SnowflakeSinkConnector \
+    >"${tmp}/META-INF/services/org.apache.kafka.connect.sink.SinkConnector"
+  printf '%s\n' io.confluent.connect.avro.AvroConverter \
+    com.snowflake.kafka.connector.records.SnowflakeAvroConverter \
+    com.snowflake.kafka.connector.records.SnowflakeAvroConverterWithoutSchemaRegistry \
+    com.snowflake.kafka.connector.records.SnowflakeJsonConverter \
+    >"${tmp}/META-INF/services/org.apache.kafka.connect.storage.Converter"
+  jar cf "${manifests}.tmp" -C "${tmp}" META-INF
+  mv "${manifests}.tmp" "${manifests}"
+  rm -rf "${tmp}"
+fi
+
 # --- 2. stop an earlier worker, fresh state dir ---------------------------------------------
 if [[ -f "${pidfile}" ]]; then
   SLUICE_CONNECT_PORT="${port}" SLUICE_CONNECT_STATE="${state}" "${script_dir}/connect-down.sh"
@@ -130,6 +153,7 @@ listeners=http://127.0.0.1:${port}
 rest.advertised.host.name=127.0.0.1
 rest.advertised.port=${port}
 plugin.path=${plugindir}
+plugin.discovery=service_load
 config.storage.replication.factor=1
 offset.storage.replication.factor=1
 status.storage.replication.factor=1
@@ -155,11 +179,16 @@ log "starting Connect ${kafka_version} worker on 127.0.0.1:${port} against ${boo
 t0="${SECONDS}"
 # shellcheck disable=SC2016 # $$, $0 and $@ belong to the inner bash.
 # The connector config reads these through ${env:...}; the test worker must not see a
-# developer's real values (it would log in to Snowflake), so they are unset.
+# developer's real values (it would log in to Snowflake), so they are unset. And at every
+# start the connector asks Maven Central for a newer version of itself
+# (Utils.checkConnectorVersion; no setting turns it off): the JVM's HTTP(S) proxy is a
+# port on 127.0.0.1 that refuses, so that request fails without leaving the machine
+# (Java sends loopback addresses, and Kafka's own clients, past the proxy).
 nohup setsid bash -c 'echo "$$" >"$0"; exec "$@"' "${pidfile}" \
   env -u SNOWFLAKE_URL -u SNOWFLAKE_USER -u SNOWFLAKE_PRIVATE_KEY -u SNOWFLAKE_ROLE \
   -u SNOWFLAKE_DATABASE -u SNOWFLAKE_SCHEMA -u SCHEMA_REGISTRY_URL -u SCHEMA_REGISTRY_USER_INFO \
   java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+  -Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=9 -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=9 \
   -Dsluice.connect.state="${state}" -Dsluice.connect.logfile="${logfile}" \
   -Dlog4j2.configurationFile="${state}/log4j2.properties" \
   -cp "${libdir}/*" org.apache.kafka.connect.cli.ConnectDistributed "${state}/worker.properties" \
