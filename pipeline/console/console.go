@@ -5,6 +5,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -332,11 +333,15 @@ func (c *Console) renderStatus(w http.ResponseWriter, r *http.Request, status in
 	if r.Header.Get("HX-Request") == "true" && t.Lookup("partial") != nil {
 		tmpl = "partial"
 	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, tmpl, p); err != nil {
+		c.o.Logger.Error("console: render", "page", name, "err", err)
+		http.Error(w, "the console could not render this page; see its log", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := t.ExecuteTemplate(w, tmpl, p); err != nil {
-		c.o.Logger.Warn("console: render", "page", name, "err", err)
-	}
+	_, _ = w.Write(buf.Bytes())
 }
 
 // fail answers status with a message page that carries no data.

@@ -239,8 +239,20 @@ func (c *Console) list(ctx context.Context, v url.Values) listData {
 	return d
 }
 
+// getDLQ is GET /dlq: the summary of every dead-letter topic and the filtered list of
+// one (by default the first that holds dead letters).
 func (c *Console) getDLQ(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, "dlq", "Dead letters", map[string]any{"Summaries": c.summaries(r.Context()), "List": c.list(r.Context(), r.URL.Query())})
+	sums := c.summaries(r.Context())
+	q := r.URL.Query()
+	if q.Get("topic") == "" {
+		for _, s := range sums {
+			if s.Depth > 0 {
+				q.Set("topic", s.Topic)
+				break
+			}
+		}
+	}
+	c.render(w, r, "dlq", "Dead letters", map[string]any{"Summaries": sums, "List": c.list(r.Context(), q)})
 }
 
 func (c *Console) getDLQSummary(w http.ResponseWriter, r *http.Request) {

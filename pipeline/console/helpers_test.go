@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -250,4 +251,29 @@ func chromium() string {
 		}
 	}
 	return ""
+}
+
+// cleanLag is the clean stage's uncommitted records on purchases, summed over
+// partitions, or -1 when it cannot be read.
+func (pl *platform) cleanLag(t *testing.T) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(pl.kc.Opts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lags, err := kadm.NewClient(cl).Lag(ctx, "sluice.clean")
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, l := range lags["sluice.clean"].Lag["purchases"] {
+		if l.Err != nil {
+			return -1
+		}
+		sum += l.Lag
+	}
+	return sum
 }

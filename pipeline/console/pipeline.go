@@ -37,8 +37,8 @@ func topology(p *config.Pipeline) []edge {
 	es = append(es, edge{Inputs: []string{"_sluice.retry.*"}, Stage: "retry", Group: "sluice.retry", Outputs: []string{"(the original topics)"}})
 	for _, a := range p.Aggregations {
 		es = append(es, edge{Inputs: []string{config.CleanTopic(a.From)}, Stage: "repartition " + a.Name,
-			Group: "sluice.repartition." + a.Name, Outputs: []string{"(repartition topic)"}})
-		es = append(es, edge{Inputs: []string{"(repartition topic)"}, Stage: "aggregate " + a.Name,
+			Group: "sluice.repartition." + a.Name, Outputs: []string{config.RepartitionTopic(a.Name)}})
+		es = append(es, edge{Inputs: []string{config.RepartitionTopic(a.Name)}, Stage: "aggregate " + a.Name,
 			Group: "sluice.agg." + a.Name, Outputs: []string{config.AggTopic(a.Name), config.LateTopic(a.From)}})
 	}
 	var sinkIn []string
@@ -84,6 +84,7 @@ type pipelineStats struct {
 	At          time.Time
 	Lag         []lagRow
 	LagErr      string
+	Idle        int // partitions without any record, not listed
 	Aggs        []aggRow
 	Stages      []stageRow
 	MetricsErr  string
@@ -138,16 +139,14 @@ func (c *Console) stats(ctx context.Context) pipelineStats {
 			st.LagErr = g + ": " + gl.Error().Error()
 			continue
 		}
-		stage := strings.TrimPrefix(g, "sluice.")
-		if i := strings.IndexByte(stage, '.'); i >= 0 {
-			stage = stage[:i]
-		}
-		if stage == "agg" {
-			stage = "aggregate"
-		}
+		stage := strings.TrimPrefix(g, "sluice.") // the stage's metrics label
 		for topic, ps := range gl.Lag {
 			for p, l := range ps {
 				if l.Err != nil {
+					continue
+				}
+				if l.Commit.At < 0 && l.End.Offset == 0 {
+					st.Idle++ // never had a record
 					continue
 				}
 				st.Lag = append(st.Lag, lagRow{Group: g, Topic: topic, Partition: p, Committed: l.Commit.At,
@@ -183,10 +182,11 @@ func (c *Console) stats(ctx context.Context) pipelineStats {
 				OpenWindows: cur.get(`sluice_open_windows` + sel), Late: late, Results: results})
 		}
 	}
-	for _, s := range []string{"clean", "retry", "repartition", "aggregate", "sink"} {
+	for _, g := range c.o.Groups {
+		s := strings.TrimPrefix(g, "sluice.")
 		row := stageRow{Stage: s,
-			Committed: cur.get(`sluice_stage_transactions_total{result="committed",stage="` + s + `"}`),
-			Aborted:   cur.get(`sluice_stage_transactions_total{result="aborted",stage="` + s + `"}`)}
+			Committed: cur.get(`sluice_stage_transactions_total{result="commit",stage="` + s + `"}`),
+			Aborted:   cur.get(`sluice_stage_transactions_total{result="abort",stage="` + s + `"}`)}
 		if n, ok := cur.prefixSum(`sluice_dead_letters_total{`, `stage="`+s+`"`); ok {
 			row.DeadLetters = strconv.FormatFloat(n, 'f', 0, 64)
 		}
