@@ -6,14 +6,15 @@ GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
 
-.PHONY: loadtest loadtest-steps test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down deps vet unit race bench fuzz build dev clean
+.PHONY: loadtest loadtest-steps test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down kafka-kill kafka-stop kafka-start test-faults test-faults-short deps vet unit race bench fuzz build dev clean
 
 ## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
 ## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
 test: test-fast test-snowflake terraform-lint test-real
 
-## test-fast: vet and every test on kfake only (no Java needed), then the live check of
-## every dashboard query and alert against a real Prometheus, printing its count
+## test-fast: vet and every test on kfake only, then the live check of every dashboard query
+## and alert against a real Prometheus scraping Sluice and a three-node Kafka cluster with the
+## JMX exporter (Java needed for that one), printing its count
 test-fast: deps vet
 	$(GO) test -count=1 -timeout $(TIMEOUT) -skip '^TestSchemathesis$$' $$($(GO) list $(PKGS) | grep -v '/monitoring$$')
 	$(GO) test -count=1 -timeout 10m -v -run '^TestSchemathesis$$' ./cmd/sluice/ | grep -E '^(--- |ok|FAIL)|generated|API Operations|Selected|Tested|Failures|failures|passed|ST[0-9]'
@@ -51,22 +52,45 @@ compose-check:
 image:
 	docker build -t sluice:dev .
 
-## kafka-up: start a real single-node Kafka 4.x broker on 127.0.0.1 (prints BOOTSTRAP=...)
+## kafka-up: start a real single-node Kafka 4.x broker on 127.0.0.1 (prints BOOTSTRAP=...);
+## with BROKERS=3 a three-node cluster on its own ports (scripts/kafka/kafka-cluster.sh)
+BROKERS ?= 1
 kafka-up:
-	scripts/kafka/kafka-up.sh
+	@if [ "$(BROKERS)" = 3 ]; then scripts/kafka/kafka-cluster.sh up; \
+	  elif [ "$(BROKERS)" = 1 ]; then scripts/kafka/kafka-up.sh; \
+	  else echo "BROKERS must be 1 or 3"; exit 2; fi
 
-## kafka-down: stop the broker started by kafka-up
+## kafka-down: stop the broker started by kafka-up (BROKERS=3: every node of the cluster)
 kafka-down:
-	scripts/kafka/kafka-down.sh
+	@if [ "$(BROKERS)" = 3 ]; then scripts/kafka/kafka-cluster.sh down; else scripts/kafka/kafka-down.sh; fi
+
+## kafka-kill / kafka-stop / kafka-start ID=n: kill -9, stop gracefully or start node n (1-3)
+## of the three-node cluster
+kafka-kill kafka-stop kafka-start:
+	@test -n "$(ID)" || { echo "usage: make $@ ID=<1|2|3>"; exit 2; }
+	scripts/kafka/kafka-cluster.sh $(@:kafka-%=%) $(ID)
+
+## test-faults: the whole fault suite on a fresh three-node cluster (broker kills, rolling
+## restart, coordinator kill, min.insync.replicas unmet, network faults through toxiproxy);
+## prints the Faults table of docs/BENCHMARKS.md
+test-faults: deps
+	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -count=1 -timeout 60m -v -run '^TestFaults$$' ./faults/ | \
+	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '
+
+## test-faults-short: the short fault suite of make test (one broker kill, one network fault)
+test-faults-short: deps
+	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -short -count=1 -timeout 15m -v -run '^TestFaults$$' ./faults/ | \
+	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '
 
 ## deps: download Go modules; install Java 17 and Maven for the real broker if missing
 ## (idempotent; apt-get only where they are absent)
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl"; exit 1; }
 	$(GO) mod download
-	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus >/dev/null || { \
-	  echo "installing Prometheus, promtool and amtool"; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus >/dev/null && \
+	  command -v prometheus-node-exporter >/dev/null || { \
+	  echo "installing Prometheus, promtool, amtool and the node exporter"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager prometheus-node-exporter; }
 	@command -v schemathesis >/dev/null || { echo "installing schemathesis"; pip install -q schemathesis==4.32.5; }
 	@test -x k6/node_modules/.bin/tsc || { echo "installing the k6 type definitions"; \
 	  npm install --prefix k6 --silent --no-audit --no-fund; }

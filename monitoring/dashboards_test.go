@@ -77,10 +77,35 @@ var dashCatalog = map[string]dashMetric{
 	"sluice_kafka_buffered_fetch_records_total":   {"gauge", []string{"client"}},
 	"sluice_kafka_write_bytes_total":              {"counter", []string{"client", "node_id"}},
 	"sluice_kafka_read_bytes_total":               {"counter", []string{"client", "node_id"}},
-	"go_info":                                     {"gauge", []string{"version"}},
-	"go_goroutines":                               {"gauge", nil},
-	"process_cpu_seconds_total":                   {"counter", nil},
-	"process_resident_memory_bytes":               {"gauge", nil},
+	// Kafka brokers through the JMX exporter (monitoring/kafka/jmx-exporter.yml).
+	"kafka_server_replicamanager_underreplicatedpartitions":       {"gauge", nil},
+	"kafka_server_replicamanager_underminisrpartitioncount":       {"gauge", nil},
+	"kafka_server_replicamanager_partitioncount":                  {"gauge", nil},
+	"kafka_server_replicamanager_leadercount":                     {"gauge", nil},
+	"kafka_server_replicamanager_isrshrinks_total":                {"counter", nil},
+	"kafka_server_replicamanager_isrexpands_total":                {"counter", nil},
+	"kafka_controller_kafkacontroller_activecontrollercount":      {"gauge", nil},
+	"kafka_controller_kafkacontroller_offlinepartitionscount":     {"gauge", nil},
+	"kafka_controller_kafkacontroller_activebrokercount":          {"gauge", nil},
+	"kafka_controller_kafkacontroller_fencedbrokercount":          {"gauge", nil},
+	"kafka_network_requestmetrics_totaltimems":                    {"gauge", []string{"request", "quantile"}},
+	"kafka_network_requestmetrics_requests_total":                 {"counter", []string{"request"}},
+	"kafka_server_brokertopicmetrics_bytesin_total":               {"counter", nil},
+	"kafka_server_brokertopicmetrics_bytesout_total":              {"counter", nil},
+	"kafka_server_brokertopicmetrics_replicationbytesin_total":    {"counter", nil},
+	"kafka_server_brokertopicmetrics_replicationbytesout_total":   {"counter", nil},
+	"kafka_server_brokertopicmetrics_messagesin_total":            {"counter", nil},
+	"kafka_server_brokertopicmetrics_failedproducerequests_total": {"counter", nil},
+	"kafka_server_brokertopicmetrics_failedfetchrequests_total":   {"counter", nil},
+	"kafka_network_socketserver_networkprocessoravgidlepercent":   {"gauge", nil},
+	"kafka_log_log_size":                            {"gauge", []string{"topic", "partition"}},
+	"kafka_log_logflushstats_logflushrateandtimems": {"gauge", []string{"quantile"}},
+	"kafka_log_logflushstats_flushes_total":         {"counter", nil},
+	"up":                                            {"gauge", nil},
+	"go_info":                                       {"gauge", []string{"version"}},
+	"go_goroutines":                                 {"gauge", nil},
+	"process_cpu_seconds_total":                     {"counter", nil},
+	"process_resident_memory_bytes":                 {"gauge", nil},
 }
 
 // dashFunctions are the PromQL functions, aggregations and keywords followed by "(" that
@@ -112,7 +137,7 @@ func TestDashboardQueries(t *testing.T) {
 			t.Errorf("%s: %v\n  %s", key, err, q.Expr)
 		}
 	}
-	want := []string{"sluice-api", "sluice-consumer-lag", "sluice-dlq-retries", "sluice-overview", "sluice-sink", "sluice-stream"}
+	want := []string{"sluice-api", "sluice-consumer-lag", "sluice-dlq-retries", "sluice-kafka", "sluice-overview", "sluice-sink", "sluice-stream"}
 	for _, uid := range want {
 		if perDashboard[uid] == 0 {
 			t.Errorf("dashboard %s: no queries", uid)
@@ -172,8 +197,8 @@ type dashPanel struct {
 // labels the query keeps.
 func TestDashboardFiles(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(dashDir, "*.json"))
-	if err != nil || len(files) < 6 {
-		t.Fatalf("want 6 dashboards in %s, got %v (%v)", dashDir, files, err)
+	if err != nil || len(files) < 7 {
+		t.Fatalf("want 7 dashboards in %s, got %v (%v)", dashDir, files, err)
 	}
 	uids, panels := map[string]string{}, 0
 	for _, f := range files {
@@ -496,7 +521,7 @@ func TestDashboardExprCheck(t *testing.T) {
 }
 
 var (
-	dashMetricRE   = regexp.MustCompile(`\b(sluice|go|process)_[a-z_]+\b`)
+	dashMetricRE   = regexp.MustCompile(`\b(sluice|go|process|kafka)_[a-z_]+\b`)
 	dashFuncRE     = regexp.MustCompile(`\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\(`)
 	dashByRE       = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
 	dashRangeRE    = regexp.MustCompile(`^[0-9]+[smhdwy]$`)

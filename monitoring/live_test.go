@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/pipeline/config"
@@ -36,8 +38,10 @@ var onlyUnder = map[string]string{
 
 // TestLiveDashboardsAndAlerts (about 2 minutes: it waits for the first window to close) runs the whole platform (sluice dev, with a flaky user
 // transform so retries and dead letters happen) under generated load that includes
-// poison and late events, scrapes it with a real Prometheus on loopback, and evaluates
-// every dashboard panel query and every alert expression through Prometheus' HTTP API.
+// poison and late events, and a real three-broker Kafka cluster with the JMX exporter
+// (scripts/kafka/kafka-cluster.sh, on its own ports) plus a node exporter; scrapes them
+// with a real Prometheus on loopback, and evaluates every dashboard panel query (the
+// Kafka cluster overview included) and every alert expression through Prometheus' HTTP API.
 // Every query must execute; every one must return data unless all its metrics are in
 // onlyUnder.
 func TestLiveDashboardsAndAlerts(t *testing.T) {
@@ -48,6 +52,11 @@ func TestLiveDashboardsAndAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal("prometheus is not installed: `make deps` installs it (apt-get install prometheus)")
 	}
+	// The brokers: a three-node cluster with the JMX exporter on each node, and a node
+	// exporter for the disk, scraped like MSK open monitoring.
+	jmxTargets := startBrokers(t)
+	nodeTarget := startNodeExporter(t)
+
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 
@@ -97,7 +106,11 @@ rule_files: [%q]
 scrape_configs:
   - job_name: sluice
     static_configs: [{targets: ["%s"]}]
-`, rules, svc.HTTPAddr)
+  - job_name: kafka
+    static_configs: [{targets: ["%s"]}]
+  - job_name: kafka-node
+    static_configs: [{targets: ["%s"]}]
+`, rules, svc.HTTPAddr, strings.Join(jmxTargets, `", "`), nodeTarget)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +148,11 @@ scrape_configs:
 		// The first tumbling minute closes a minute (plus grace) after the load starts.
 		// rate() needs two samples of the series.
 		w, _ := queryCount(ctx, api, `count_over_time(sluice_end_to_end_latency_seconds_count{stage="agg"}[1m]) >= 2`)
-		seen = fmt.Sprintf("scrapes %v, dead-letter series %d, retry series %d, late series %d, window-result latency series %d", n, d, r, l, w)
-		return n >= 20 && d > 0 && r > 0 && l > 0 && w > 0
+		// Every broker and the node exporter scraped for 20s too.
+		k, _ := queryCount(ctx, api, `count_over_time(up{job=~"kafka|kafka-node"}[1m]) >= 20`)
+		seen = fmt.Sprintf("scrapes %v, dead-letter series %d, retry series %d, late series %d, window-result latency series %d, broker targets with 20s of scrapes %d of %d",
+			n, d, r, l, w, k, len(jmxTargets)+1)
+		return n >= 20 && d > 0 && r > 0 && l > 0 && w > 0 && k == len(jmxTargets)+1
 	}, &seen)
 
 	qs, err := DashboardQueries("grafana/dashboards")
@@ -398,4 +414,121 @@ func tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// liveKafkaPort is the base port of the live check's own three-node cluster (ports
+// base+10 .. base+34), apart from make kafka-up's single broker (29092) and the fault
+// suite's cluster (29200).
+const liveKafkaPort = "29300"
+
+// startBrokers starts a three-node cluster with the JMX exporter on every node
+// (scripts/kafka/kafka-cluster.sh), writes and reads a few records so every broker
+// metric has series, stops the cluster when the test ends, and returns the exporters'
+// addresses.
+func startBrokers(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Fatal("java is not installed: `make deps` installs it (the live check scrapes a real Kafka broker)")
+	}
+	script, err := filepath.Abs("../scripts/kafka/kafka-cluster.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "SLUICE_KAFKA_CLUSTER_PORT="+liveKafkaPort,
+		"SLUICE_KAFKA_CLUSTER_STATE="+filepath.Join(t.TempDir(), "kafka"))
+	run := func(ctx context.Context, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, script, args...)
+		cmd.Env = env
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("kafka-cluster.sh %s: %w\n%s", strings.Join(args, " "), err, tail(stderr.String(), 3000))
+		}
+		return string(out), nil
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	out, err := run(ctx, "up")
+	t.Cleanup(func() {
+		if _, err := run(context.Background(), "down"); err != nil {
+			t.Errorf("stop the live check's brokers: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			vals[k] = v
+		}
+	}
+	if vals["JMX_TARGETS"] == "" || vals["BOOTSTRAP"] == "" {
+		t.Fatalf("kafka-cluster.sh up printed no JMX_TARGETS or BOOTSTRAP:\n%s", out)
+	}
+	if err := brokerTraffic(ctx, strings.Split(vals["BOOTSTRAP"], ",")); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(vals["JMX_TARGETS"], ",")
+}
+
+// brokerTraffic creates a replicated topic, writes 1,000 records with acks=all and reads
+// them back: bytes in and out, log sizes and produce and fetch request metrics.
+func brokerTraffic(ctx context.Context, brokers []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("live"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 3, nil, "live")
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("create topic live: %w", err)
+	}
+	recs := make([]*kgo.Record, 1000)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "live", Key: []byte(strconv.Itoa(i)), Value: []byte(strings.Repeat("x", 200))}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce to live: %w", err)
+	}
+	for n := 0; n < len(recs); {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read back %d of %d records: %w", n, len(recs), err)
+		}
+		n += fs.NumRecords()
+	}
+	return nil
+}
+
+// startNodeExporter starts a node exporter (filesystem collector only) on a free port and
+// returns its address.
+func startNodeExporter(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-node-exporter")
+	if err != nil {
+		if bin, err = exec.LookPath("node_exporter"); err != nil {
+			t.Fatal("the node exporter is not installed: `make deps` installs it (apt-get install prometheus-node-exporter)")
+		}
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.filesystem")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("node exporter log (tail):\n%s", tail(out.String(), 2000))
+		}
+	})
+	return addr
 }

@@ -374,12 +374,24 @@ var catalogMetrics = map[string]bool{
 	"sluice_sink_freshness_seconds":             true,
 }
 
+// brokerMetrics are the brokers' metrics the alerts read: the JMX exporter's names from
+// kafka/jmx-exporter.yml (MSK open monitoring serves the same), and the node exporter's
+// filesystem metrics of the broker hosts.
+var brokerMetrics = map[string]bool{
+	"kafka_server_replicamanager_underreplicatedpartitions":   true,
+	"kafka_server_replicamanager_underminisrpartitioncount":   true,
+	"kafka_controller_kafkacontroller_offlinepartitionscount": true,
+	"kafka_controller_kafkacontroller_activecontrollercount":  true,
+	"node_filesystem_avail_bytes":                             true,
+	"node_filesystem_size_bytes":                              true,
+}
+
 // catalogMetric reports whether name is served by Sluice: a catalog family (or a
 // histogram's series), a franz-go client metric (sluice_kafka_*), a Go runtime or process
-// collector metric, or Prometheus' own up.
+// collector metric, Prometheus' own up, or a broker metric (brokerMetrics).
 func catalogMetric(name string) bool {
 	switch {
-	case catalogMetrics[name], name == "up",
+	case catalogMetrics[name], name == "up", brokerMetrics[name],
 		strings.HasPrefix(name, "sluice_kafka_"), strings.HasPrefix(name, "go_"), strings.HasPrefix(name, "process_"):
 		return true
 	}
@@ -395,8 +407,9 @@ var (
 	// promqlString is a quoted PromQL string; its contents are label values and regexes,
 	// never metric names.
 	promqlString = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
-	// promqlMetric is an identifier in the namespaces Sluice exports.
-	promqlMetric = regexp.MustCompile(`\b(?:sluice|process|go)_[A-Za-z0-9_:]*`)
+	// promqlMetric is an identifier in the namespaces Sluice exports, or of the brokers'
+	// JMX exporter and the broker hosts' node exporter.
+	promqlMetric = regexp.MustCompile(`\b(?:sluice|process|go|kafka|node)_[A-Za-z0-9_:]*`)
 )
 
 // promqlMetricNames returns the metric names an expression selects, found lexically:
@@ -417,6 +430,7 @@ func TestPromqlMetricNames(t *testing.T) {
 		{"label values are not names", `label_replace(sluice_consumer_lag, "stage", "$1", "group", "sluice_x[.](.+)")`, []string{"sluice_consumer_lag"}},
 		{"several names and process metrics", `a_b unless sluice_retry_depth and on (job) process_start_time_seconds offset 5m`, []string{"sluice_retry_depth", "process_start_time_seconds"}},
 		{"histogram series", `histogram_quantile(0.95, sum by (le) (rate(sluice_http_request_duration_seconds_bucket[5m])))`, []string{"sluice_http_request_duration_seconds_bucket"}},
+		{"broker metrics", `sum by (job) (kafka_server_replicamanager_underreplicatedpartitions) > 0 and node_filesystem_avail_bytes{fstype!~"tmpfs"}`, []string{"kafka_server_replicamanager_underreplicatedpartitions", "node_filesystem_avail_bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

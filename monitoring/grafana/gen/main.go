@@ -240,7 +240,7 @@ func sortBy(field string) map[string]any {
 
 // dashboards lists every dashboard the generator writes.
 func dashboards() []board {
-	return []board{overview(), consumerLag(), api(), stream(), dlqRetries(), sink()}
+	return []board{overview(), consumerLag(), api(), stream(), dlqRetries(), sink(), kafkaCluster()}
 }
 
 func overview() board {
@@ -828,4 +828,101 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// kafkaCluster is the brokers' own view, from the Prometheus JMX exporter on each broker
+// (rules: monitoring/kafka/jmx-exporter.yml; on MSK, open monitoring's JMX exporter).
+func kafkaCluster() board {
+	const (
+		urp     = "kafka_server_replicamanager_underreplicatedpartitions"
+		offline = "kafka_controller_kafkacontroller_offlinepartitionscount"
+		active  = "kafka_controller_kafkacontroller_activecontrollercount"
+		minIsr  = "kafka_server_replicamanager_underminisrpartitioncount"
+		reqMs   = "kafka_network_requestmetrics_totaltimems"
+		flushMs = "kafka_log_logflushstats_logflushrateandtimems"
+		logSize = "kafka_log_log_size"
+	)
+	btm := func(m string) string { return sel("kafka_server_brokertopicmetrics_" + m + "_total") }
+	sum := func(m string, matchers ...string) string { return "sum(" + sel(m, matchers...) + ")" }
+	sumBy := func(labels, m string, matchers ...string) string {
+		return by("sum", labels) + "(" + sel(m, matchers...) + ")"
+	}
+	maxBy := func(labels, m string, matchers ...string) string {
+		return by("max", labels) + "(" + sel(m, matchers...) + ")"
+	}
+	activeControllers := stat("Active controllers", "Brokers that are the active KRaft controller: exactly 1 in a healthy cluster; 0 means no controller (no leader elections, no topic changes).", "short",
+		q(sum(active), "")).w(3).steps(step{red, 2})
+	activeControllers.Mappings = []any{valueMap("0", "none", red)}
+	return board{
+		File: "sluice-kafka.json", UID: "sluice-kafka", Title: "Sluice / Kafka cluster overview",
+		Desc: "The brokers' own metrics (JMX exporter): broker and controller health, replication, throughput, request latency, disk.",
+		Vars: []variable{{"job", "Job", "label_values(" + active + ", job)"}},
+		Rows: []row{
+			{Title: "Health", Panels: []panel{
+				stat("Live brokers", "Brokers registered with the controller and not fenced, as the controller sees them: 3 in a healthy three-broker cluster. A killed broker is fenced after broker.session.timeout.ms.", "short",
+					q(maxBy("", "kafka_controller_kafkacontroller_activebrokercount"), "")).w(3),
+				stat("Fenced brokers", "Brokers the controller fenced: down, cut off, or restarted and not yet caught up with the metadata log.", "short",
+					q(maxBy("", "kafka_controller_kafkacontroller_fencedbrokercount"), "")).w(3).steps(step{red, 1}),
+				activeControllers,
+				stat("Offline partitions", "Partitions without a leader: nothing can be produced to or read from them. Any is an outage.", "short",
+					q(sum(offline), "")).w(3).steps(step{red, 1}),
+				stat("Under-replicated partitions", "Partitions with fewer in-sync replicas than replicas, summed over the brokers leading them: a broker is down, slow or cut off.", "short",
+					q(sum(urp), "")).steps(step{orange, 1}),
+				stat("Under min ISR partitions", "Partitions with fewer in-sync replicas than min.insync.replicas: produce with acks=all fails on them, ingest answers 503.", "short",
+					q(sum(minIsr), "")).steps(step{red, 1}),
+				stat("ISR shrinks in range", "Times a partition's in-sync replica set shrank over the dashboard's range, all brokers.", "short",
+					q("sum(increase("+sel("kafka_server_replicamanager_isrshrinks_total")+"[$__range]))", "")).steps(step{yellow, 1}),
+			}},
+			{Title: "Replication", Panels: []panel{
+				ts("Under-replicated and under min ISR partitions by broker", "Per broker (the partitions it leads). Under-replicated climbs when a broker goes down and falls back to 0 once it has caught up; under min ISR means 503s.", "short",
+					q(sumBy("instance", urp), "under-replicated {{instance}}"),
+					q(sumBy("instance", minIsr), "under min ISR {{instance}}")),
+				ts("ISR shrinks and expands/s", "A shrink: a follower fell out of a partition's ISR (down, slow, cut off). An expand: it caught up again. Shrinks without expands mean a broker stays behind.", "short",
+					q(sumRate("", sel("kafka_server_replicamanager_isrshrinks_total")), "shrinks"),
+					q(sumRate("", sel("kafka_server_replicamanager_isrexpands_total")), "expands")).colors("shrinks", orange, "expands", green),
+				ts("Partitions and leaders by broker", "Replicas and leaderships each broker holds. After a restart a broker leads nothing until leaders are rebalanced (auto.leader.rebalance, every 5 minutes by default).", "short",
+					q(sumBy("instance", "kafka_server_replicamanager_partitioncount"), "replicas {{instance}}"),
+					q(sumBy("instance", "kafka_server_replicamanager_leadercount"), "leaders {{instance}}")),
+				ts("Controller: active, live and fenced brokers", "As the active controller sees it: brokers registered and heartbeating (active) and fenced ones (down or not yet caught up); offline partitions.", "short",
+					q(maxBy("", "kafka_controller_kafkacontroller_activebrokercount"), "active brokers"),
+					q(maxBy("", "kafka_controller_kafkacontroller_fencedbrokercount"), "fenced brokers"),
+					q(sum(offline), "offline partitions"),
+					q(sum(active), "active controllers")).colors("fenced brokers", red, "offline partitions", red),
+			}},
+			{Title: "Throughput", Panels: []panel{
+				ts("Bytes in/s by broker", "Bytes produced to each broker by clients (leaders only; replication is separate).", "Bps",
+					q(sumRate("instance", btm("bytesin")), "{{instance}}")).w(8),
+				ts("Bytes out/s by broker", "Bytes fetched from each broker by consumers.", "Bps",
+					q(sumRate("instance", btm("bytesout")), "{{instance}}")).w(8),
+				ts("Replication bytes/s by broker", "Bytes followers fetched from leaders (in) and leaders served to followers (out). A broker catching up after a restart reads fast here.", "Bps",
+					q(sumRate("instance", btm("replicationbytesin")), "in {{instance}}"),
+					q(sumRate("instance", btm("replicationbytesout")), "out {{instance}}")).w(8),
+				ts("Messages in/s by broker", "Records appended per second on each broker as leader.", "short",
+					q(sumRate("instance", btm("messagesin")), "{{instance}}")),
+				ts("Failed produce and fetch requests/s", "Requests the brokers answered with an error (not leader, not enough replicas, ...). Bursts during a leader change are expected; a plateau is not.", "reqps",
+					q(sumRate("", btm("failedproducerequests")), "produce"),
+					q(sumRate("", btm("failedfetchrequests")), "fetch")).colors("produce", red, "fetch", orange),
+			}},
+			{Title: "Requests", Panels: []panel{
+				ts("Produce latency p99 by broker", "Total time of a produce request on each broker, 99th percentile over the broker's recent window (ms): with acks=all it includes the wait for the followers, so a slow or distant follower shows here.", "ms",
+					q(maxBy("instance", reqMs, `request="Produce"`, `quantile="0.99"`), "{{instance}}")),
+				ts("Request latency p99 by request type", "Total time per request type, 99th percentile, worst broker (ms): Produce, FetchConsumer, FetchFollower, EndTxn, ...", "ms",
+					q(maxBy("request", reqMs, `quantile="0.99"`), "{{request}}")),
+				ts("Requests/s by type", "Requests per second by type, all brokers.", "reqps",
+					q(sumRate("request", sel("kafka_network_requestmetrics_requests_total")), "{{request}}")),
+				ts("Network threads idle", "Share of time the network threads are idle, lowest thread pool per broker: near 0 the broker is saturated.", "percentunit",
+					q("min by (instance) ("+sel("kafka_network_socketserver_networkprocessoravgidlepercent")+")", "{{instance}}")),
+			}},
+			{Title: "Disk", Panels: []panel{
+				ts("Log size by broker", "Bytes of partition logs on each broker's disk (all replicas it holds).", "bytes",
+					q(sumBy("instance", logSize), "{{instance}}")),
+				ts("Log size by topic", "Bytes of each topic's logs, all replicas on all brokers.", "bytes",
+					q(sumBy("topic", logSize), "{{topic}}")),
+				ts("Log flush time p99 by broker", "Time of a log flush to disk, 99th percentile over the broker's recent window (ms).", "ms",
+					q(maxBy("instance", flushMs, `quantile="0.99"`), "{{instance}}")),
+				ts("Log flushes/s by broker", "Log flushes per second on each broker.", "short",
+					q(sumRate("instance", sel("kafka_log_logflushstats_flushes_total")), "{{instance}}")),
+			}},
+		},
+	}
 }
