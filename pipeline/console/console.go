@@ -426,3 +426,32 @@ func ListenAndServe(ctx context.Context, addr string, o Options, ready func(addr
 	}
 	return c.Serve(ctx, ln)
 }
+
+// Start listens on addr at once (so a taken port fails here) and serves a console with
+// options o in the background; o.Exposed is set from addr. It returns the address it
+// listens on and stop, which ends the console and waits for it. For `sluice dev`.
+func Start(ctx context.Context, addr string, o Options) (string, func(), error) {
+	o.Exposed = !IsLoopback(addr)
+	c, err := New(o)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		c.Close()
+		return "", nil, fmt.Errorf("console listen %s: %w", addr, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.Serve(sctx, ln); err != nil {
+			o.Logger.Warn("console stopped", "err", err)
+		}
+	}()
+	return ln.Addr().String(), func() {
+		cancel()
+		<-done
+		c.Close()
+	}, nil
+}

@@ -78,6 +78,7 @@ type stageRow struct {
 	Stage              string
 	Committed, Aborted string
 	DeadLetters        string
+	Open               string // age of the transaction open now (s), "" when none
 }
 
 type pipelineStats struct {
@@ -187,6 +188,9 @@ func (c *Console) stats(ctx context.Context) pipelineStats {
 		row := stageRow{Stage: s,
 			Committed: cur.get(`sluice_stage_transactions_total{result="commit",stage="` + s + `"}`),
 			Aborted:   cur.get(`sluice_stage_transactions_total{result="abort",stage="` + s + `"}`)}
+		if v, ok := cur.sum(`sluice_transaction_open_seconds{stage="` + s + `"}`); ok && v > 0 {
+			row.Open = strconv.FormatFloat(v, 'f', 1, 64)
+		}
 		if n, ok := cur.prefixSum(`sluice_dead_letters_total{`, `stage="`+s+`"`); ok {
 			row.DeadLetters = strconv.FormatFloat(n, 'f', 0, 64)
 		}

@@ -175,3 +175,26 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// Start listens at once: a taken port fails there, and so does an address beyond
+// loopback without a token verifier; a loopback console answers until stopped.
+func TestConsoleStart(t *testing.T) {
+	o := offlineOptions(t)
+	if _, _, err := console.Start(t.Context(), "0.0.0.0:0", o); err == nil {
+		t.Fatal("a console on 0.0.0.0 without a verifier started")
+	}
+	addr, stop, err := console.Start(t.Context(), "127.0.0.1:0", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := console.Start(t.Context(), addr, o); err == nil {
+		t.Fatalf("a second console on %s started", addr)
+	}
+	if code, _ := get(t, http.DefaultClient, "http://"+addr+"/events", nil); code != 200 {
+		t.Fatalf("GET /events: %d", code)
+	}
+	stop()
+	if _, err := http.Get("http://" + addr + "/events"); err == nil {
+		t.Fatal("the console still answers after stop")
+	}
+}

@@ -31,7 +31,7 @@
       var m = JSON.parse(e.data);
       var tr = document.createElement('tr');
       tr.className = 'new';
-      cell(tr, m.timestamp);
+      cell(tr, m.timestamp.replace('T', ' '));
       cell(tr, m.partition + '@' + m.offset);
       cell(tr, m.key);
       cell(tr, m.error ? ('undecodable: ' + m.error) : JSON.stringify(m.value), true);
