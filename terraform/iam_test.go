@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-		"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"

@@ -361,7 +361,7 @@ func TestECSTasksLogHealthCheckAndOwnRoles(t *testing.T) {
 			switch {
 			case strings.HasPrefix(key, "aws_ecs_task_definition."):
 				taskModules = append(taskModules, dir)
-				t.Run(dir+"/"+key, func(t *testing.T) { checkTaskDefinition(t, m, res) })
+				t.Run(dir+"/"+key, func(t *testing.T) { checkTaskDefinition(t, m, res, dir != connectModule) })
 			case strings.HasPrefix(key, "aws_ecs_service."):
 				t.Run(dir+"/"+key, func(t *testing.T) {
 					attr, ok := res.Body.Attributes["task_definition"]
@@ -384,9 +384,14 @@ func TestECSTasksLogHealthCheckAndOwnRoles(t *testing.T) {
 	if len(taskModules) == 0 {
 		t.Fatal("no aws_ecs_task_definition found")
 	}
-	// Each module that defines a task (and so its roles) must be instantiated once per
-	// service, with distinct names, each running its own subcommand.
+	// Each module that defines a Sluice task (and so its roles) must be instantiated once
+	// per service, with distinct names, each running its own subcommand. The Kafka
+	// Connect worker (connectModule) is one optional service of the stack.
 	for _, taskDir := range taskModules {
+		if taskDir == connectModule {
+			t.Run("instances of "+taskDir, func(t *testing.T) { checkConnectInstance(t, mods) })
+			continue
+		}
 		t.Run("instances of "+taskDir, func(t *testing.T) {
 			var names []string
 			for _, dir := range sortedKeys(mods) {
@@ -427,10 +432,62 @@ func TestECSTasksLogHealthCheckAndOwnRoles(t *testing.T) {
 	}
 }
 
+// connectModule defines the optional Kafka Connect worker's task.
+const connectModule = "modules/connect"
+
+// checkConnectInstance checks that the stack instantiates the Connect worker once, off
+// unless connect_enabled (default false).
+func checkConnectInstance(t *testing.T, mods map[string]*module) {
+	t.Helper()
+	var calls []string
+	for _, dir := range sortedKeys(mods) {
+		m := mods[dir]
+		for name, call := range m.calls {
+			if callTarget(t, m, call) != connectModule {
+				continue
+			}
+			calls = append(calls, dir+"/module."+name)
+			cnt, ok := call.Body.Attributes["count"]
+			if !ok || string(cnt.Expr.Range().SliceBytes(mustRead(t, cnt.Expr.Range().Filename))) != "var.connect_enabled ? 1 : 0" {
+				t.Errorf("module %q: count must be var.connect_enabled ? 1 : 0", name)
+			}
+		}
+	}
+	if len(calls) != 1 || calls[0] != "stack/module.connect" {
+		t.Errorf("Connect worker instantiated by %v, want stack/module.connect only", calls)
+	}
+	def := ""
+	for _, body := range mods["stack"].files {
+		for _, b := range body.Blocks {
+			if b.Type == "variable" && b.Labels[0] == "connect_enabled" {
+				if d, ok := b.Body.Attributes["default"]; ok {
+					if v, diags := d.Expr.Value(nil); !diags.HasErrors() {
+						def = v.GoString()
+					}
+				}
+			}
+		}
+	}
+	if def != "cty.False" {
+		t.Errorf("stack variable connect_enabled must default to false (got %s)", def)
+	}
+}
+
+// mustRead returns the content of a file.
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // checkTaskDefinition checks one aws_ecs_task_definition: every container logs to
-// CloudWatch and has a health check, the app container checks itself with
-// `sluice health`, and the task and execution roles are distinct roles of the module.
-func checkTaskDefinition(t *testing.T, m *module, res *hclsyntax.Block) {
+// CloudWatch and has a health check, the app container of a Sluice task checks itself
+// with `sluice health`, and the task and execution roles are distinct roles of the
+// module.
+func checkTaskDefinition(t *testing.T, m *module, res *hclsyntax.Block, sluiceTask bool) {
 	t.Helper()
 	defs, ok := res.Body.Attributes["container_definitions"]
 	if !ok {
@@ -471,7 +528,7 @@ func checkTaskDefinition(t *testing.T, m *module, res *hclsyntax.Block) {
 			sluiceHealth = true
 		}
 	}
-	if !sluiceHealth {
+	if sluiceTask && !sluiceHealth {
 		t.Error("no container is health-checked with [\"CMD\", \"/sluice\", \"health\", ...]")
 	}
 

@@ -35,6 +35,7 @@ module "security" {
   endpoints_security_group_id = module.network.endpoints_security_group_id
   s3_prefix_list_id           = module.network.s3_prefix_list_id
   external_https_cidr_blocks  = var.external_https_cidr_blocks
+  connect_enabled             = var.connect_enabled
 }
 
 module "ecr" {
@@ -48,8 +49,9 @@ module "ecr" {
 module "secrets" {
   source = "../modules/secrets"
 
-  name        = local.name
-  kms_key_arn = module.kms.key_arn
+  name            = local.name
+  kms_key_arn     = module.kms.key_arn
+  connect_enabled = var.connect_enabled
 }
 
 module "msk" {
@@ -126,4 +128,39 @@ module "alarms" {
   service_dimensions      = module.ecs.service_dimensions
   # Every dead-letter topic of the pipeline (pipeline/config/types.go, retry.go).
   dead_letter_topics = concat([for t in var.event_topics : "${t}.dlq"], ["_sluice.retry.dlq", "_sluice.sink.dlq"])
+}
+
+# The Kafka Connect alternative to `sluice sink` (docs/OPERATIONS.md): off unless
+# connect_enabled. Its connector config is deploy/connect/.
+module "connect" {
+  source = "../modules/connect"
+  count  = var.connect_enabled ? 1 : 0
+
+  name                = local.name
+  image               = var.connect_image
+  cluster_arn         = module.ecs.cluster_arn
+  desired_count       = var.connect_desired_count
+  subnet_ids          = module.network.private_subnet_ids
+  security_group_id   = module.security.service_security_group_ids["connect"]
+  bootstrap_brokers   = module.msk.bootstrap_brokers_sasl_iam
+  msk_cluster_name    = module.msk.cluster_name
+  msk_cluster_uuid    = module.msk.cluster_uuid
+  event_topics        = var.event_topics
+  connector_name      = var.connect_connector_name
+  connector_dlq_topic = var.connect_dlq_topic
+  registry_url        = var.registry_url
+  cpu_architecture    = var.connect_cpu_architecture
+  # The connector writes the tables `sluice sink` writes (docs/CONNECT.md), as its own
+  # key-pair user when connect_snowflake_user is set.
+  snowflake = {
+    account  = var.snowflake.account
+    user     = coalesce(var.connect_snowflake_user, var.snowflake.user)
+    role     = var.snowflake.role
+    database = var.snowflake.database
+    schema   = var.snowflake.schema
+  }
+  snowflake_secret_arn = module.secrets.snowflake_connect_secret_arn
+  secrets_kms_key_arn  = module.kms.key_arn
+  log_kms_key_arn      = module.kms.key_arn
+  log_retention_days   = var.log_retention_days
 }

@@ -62,3 +62,13 @@ output "alarm_topic_arn" {
   description = "SNS topic of every alarm: subscribe a pager or chat endpoint here."
   value       = module.alarms.sns_topic_arn
 }
+
+output "snowflake_connect_secret_arn" {
+  description = "With connect_enabled: put the connector's Snowflake key pair JSON here (modules/secrets/main.tf)."
+  value       = module.secrets.snowflake_connect_secret_arn
+}
+
+output "connect_service_name" {
+  description = "ECS service of the Kafka Connect worker, or null without connect_enabled."
+  value       = one(module.connect[*].service_name)
+}

@@ -148,3 +148,50 @@ variable "alarm_thresholds" {
   })
   default = {}
 }
+
+variable "connect_enabled" {
+  description = "Run a Kafka Connect worker with the Snowflake sink connector as well (modules/connect); `sluice sink` keeps running unless its count is set to 0."
+  type        = bool
+  default     = false
+}
+
+variable "connect_image" {
+  description = "Kafka Connect worker image (see modules/connect/variables.tf: image); required with connect_enabled."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = !var.connect_enabled || var.connect_image != null
+    error_message = "connect_image is required when connect_enabled is true."
+  }
+}
+
+variable "connect_desired_count" {
+  description = "Kafka Connect workers."
+  type        = number
+  default     = 1
+}
+
+variable "connect_connector_name" {
+  description = "Name of the Snowflake connector in deploy/connect/ (its consumer group is connect-<name>)."
+  type        = string
+  default     = "sluice-snowflake-sink"
+}
+
+variable "connect_dlq_topic" {
+  description = "The connector's errors.deadletterqueue.topic.name, or null when it sets none."
+  type        = string
+  default     = null
+}
+
+variable "connect_cpu_architecture" {
+  description = "CPU architecture of connect_image: X86_64 or ARM64."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "connect_snowflake_user" {
+  description = "Snowflake key-pair user of the connector, or null for the sink's user (snowflake.user); its key goes in the snowflake-connect secret."
+  type        = string
+  default     = null
+}

@@ -13,3 +13,9 @@ variable "recovery_window_in_days" {
   type        = number
   default     = 30
 }
+
+variable "connect_enabled" {
+  description = "Create the Kafka Connect Snowflake connector's key secret too."
+  type        = bool
+  default     = false
+}

@@ -5,6 +5,9 @@
 
 locals {
   services = toset(["ingest", "process", "sink"])
+  # Everything that runs in the private subnets and talks to MSK: the services and,
+  # with connect_enabled, the Kafka Connect workers.
+  clients = var.connect_enabled ? setunion(local.services, ["connect"]) : local.services
   # MSK open monitoring: 11001 is the JMX exporter, 11002 the node exporter.
   exporter_ports = { jmx = 11001, node = 11002 }
 }
@@ -19,8 +22,8 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_security_group" "service" {
-  #checkov:skip=CKV2_AWS_5:Is attached to the ECS services by modules/ecs (checkov does not follow module outputs).
-  for_each = local.services
+  #checkov:skip=CKV2_AWS_5:Is attached to the ECS services by modules/ecs and modules/connect (checkov does not follow module outputs).
+  for_each = local.clients
 
   name        = "${var.name}-${each.key}"
   description = "Sluice ${each.key} tasks"
@@ -105,7 +108,7 @@ resource "aws_vpc_security_group_ingress_rule" "service_from_prometheus" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "service_to_msk" {
-  for_each = local.services
+  for_each = local.clients
 
   security_group_id            = aws_security_group.service[each.key].id
   description                  = "Kafka over TLS with IAM auth"
@@ -116,7 +119,7 @@ resource "aws_vpc_security_group_egress_rule" "service_to_msk" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "service_to_endpoints" {
-  for_each = local.services
+  for_each = local.clients
 
   security_group_id            = aws_security_group.service[each.key].id
   description                  = "Interface VPC endpoints (ECR, logs, Secrets Manager, STS)"
@@ -127,7 +130,7 @@ resource "aws_vpc_security_group_egress_rule" "service_to_endpoints" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "service_to_s3" {
-  for_each = local.services
+  for_each = local.clients
 
   security_group_id = aws_security_group.service[each.key].id
   description       = "S3 gateway endpoint (ECR image layers)"
@@ -139,7 +142,7 @@ resource "aws_vpc_security_group_egress_rule" "service_to_s3" {
 
 locals {
   service_external = {
-    for pair in setproduct(tolist(local.services), var.external_https_cidr_blocks) :
+    for pair in setproduct(tolist(local.clients), var.external_https_cidr_blocks) :
     "${pair[0]}|${pair[1]}" => { service = pair[0], cidr = pair[1] }
   }
 }
@@ -159,10 +162,10 @@ resource "aws_vpc_security_group_egress_rule" "service_external_https" {
 # (security groups are stateful, and brokers open no connections into the VPC).
 
 resource "aws_vpc_security_group_ingress_rule" "msk_from_service" {
-  for_each = local.services
+  for_each = local.clients
 
   security_group_id            = aws_security_group.msk.id
-  description                  = "Kafka TLS + IAM from sluice ${each.key}"
+  description                  = "Kafka TLS + IAM from ${each.key}"
   ip_protocol                  = "tcp"
   from_port                    = var.msk_iam_port
   to_port                      = var.msk_iam_port
@@ -202,4 +205,28 @@ resource "aws_vpc_security_group_egress_rule" "prometheus_to_service" {
   from_port                    = var.service_port
   to_port                      = var.service_port
   referenced_security_group_id = aws_security_group.service[each.key].id
+}
+
+# --- Kafka Connect workers forward REST requests to the leader (connect_enabled only).
+
+resource "aws_vpc_security_group_ingress_rule" "connect_rest" {
+  count = var.connect_enabled ? 1 : 0
+
+  security_group_id            = aws_security_group.service["connect"].id
+  description                  = "Kafka Connect REST API between workers"
+  ip_protocol                  = "tcp"
+  from_port                    = var.connect_rest_port
+  to_port                      = var.connect_rest_port
+  referenced_security_group_id = aws_security_group.service["connect"].id
+}
+
+resource "aws_vpc_security_group_egress_rule" "connect_rest" {
+  count = var.connect_enabled ? 1 : 0
+
+  security_group_id            = aws_security_group.service["connect"].id
+  description                  = "Kafka Connect REST API between workers"
+  ip_protocol                  = "tcp"
+  from_port                    = var.connect_rest_port
+  to_port                      = var.connect_rest_port
+  referenced_security_group_id = aws_security_group.service["connect"].id
 }

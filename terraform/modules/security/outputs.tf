@@ -4,7 +4,7 @@ output "alb_security_group_id" {
 }
 
 output "service_security_group_ids" {
-  description = "Security group of each Sluice service, keyed by service name (ingest, process, sink)."
+  description = "Security group of each Sluice service, keyed by service name (ingest, process, sink), and of the Kafka Connect workers (connect) with connect_enabled."
   value       = { for k, sg in aws_security_group.service : k => sg.id }
 }
 

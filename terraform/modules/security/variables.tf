@@ -40,3 +40,15 @@ variable "service_port" {
   type        = number
   default     = 8080
 }
+
+variable "connect_enabled" {
+  description = "Add a security group for Kafka Connect workers (MSK, endpoints, HTTPS out, and the REST port between workers)."
+  type        = bool
+  default     = false
+}
+
+variable "connect_rest_port" {
+  description = "Port of the Kafka Connect REST API."
+  type        = number
+  default     = 8083
+}
