@@ -1,7 +1,11 @@
 package ingest_test
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -60,5 +64,32 @@ func TestDocsAssetsAndCSP(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no events operation in the document")
+	}
+}
+
+// The vendored browser assets are the bytes scripts/ui/vendor.sh fetched and pinned in
+// scripts/ui/SHA256SUMS (nobody edited them by hand).
+func TestVendoredAssetsMatchSums(t *testing.T) {
+	sums, err := os.ReadFile(filepath.Join("..", "..", "scripts", "ui", "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.SplitSeq(strings.TrimSpace(string(sums)), "\n") {
+		want, path, ok := strings.Cut(line, "  ")
+		if !ok {
+			t.Fatalf("SHA256SUMS line %q", line)
+		}
+		b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want {
+			t.Errorf("%s: sha256 %s, want %s (run scripts/ui/vendor.sh)", path, got, want)
+		}
+		n++
+	}
+	if n < 3 {
+		t.Fatalf("SHA256SUMS lists %d files", n)
 	}
 }
