@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -168,4 +169,41 @@ func readCommitted(ctx context.Context, kc Config, topic string, partitions []in
 		}
 	}
 	return nil
+}
+
+// DefaultDeleteRetention is Kafka's default delete.retention.ms: how long compaction keeps
+// a tombstone.
+const DefaultDeleteRetention = 24 * time.Hour
+
+// DeleteRetention returns topic's delete.retention.ms: a local checkpoint older than it may
+// have missed tombstones that compaction removed since. When the broker does not say, it
+// returns DefaultDeleteRetention with the error.
+func DeleteRetention(ctx context.Context, kc Config, topic string) (time.Duration, error) {
+	cl, err := kgo.NewClient(kc.Opts()...)
+	if err != nil {
+		return DefaultDeleteRetention, err
+	}
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return DefaultDeleteRetention, fmt.Errorf("describe %s: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return DefaultDeleteRetention, fmt.Errorf("describe %s: %w", topic, err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key != "delete.retention.ms" || c.Value == nil {
+			continue
+		}
+		ms, err := strconv.ParseInt(*c.Value, 10, 64)
+		if err != nil || ms < 0 {
+			return DefaultDeleteRetention, fmt.Errorf("%s: delete.retention.ms %q", topic, *c.Value)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return DefaultDeleteRetention, nil
 }

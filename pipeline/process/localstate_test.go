@@ -42,7 +42,7 @@ func (t *dedupTask) Handle(_ context.Context, rec *kgo.Record, emit func(*kgo.Re
 }
 
 func (t *dedupTask) Stores() []process.Changelogged { return []process.Changelogged{t.d.Store()} }
-func (t *dedupTask) Done(bool)                       {}
+func (t *dedupTask) Done(bool)                      {}
 
 const (
 	ddInput     = "in"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -29,23 +30,26 @@ func restore(ctx context.Context, kc kafka.Config, topic string, partition int32
 
 // restoreFrom restores s from changelog partition topic/partition. When s has a local
 // checkpoint within the partition's log (log start <= checkpoint <= last stable offset)
-// it reads only the records after it (tail is true); otherwise it wipes s and reads the
-// whole partition, with a WARN saying why when a checkpoint was there but not trusted
-// (before the log start: the records after it are gone; beyond the end: the changelog
-// was recreated), or when a store on disk has none while the changelog has records (its
-// directory is new here, was deleted, or its checkpoint record was corrupt). Either way it then records the end as s's checkpoint. It returns the
-// records applied.
-//
-// A checkpoint older than the changelog's delete.retention.ms can miss a tombstone that
-// compaction removed since; keeping that retention above the longest time a task's
-// directory sits unused is the operator's part.
-func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition int32, s Changelogged, log *slog.Logger) (n int, tail bool, err error) {
+// that is recent enough, it reads only the records after it (tail is true); otherwise it
+// wipes s and reads the whole partition, with a WARN saying why: the checkpoint is before
+// the log start (the records after it are gone), beyond the end (the changelog was
+// recreated), older than half the changelog's delete.retention.ms at now (compaction may
+// have removed tombstones written after it, and a tail restore would bring their keys
+// back), or a store on disk has none while the changelog has records (its directory is
+// new here, was deleted, or its checkpoint record was corrupt). Either way it then
+// records the end as s's checkpoint. It returns the records applied.
+func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition int32, s Changelogged, now time.Time, log *slog.Logger) (n int, tail bool, err error) {
 	start, end, err := kafka.PartitionBounds(ctx, kc, topic, partition)
 	if err != nil {
 		return 0, false, fmt.Errorf("restore: %w", err)
 	}
 	from := int64(-1)
 	if cp, ok := s.Checkpoint(); ok {
+		at, dated := s.CheckpointTime()
+		var retention time.Duration
+		if dated && cp < end {
+			retention, _ = kafka.DeleteRetention(ctx, kc, topic) // unknown: Kafka's default
+		}
 		switch {
 		case cp < start:
 			log.Warn("state checkpoint before the changelog's log start: full restore",
@@ -53,6 +57,14 @@ func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition i
 		case cp > end:
 			log.Warn("state checkpoint beyond the changelog's end (changelog recreated?): full restore",
 				"topic", topic, "partition", partition, "checkpoint", cp, "end", end)
+		case cp < end && !dated:
+			log.Warn("state checkpoint without a time: full restore",
+				"topic", topic, "partition", partition, "checkpoint", cp)
+		case cp < end && now.Sub(at) > retention/2:
+			// Tombstones written after the checkpoint may be gone from the changelog:
+			// a tail restore could bring back deleted keys (closed windows).
+			log.Warn("state checkpoint older than half the changelog's delete.retention.ms: full restore",
+				"topic", topic, "partition", partition, "checkpoint", cp, "checkpoint_time", at, "delete_retention", retention)
 		default:
 			from, tail = cp, true
 		}

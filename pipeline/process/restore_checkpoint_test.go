@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/stream"
 	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
@@ -19,9 +21,14 @@ import (
 // end (the topic was recreated) is not trusted: full restore, with a WARN that says why.
 // Every way ends in the state a full restore gives.
 func TestRestoreFromCheckpoint(t *testing.T) {
-	kc, _, _ := changelogCluster(t)
+	kc, adm, _ := changelogCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
+	// Tombstones stay a day (changelogCluster keeps them for no time at all, under which
+	// no checkpoint is recent enough for a tail restore).
+	if rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: kadm.StringPtr("86400000")}}, changelog); err != nil || rs[0].Err != nil {
+		t.Fatalf("alter delete.retention.ms: %v %v", err, rs)
+	}
 	dir := t.TempDir()
 	open := func() *stream.Store[int64] {
 		b, err := pebblestore.Open[int64](dir, stream.Int64Codec{}, pebblestore.Options{CacheBytes: 1 << 20})
@@ -65,7 +72,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 		{true, []write{del("a"), put("c", 3)}},
 	})
 	s := open()
-	n, tail, err := restoreFrom(ctx, kc, changelog, 0, s, log)
+	n, tail, err := restoreFrom(ctx, kc, changelog, 0, s, time.Now(), log)
 	check("first start", s, false, 4, n, tail, err)
 	if got, want := view(s), oracle(); !maps.Equal(got, want) {
 		t.Fatalf("first start: %v, want %v", got, want)
@@ -80,7 +87,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 
 	writeTxns(t, kc, []txn{{true, []write{put("d", 4), put("b", 20)}}, {false, []write{del("c")}}})
 	s = open()
-	n, tail, err = restoreFrom(ctx, kc, changelog, 0, s, log)
+	n, tail, err = restoreFrom(ctx, kc, changelog, 0, s, time.Now(), log)
 	check("restart", s, true, 2, n, tail, err)
 	if got, want := view(s), oracle(); !maps.Equal(got, want) {
 		t.Fatalf("restart: %v, want %v", got, want)
@@ -88,6 +95,19 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 	if logs.Len() > 0 {
 		t.Fatalf("WARN on a good checkpoint: %s", logs.String())
 	}
+
+	// A checkpoint older than half the tombstones' retention: compaction may have removed
+	// tombstones written after it.
+	writeTxns(t, kc, []txn{{true, []write{del("d")}}})
+	n, tail, err = restoreFrom(ctx, kc, changelog, 0, s, time.Now().Add(13*time.Hour), log)
+	check("checkpoint older than half the delete retention", s, false, 7, n, tail, err)
+	if got, want := view(s), oracle(); !maps.Equal(got, want) {
+		t.Fatalf("checkpoint older than half the delete retention: %v, want %v", got, want)
+	}
+	if !strings.Contains(logs.String(), "older than half the changelog's delete.retention.ms") {
+		t.Fatalf("no WARN saying the checkpoint is too old: %q", logs.String())
+	}
+	logs.Reset()
 
 	// A checkpoint beyond the end, as after the changelog topic was recreated.
 	if err := s.CommitAt(1000); err != nil {
@@ -97,8 +117,8 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 	if err := s.CommitAt(stream.NoCheckpoint); err != nil {
 		t.Fatal(err)
 	}
-	n, tail, err = restoreFrom(ctx, kc, changelog, 0, s, log)
-	check("checkpoint beyond the end", s, false, 6, n, tail, err)
+	n, tail, err = restoreFrom(ctx, kc, changelog, 0, s, time.Now(), log)
+	check("checkpoint beyond the end", s, false, 7, n, tail, err)
 	if got, want := view(s), oracle(); !maps.Equal(got, want) {
 		t.Fatalf("checkpoint beyond the end: %v, want %v", got, want)
 	}
@@ -111,8 +131,8 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 
 	// The memory backend has no checkpoint: full restore, as restore does.
 	m := stream.NewStore[int64]("dedup", stream.Int64Codec{})
-	n, tail, err = restoreFrom(ctx, kc, changelog, 0, m, log)
-	check("memory", m, false, 6, n, tail, err)
+	n, tail, err = restoreFrom(ctx, kc, changelog, 0, m, time.Now(), log)
+	check("memory", m, false, 7, n, tail, err)
 	if got, want := view(m), oracle(); !maps.Equal(got, want) {
 		t.Fatalf("memory: %v, want %v", got, want)
 	}

@@ -253,7 +253,7 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 	n := 0
 	for _, st := range t.Stores() {
 		topic := s.cfg.Changelog(id.Topic, st.Name())
-		k, tail, err := restoreFrom(ctx, s.cfg.Kafka, topic, id.Partition, st, s.log)
+		k, tail, err := restoreFrom(ctx, s.cfg.Kafka, topic, id.Partition, st, s.cfg.Now(), s.log)
 		n += k
 		s.cfg.Metrics.restoredStore(s.cfg.Name, tail, k)
 		if err != nil {

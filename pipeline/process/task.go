@@ -42,6 +42,8 @@ type Changelogged interface {
 	// Checkpoint is the changelog offset the committed state reaches; ok is false when
 	// unknown (always in memory, and on disk before the first checkpoint).
 	Checkpoint() (offset int64, ok bool)
+	// CheckpointTime is when the checkpoint last moved; ok is false when unknown.
+	CheckpointTime() (time.Time, bool)
 	// Wipe drops the committed state and checkpoint before a full restore.
 	Wipe() error
 	// Durable reports whether the state and checkpoint outlive the process.

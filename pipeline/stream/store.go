@@ -6,6 +6,7 @@ package stream
 import (
 	"errors"
 	"sort"
+	"time"
 )
 
 // Codec turns a store value into changelog bytes and back.
@@ -285,6 +286,15 @@ func (s *Store[V]) Stats() (st BackendStats, ok bool) {
 func (s *Store[V]) Durable() bool {
 	_, ok := s.b.(interface{ Dir() string })
 	return ok
+}
+
+// CheckpointTime is when a durable backend's checkpoint last moved; ok is false without
+// one, or when its time is unknown.
+func (s *Store[V]) CheckpointTime() (time.Time, bool) {
+	if b, ok := s.b.(interface{ CheckpointTime() (time.Time, bool) }); ok {
+		return b.CheckpointTime()
+	}
+	return time.Time{}, false
 }
 
 // Discarded is why a durable backend dropped the state it found when it opened (a

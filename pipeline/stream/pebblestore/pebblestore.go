@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -60,6 +61,8 @@ type Options struct {
 	// Cache, if set, is a block cache shared with other Backends (a process's tasks):
 	// CacheBytes is ignored.
 	Cache *Cache
+	// Now is the wall clock that dates each checkpoint (CheckpointTime). Default time.Now.
+	Now func() time.Time
 }
 
 // Cache is a block cache several Backends share, so the memory a process's state stores
@@ -128,8 +131,11 @@ type Backend[V any] struct {
 
 	n          int64 // committed keys
 	checkpoint int64 // stream.NoCheckpoint when none
-	discarded  error
-	broken     error // a failed batch: memory and disk may disagree
+	// checkpointAt is when the checkpoint was written (unix ms; 0 unknown).
+	checkpointAt int64
+	now          func() time.Time
+	discarded    error
+	broken       error // a failed batch: memory and disk may disagree
 
 	restore map[string]stream.Write[V]
 
@@ -194,11 +200,11 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 	}
 	b := &Backend[V]{
 		dir: dir, db: db, lock: lock, cache: cache, codec: c,
-		checkpoint: stream.NoCheckpoint,
-		restore:    make(map[string]stream.Write[V]),
-		counts:     make(map[int64]int64),
-		dirty:      make(map[int64]bool),
-		offered:    make(map[string]int64),
+		checkpoint: stream.NoCheckpoint, now: o.Now,
+		restore: make(map[string]stream.Write[V]),
+		counts:  make(map[int64]int64),
+		dirty:   make(map[int64]bool),
+		offered: make(map[string]int64),
 	}
 	if err := b.load(); err != nil {
 		_ = b.Close()
@@ -224,6 +230,10 @@ type meta struct {
 const metaVersion = 1
 
 var metaKey = []byte{'m'}
+
+// timeKey holds when the checkpoint was written (unix ms, 8 bytes): a checkpoint older
+// than the changelog's delete.retention.ms may have missed tombstones compaction removed.
+var timeKey = []byte{'t'}
 
 func (m meta) encode() []byte {
 	b := make([]byte, 0, 30)
@@ -289,6 +299,15 @@ func (b *Backend[V]) load() error {
 	b.n, b.width = m.n, m.width
 	if m.hasCheckpoint {
 		b.checkpoint = m.checkpoint
+		at, closer, err := b.db.Get(timeKey)
+		if err == nil {
+			if len(at) == 8 {
+				b.checkpointAt = int64(binary.BigEndian.Uint64(at))
+			}
+			_ = closer.Close()
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return fmt.Errorf("state directory %s: read checkpoint time: %w", b.dir, err)
+		}
 	}
 	return nil
 }
@@ -420,11 +439,18 @@ func (b *Backend[V]) commit(batch *pebble.Batch, checkpoint int64) error {
 		m.width = b.width
 	}
 	_ = batch.Set(metaKey, m.encode(), nil)
+	at := b.checkpointAt
+	if checkpoint != stream.NoCheckpoint {
+		// The state is complete up to checkpoint now: only this task writes its
+		// changelog partition, so nothing but aborted records lies before it.
+		at = b.clock().UnixMilli()
+		_ = batch.Set(timeKey, binary.BigEndian.AppendUint64(nil, uint64(at)), nil)
+	}
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		_ = batch.Close()
 		return b.fail(fmt.Errorf("commit: %w", err))
 	}
-	b.checkpoint = checkpoint
+	b.checkpoint, b.checkpointAt = checkpoint, at
 	return batch.Close()
 }
 
@@ -550,6 +576,22 @@ func (b *Backend[V]) Checkpoint() (int64, bool) {
 	return b.checkpoint, b.checkpoint != stream.NoCheckpoint
 }
 
+// CheckpointTime is when the checkpoint last moved (Options.Now); ok is false when there
+// is no checkpoint or its time is unknown.
+func (b *Backend[V]) CheckpointTime() (time.Time, bool) {
+	if b.checkpoint == stream.NoCheckpoint || b.checkpointAt == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(b.checkpointAt), true
+}
+
+func (b *Backend[V]) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
 // Wipe deletes every key, index entry and the checkpoint, durably.
 func (b *Backend[V]) Wipe() error {
 	if b.db == nil {
@@ -571,7 +613,7 @@ func (b *Backend[V]) Wipe() error {
 		_ = batch.Close()
 		return b.fail(fmt.Errorf("wipe: %w", err))
 	}
-	b.checkpoint = stream.NoCheckpoint
+	b.checkpoint, b.checkpointAt = stream.NoCheckpoint, 0
 	return batch.Close()
 }
 
