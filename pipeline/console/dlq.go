@@ -303,9 +303,9 @@ func decodeValue(ctx context.Context, reg *schema.Registry, b []byte) (string, b
 	}
 	v, _, err := reg.Decode(ctx, b)
 	if err == nil {
-		out, jerr := json.MarshalIndent(schema.ToJSON(v), "", "  ")
+		out, jerr := marshalText(schema.ToJSON(v), "  ")
 		if jerr == nil {
-			return string(out), true, ""
+			return out, true, ""
 		}
 		err = jerr
 	}
@@ -457,4 +457,17 @@ func (c *Console) replayProducer() (*kafka.Producer, error) {
 	}
 	c.producer = p
 	return p, nil
+}
+
+// marshalText is JSON for reading: "<" stays "<" (the page escapes it as HTML, and
+// \u003c would hide what the record holds); indent "" is compact.
+func marshalText(v any, indent string) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }

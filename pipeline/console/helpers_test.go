@@ -240,6 +240,17 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 	}
 }
 
+// headerValue is r's last header named key.
+func headerValue(r *kgo.Record, key string) string {
+	v := ""
+	for _, h := range r.Headers {
+		if h.Key == key {
+			v = string(h.Value)
+		}
+	}
+	return v
+}
+
 // chromium returns the path of a Chromium or Chrome binary, or "".
 func chromium() string {
 	if p := os.Getenv("SLUICE_CHROMIUM"); p != "" {

@@ -107,11 +107,11 @@ func compact(s string) string {
 	if json.Unmarshal([]byte(s), &v) != nil {
 		return s
 	}
-	b, err := json.Marshal(v)
+	out, err := marshalText(v, "")
 	if err != nil {
 		return s
 	}
-	return string(b)
+	return out
 }
 
 // liveTopics are the topics /live streams: clean and aggregate topics.
