@@ -32,10 +32,11 @@ const sampleInstance = "task-1"
 
 // kafkaAccess is what one service does on MSK, by name.
 type kafkaAccess struct {
-	read, write, create, configs set // topics
-	describeTopics               set // topics whose offsets or metadata it reads
-	join, describeGroups         set // consumer groups
-	txn                          set // transactional ids (with sampleInstance)
+	read, write, create, configs set  // topics
+	describeTopics               set  // topics whose offsets or metadata it reads
+	join, describeGroups         set  // consumer groups
+	txn                          set  // transactional ids (with sampleInstance)
+	clusterConfigs               bool // reads the brokers' configuration
 }
 
 type set map[string]bool
@@ -81,8 +82,14 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 
 	acc := map[string]*kafkaAccess{"ingest": newAccess(), "process": newAccess(), "sink": newAccess()}
 	for _, a := range acc {
-		// service.Setup: kafka.EnsureTopics(kafka.TopicsFor(p)) in every service.
+		// service.Setup: kafka.EnsureTopics(kafka.TopicsFor(p)) in every service, which
+		// also reads the cleanup.policy of the compacted (changelog) topics.
 		a.create.add(all...)
+		for _, s := range kafka.TopicsFor(p) {
+			if s.Compacted {
+				a.configs.add(s.Name)
+			}
+		}
 	}
 
 	// ingest (service.StartIngest): transactional writes of the raw topics under
@@ -152,6 +159,9 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 		pr.describeGroups.add(stageGroup(process.CleanStageName))
 		pr.describeTopics.add(ag.From)
 	}
+	// Every stage checks its transaction timeout against the brokers'
+	// transaction.max.timeout.ms (kafka.CheckTxnTimeout: DescribeConfigs of the brokers).
+	pr.clusterConfigs = true
 	for _, s := range stages {
 		g := stageGroup(s.cfg.Name)
 		if !groups[g] {
@@ -217,18 +227,19 @@ const (
 )
 
 var actionKind = map[string]string{
-	"kafka-cluster:Connect":                           kindCluster,
-	"kafka-cluster:DescribeCluster":                   kindCluster,
-	"kafka-cluster:WriteDataIdempotently":             kindCluster,
-	"kafka-cluster:DescribeTopic":                     kindTopic,
-	"kafka-cluster:CreateTopic":                       kindTopic,
-	"kafka-cluster:ReadData":                          kindTopic,
-	"kafka-cluster:WriteData":                         kindTopic,
-	"kafka-cluster:DescribeTopicDynamicConfiguration": kindTopic,
-	"kafka-cluster:DescribeGroup":                     kindGroup,
-	"kafka-cluster:AlterGroup":                        kindGroup,
-	"kafka-cluster:DescribeTransactionalState":        kindTxn,
-	"kafka-cluster:AlterTransactionalState":           kindTxn,
+	"kafka-cluster:Connect":                             kindCluster,
+	"kafka-cluster:DescribeCluster":                     kindCluster,
+	"kafka-cluster:WriteDataIdempotently":               kindCluster,
+	"kafka-cluster:DescribeClusterDynamicConfiguration": kindCluster,
+	"kafka-cluster:DescribeTopic":                       kindTopic,
+	"kafka-cluster:CreateTopic":                         kindTopic,
+	"kafka-cluster:ReadData":                            kindTopic,
+	"kafka-cluster:WriteData":                           kindTopic,
+	"kafka-cluster:DescribeTopicDynamicConfiguration":   kindTopic,
+	"kafka-cluster:DescribeGroup":                       kindGroup,
+	"kafka-cluster:AlterGroup":                          kindGroup,
+	"kafka-cluster:DescribeTransactionalState":          kindTxn,
+	"kafka-cluster:AlterTransactionalState":             kindTxn,
 }
 
 // Test MSK cluster of the evaluated policies.
@@ -264,6 +275,9 @@ func (a *kafkaAccess) needs() map[string]set {
 	if len(a.write) > 0 {
 		// franz-go producers are idempotent by default; transactional ones too.
 		n["kafka-cluster:WriteDataIdempotently"] = set{cluster: true}
+	}
+	if a.clusterConfigs {
+		n["kafka-cluster:DescribeClusterDynamicConfiguration"] = set{cluster: true}
 	}
 	topicSets := map[string]set{
 		"kafka-cluster:ReadData":                          a.read,

@@ -10,14 +10,16 @@
 # What each service does, and so may do (terraform/iam_test.go derives it from the code
 # and fails if these policies allow less, or match a name the service never touches):
 # - every service connects, and describes and creates the pipeline's topics (each runs
-#   EnsureTopics at start-up, creating only what is missing);
+#   EnsureTopics at start-up, creating only what is missing, and checks that the state
+#   changelogs are compacted: their configuration);
 # - ingest writes the raw topics in transactions, reads their max.message.bytes, and
 #   reads every clean and aggregate topic for the WebSocket stream
 #   (/api/v1/stream/{topic}, direct partition reads without a group). It runs no monitor
 #   and joins no group;
 # - process runs the clean, retry, repartition and aggregate stages: it reads their
 #   inputs and changelogs, writes their outputs (the retry stage writes records back to
-#   their raw topic), joins their groups and commits transactions under their ids;
+#   their raw topic), joins their groups and commits transactions under their ids; each
+#   stage reads the brokers' transaction.max.timeout.ms at start-up;
 # - sink reads the clean and aggregate topics in group sluice.sink and writes what the
 #   warehouse refuses to <t>.dlq or _sluice.sink.dlq;
 # - process and sink run the monitor: they read every dead-letter topic (depth and age)
@@ -61,33 +63,37 @@ locals {
   }
 
   # Per service: topics it reads and writes, groups it joins and describes, the
-  # transactional ids it uses, the topics whose configuration it reads.
+  # transactional ids it uses, the topics whose configuration it reads, whether it reads
+  # the brokers' configuration.
   access = {
     ingest = {
-      read     = concat(local.topic_arns.clean, local.topic_arns.agg)
-      write    = local.topic_arns.raw
-      join     = []
-      describe = []
-      txn      = local.txn_arns.ingest
-      configs  = local.topic_arns.raw
+      read            = concat(local.topic_arns.clean, local.topic_arns.agg)
+      write           = local.topic_arns.raw
+      join            = []
+      describe        = []
+      txn             = local.txn_arns.ingest
+      configs         = concat(local.topic_arns.raw, local.topic_arns.changelogs)
+      cluster_configs = false
     }
     process = {
       read = concat(local.topic_arns.raw, local.topic_arns.clean, local.topic_arns.dead_letters, local.topic_arns.retry,
       local.topic_arns.repartition, local.topic_arns.changelogs)
       write = concat(local.topic_arns.raw, local.topic_arns.clean, local.topic_arns.dlq, local.topic_arns.late, local.topic_arns.agg,
       local.topic_arns.retry, local.topic_arns.repartition, local.topic_arns.changelogs)
-      join     = local.group_arns.process
-      describe = local.group_arns.all
-      txn      = local.txn_arns.process
-      configs  = []
+      join            = local.group_arns.process
+      describe        = local.group_arns.all
+      txn             = local.txn_arns.process
+      configs         = local.topic_arns.changelogs
+      cluster_configs = true
     }
     sink = {
-      read     = concat(local.topic_arns.clean, local.topic_arns.agg, local.topic_arns.dead_letters)
-      write    = concat(local.topic_arns.dlq, local.topic_arns.sink_dlq)
-      join     = local.group_arns.sink
-      describe = local.group_arns.all
-      txn      = []
-      configs  = []
+      read            = concat(local.topic_arns.clean, local.topic_arns.agg, local.topic_arns.dead_letters)
+      write           = concat(local.topic_arns.dlq, local.topic_arns.sink_dlq)
+      join            = local.group_arns.sink
+      describe        = local.group_arns.all
+      txn             = []
+      configs         = local.topic_arns.changelogs
+      cluster_configs = false
     }
   }
 }
@@ -153,9 +159,19 @@ data "aws_iam_policy_document" "msk" {
     for_each = length(each.value.configs) == 0 ? [] : [1]
 
     content {
-      sid       = "TopicLimits"
+      sid       = "TopicConfigs"
       actions   = ["kafka-cluster:DescribeTopicDynamicConfiguration"]
       resources = each.value.configs
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.cluster_configs ? [1] : []
+
+    content {
+      sid       = "BrokerConfigs"
+      actions   = ["kafka-cluster:DescribeClusterDynamicConfiguration"]
+      resources = [local.cluster_arn]
     }
   }
 }
