@@ -2,8 +2,8 @@
 # Consumers (process, sink) also scale on consumer lag, the signal that matters for them:
 # a stage can be behind with idle CPUs (waiting on transactions or on Snowflake).
 #
-# Where the lag comes from: every Sluice service exports sluice_consumer_lag{group,topic,
-# partition} on /metrics. The ADOT collector sidecar (main.tf) publishes it to CloudWatch
+# Where the lag comes from: process and sink (which run the monitor) export
+# sluice_consumer_lag{group,topic,partition} on /metrics. The ADOT collector sidecar (main.tf) publishes it to CloudWatch
 # as <metrics_namespace>/sluice_consumer_lag with dimensions ServiceName and group. Each task
 # reports the whole group's lag (not just its own partitions), so the statistic used is
 # Maximum: the most-behind partition. That is not proportional to the task count, which
