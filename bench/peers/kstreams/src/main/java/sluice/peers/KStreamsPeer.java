@@ -113,15 +113,26 @@ public final class KStreamsPeer {
             if (p == null) {
                 return; // Sluice dead-letters it
             }
-            try (WindowStoreIterator<Long> it = seen.fetch(p.eventId, p.eventTime - Purchases.HORIZON_MS,
-                    p.eventTime + Purchases.HORIZON_MS)) {
-                if (it.hasNext()) {
-                    return; // a duplicate within the horizon
+            // Ids are kept in hourly buckets (the window start), so a lookup visits at most
+            // the buckets of +-horizon, and whole buckets expire with the store's retention.
+            try (WindowStoreIterator<Long> it = seen.fetch(p.eventId, bucket(p.eventTime - Purchases.HORIZON_MS),
+                    bucket(p.eventTime + Purchases.HORIZON_MS))) {
+                while (it.hasNext()) {
+                    long first = it.next().value;
+                    if (first + Purchases.HORIZON_MS >= p.eventTime) {
+                        return; // a duplicate within the horizon
+                    }
                 }
             }
-            seen.put(p.eventId, p.eventTime, p.eventTime);
+            seen.put(p.eventId, p.eventTime, bucket(p.eventTime));
             ctx.forward(rec.withValue(p).withTimestamp(p.eventTime));
         }
+    }
+
+    static final long BUCKET_MS = 3600_000;
+
+    static long bucket(long t) {
+        return Math.floorDiv(t, BUCKET_MS) * BUCKET_MS;
     }
 
     public static void main(String[] args) throws Exception {
@@ -146,10 +157,11 @@ public final class KStreamsPeer {
                 a.getOrDefault("reset", "earliest"));
 
         StreamsBuilder b = new StreamsBuilder();
-        // Dedup ids live for the horizon: the window store drops whole segments past it.
+        // Dedup ids live for the horizon (plus the bucket): the window store drops whole
+        // hourly buckets past its retention.
         b.addStateStore(Stores.windowStoreBuilder(
-                Stores.inMemoryWindowStore("dedup", Duration.ofMillis(Purchases.HORIZON_MS),
-                        Duration.ofMillis(1), false),
+                Stores.inMemoryWindowStore("dedup", Duration.ofMillis(Purchases.HORIZON_MS + BUCKET_MS),
+                        Duration.ofMillis(BUCKET_MS), false),
                 Serdes.String(), Serdes.Long()));
         KStream<byte[], Purchases.Purchase> clean = b
                 .stream(input, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()))
