@@ -242,6 +242,13 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("clean stage transactions: %d\n%s", n, b.text(t, "#txns"))
 		}
 		b.waitText(t, "#aggs", "revenue_by_country_1m", 10*time.Second)
+		// htmx refreshes the figures (every 3 s, under the page's CSP): the input rate
+		// needs two scrapes, so a number there shows a refresh happened.
+		b.run(t, "htmx refresh", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('#lag tbody td:last-child')].some(td => /^[0-9]+\.[0-9]$/.test(td.textContent))`,
+				chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))(ctx, tg)
+			return err
+		}))
 		b.shot(t, "pipeline")
 		b.noErrors(t, "/pipeline")
 	})
