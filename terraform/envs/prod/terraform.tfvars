@@ -47,3 +47,8 @@ snowflake = {
 log_retention_days = 90
 
 otel_collector_image = "public.ecr.aws/aws-observability/aws-otel-collector:v0.47.0"
+
+# Where the alarms go (terraform/README.md, "Alarms"): e-mail subscribers of the alarm
+# topic and further SNS topics (a pager, AWS Chatbot); thresholds in alarm_thresholds.
+alarm_email_addresses = []
+alarm_action_arns     = []
