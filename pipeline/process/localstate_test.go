@@ -58,6 +58,8 @@ type localState struct {
 	cl      *kgo.Client
 	logs    *syncBuffer
 	next    int // ids produced so far
+	// wait bounds waitOut (default 30 s).
+	wait time.Duration
 }
 
 type syncBuffer struct {
@@ -110,7 +112,8 @@ type instance struct {
 	metrics *prometheus.Registry
 }
 
-// start runs a stage instance id on state directory dir; afterCommit is its failpoint.
+// start runs a stage instance id on state directory dir (empty: in memory); afterCommit
+// is its failpoint.
 func (ls *localState) start(id, dir string, afterCommit func() error) *instance {
 	ls.t.Helper()
 	reg := prometheus.NewRegistry()
@@ -120,6 +123,10 @@ func (ls *localState) start(id, dir string, afterCommit func() error) *instance 
 		InstanceID: id,
 		Kafka:      ls.kc,
 		NewTask: func(tid process.TaskID) (process.Task, error) {
+			if dir == "" {
+				st := stream.NewStore[int64]("dedup", stream.Int64Codec{}).PackKeys(stream.ULIDKeys{})
+				return &dedupTask{d: stream.NewDedup(st, time.Hour)}, nil
+			}
 			b, err := pebblestore.Open[int64](pebblestore.Dir(dir, "dd", tid.Topic, tid.Partition, "dedup"), stream.Int64Codec{}, pebblestore.Options{CacheBytes: 1 << 20})
 			if err != nil {
 				return nil, err
@@ -208,7 +215,11 @@ func idOf(i int) string { return fmt.Sprintf("01J9ZZZZZZZZZZZZZZZZ%06d", i) }
 // appears there.
 func (ls *localState) waitOut(n int) map[string]int {
 	ls.t.Helper()
-	ctx, cancel := context.WithTimeout(ls.t.Context(), 30*time.Second)
+	wait := ls.wait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ls.t.Context(), wait)
 	defer cancel()
 	for {
 		got := map[string]int{}

@@ -25,7 +25,8 @@ import (
 //
 // SLUICE_STATE_DIR keeps the filled directory for the next run (filled once).
 // SLUICE_RESTORE_RECORDS=M instead writes M changelog records and times a full restore
-// of them into an empty directory (records/s).
+// of them into an empty directory (records/s); with SLUICE_STATE_BACKEND=memory into
+// memory.
 func TestMeasureRestart(t *testing.T) {
 	n, errN := strconv.Atoi(os.Getenv("SLUICE_RESTART_IDS"))
 	m, errM := strconv.Atoi(os.Getenv("SLUICE_RESTORE_RECORDS"))
@@ -33,9 +34,13 @@ func TestMeasureRestart(t *testing.T) {
 		t.Skip("set SLUICE_RESTART_IDS or SLUICE_RESTORE_RECORDS (a measurement, not a test)")
 	}
 	ls := newLocalState(t)
+	ls.wait = 30 * time.Minute
 	dir := os.Getenv("SLUICE_STATE_DIR")
 	if dir == "" || errM == nil {
 		dir = t.TempDir()
+	}
+	if errM == nil && os.Getenv("SLUICE_STATE_BACKEND") == "memory" {
+		dir = ""
 	}
 	ctx := t.Context()
 	cl, err := kgo.NewClient(append(ls.kc.Opts(), kgo.TransactionalID("filler"), kgo.DefaultProduceTopic(ddChangelog),
@@ -54,18 +59,22 @@ func TestMeasureRestart(t *testing.T) {
 		if err := cl.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
+		var recs []*kgo.Record
 		for j := i; j < min(i+txn, records); j++ {
-			cl.Produce(ctx, &kgo.Record{Key: fmt.Appendf(nil, "01J9ZZZZZY%016d", j), Value: stream.Int64Codec{}.Encode(nil, 1_700_000_000_000+int64(time.Hour/time.Millisecond))}, nil)
+			recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "01J9ZZZZZY%016d", j), Value: stream.Int64Codec{}.Encode(nil, 1_700_000_000_000+int64(time.Hour/time.Millisecond))})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
 		}
 		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("changelog: %d records in %v", records, time.Since(start).Round(time.Millisecond))
 	_, end, err := kafka.PartitionBounds(ctx, ls.kc, ddChangelog, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("changelog: %d records in %v (end offset %d)", records, time.Since(start).Round(time.Millisecond), end)
 
 	if errN == nil {
 		b, err := pebblestore.Open[int64](storeDir(dir), stream.Int64Codec{}, pebblestore.Options{})
@@ -110,4 +119,21 @@ func TestMeasureRestart(t *testing.T) {
 			records, took.Round(time.Millisecond), float64(records)/took.Seconds(), in.restores("full"))
 	}
 	in.stop(t)
+	if errM == nil && dir != "" {
+		// The bulk restore counted and indexed every key: the ids restored plus the one
+		// produced.
+		b, err := pebblestore.Open[int64](storeDir(dir), stream.Int64Codec{}, pebblestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		st := stream.NewStoreOn[int64]("dedup", stream.Int64Codec{}, b)
+		d := stream.NewDedup(st, time.Hour)
+		if st.Len() != records+1 || d.ExpiryBacklog() != 0 {
+			t.Fatalf("after the full restore: %d keys, expiry backlog %d; want %d keys", st.Len(), d.ExpiryBacklog(), records+1)
+		}
+		if bl := st.ExpiryBacklog(1_700_000_000_000 + int64(3*time.Hour/time.Millisecond)); bl != records+1 {
+			t.Fatalf("after the full restore the expiry index holds %d ids, want %d", bl, records+1)
+		}
+	}
 }

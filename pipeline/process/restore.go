@@ -77,12 +77,12 @@ func restoreFrom(ctx context.Context, kc kafka.Config, topic string, partition i
 		log.Warn("state has no usable local checkpoint: full restore",
 			"topic", topic, "partition", partition, "reason", why, "log_start", start, "end", end)
 	}
-	if _, had := s.Checkpoint(); from < 0 && (had || s.Len() > 0) {
+	if from < 0 {
+		// Also when it looks empty: a full restore that crashed left keys it never
+		// counted.
 		if err := s.Wipe(); err != nil {
 			return 0, false, fmt.Errorf("restore %s/%d: wipe: %w", topic, partition, err)
 		}
-	}
-	if from < 0 {
 		from = 0
 	}
 	apply := func(r *kgo.Record) error {
