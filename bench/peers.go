@@ -802,3 +802,37 @@ func writePeersMarkdown(w io.Writer, rep *peersReport) {
 			r.DedupLatencyP50, r.DedupLatencyP95, r.DedupLatencyP99, r.WindowLatencyP50, r.WindowLatencyP95, r.WindowLatencyP99, r.WindowSamples)
 	}
 }
+
+// wantsPeers reports whether the command line asks for the peer comparison (--peer).
+// bench/main.go's run checks it first and hands the whole command line to runPeersCommand.
+func wantsPeers(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "peer" || name == "peers") {
+			return true
+		}
+	}
+	return false
+}
+
+// runPeersCommand is `go run ./bench --peer ...`: it parses args and runs the comparison.
+// --peers is accepted as a spelling of --peer.
+func runPeersCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	args = slices.Clone(args)
+	for i, a := range args {
+		if name, v, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); name == "peers" && strings.HasPrefix(a, "-") {
+			args[i] = "--peer"
+			if ok {
+				args[i] += "=" + v
+			}
+		}
+	}
+	o, err := parsePeerOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	return runPeers(ctx, o, stdout, stderr)
+}

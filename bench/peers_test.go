@@ -41,6 +41,23 @@ func TestParsePeerOptions(t *testing.T) {
 	}
 }
 
+func TestWantsPeers(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--peer", "all"}, true},
+		{[]string{"--rate", "5", "-peer=sluice"}, true},
+		{[]string{"--peers", "all"}, true},
+		{[]string{"--mode", "batch", "--json"}, false},
+		{[]string{"--", "--peer"}, false},
+	} {
+		if got := wantsPeers(c.args); got != c.want {
+			t.Errorf("%v: %v", c.args, got)
+		}
+	}
+}
+
 // TestPeerInput checks the generated input: seeded, with duplicates, late and invalid
 // events as asked, and the oracle's windows consistent with what survives.
 func TestPeerInput(t *testing.T) {
