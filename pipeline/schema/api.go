@@ -34,7 +34,8 @@ var (
 	ErrMalformed = errors.New("schema: malformed record")
 	// ErrUnknownSchema: the schema id is not in the registry. Permanent.
 	ErrUnknownSchema = errors.New("schema: unknown schema id")
-	// ErrIncompatible: a changed schema is not BACKWARD compatible with the registered one.
+	// ErrIncompatible: a changed schema is not compatible with the registered one under the
+	// subject's compatibility mode.
 	ErrIncompatible = errors.New("schema: incompatible schema change")
 	// ErrRegistryUnavailable: the registry could not be reached. Transient.
 	ErrRegistryUnavailable = errors.New("schema: registry unavailable")

@@ -70,6 +70,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 	}
 	svc.Brokers = emb.Brokers()
 	svc.RegistryURL = emb.RegistryURL()
+	svc.Registry.LocalCheck = true // srfake stores modes but does not enforce them
 	if svc.State.Dir == "" && (o.Pipeline == nil || o.Pipeline.State.Dir == "") {
 		// The production backend, in a directory of its own that goes with dev.
 		dir, err := os.MkdirTemp("", "sluice-dev-state-*")

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
@@ -43,11 +42,11 @@ func Setup(ctx context.Context, svc config.Service, p *config.Pipeline, kc kafka
 	if err := kafka.Ping(ctx, kc); err != nil {
 		return Deps{}, nil, err
 	}
-	src, err := sr.NewClient(sr.URLs(svc.RegistryURL))
+	src, err := schema.NewClient(svc.RegistryURL, svc.Registry)
 	if err != nil {
-		return Deps{}, nil, fmt.Errorf("schema registry client: %w", err)
+		return Deps{}, nil, err
 	}
-	sreg := schema.NewRegistry(src)
+	sreg := schema.NewRegistry(src, schema.RegistryOptions(svc.Registry)...)
 	schemas, err := RegisterSchemas(ctx, p, sreg)
 	if err != nil {
 		return Deps{}, nil, err
