@@ -173,14 +173,18 @@ func TestProcStats(t *testing.T) {
 
 // TestPeersAgree is the small comparison of issue 20: the three systems run the same job
 // over 50,000 events on a real broker and their window results must equal the oracle's.
-// It asserts completion and agreement only, never speed. It needs a real broker and the
+// It asserts completion and agreement only, never speed. The input is dense (20,000
+// events per second of event time, 2.5 s in all) so that it stays inside the grace
+// whatever order Kafka Streams' tasks run in: on a longer catch-up Kafka Streams drops
+// on-time records (stream time is the largest time a task has seen, and its source tasks
+// feed the repartition topic unevenly), which the full run reports as a difference. It needs a real broker and the
 // Maven builds: scripts/peers/run.sh --small starts one and sets SLUICE_PEERS_BROKERS.
 func TestPeersAgree(t *testing.T) {
 	brokers := os.Getenv("SLUICE_PEERS_BROKERS")
 	if brokers == "" {
 		t.Skip("needs a real broker: run scripts/peers/run.sh --small (sets SLUICE_PEERS_BROKERS)")
 	}
-	args := []string{"--peer", "all", "--backend", "external", "--brokers", brokers, "--events", "50000",
+	args := []string{"--peer", "all", "--backend", "external", "--brokers", brokers, "--events", "50000", "--event-rate", "20000",
 		"--flink-checkpoints", "1s", "--latency", "0", "--json", "--drain-timeout", "5m"}
 	if extra := os.Getenv("SLUICE_PEERS_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
