@@ -9,8 +9,9 @@ TIMEOUT  ?= 20m
 .PHONY: loadtest loadtest-steps test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down kafka-kill kafka-stop kafka-start test-faults test-faults-short deps vet unit race bench fuzz build dev clean
 
 ## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
-## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central)
-test: test-fast test-snowflake terraform-lint test-real
+## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central), then
+## the short fault suite on a three-node cluster
+test: test-fast test-snowflake terraform-lint test-real test-faults-short
 
 ## test-fast: vet and every test on kfake only, then the live check of every dashboard query
 ## and alert against a real Prometheus scraping Sluice and a three-node Kafka cluster with the
@@ -77,7 +78,9 @@ test-faults: deps
 	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -count=1 -timeout 60m -v -run '^TestFaults$$' ./faults/ | \
 	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '
 
-## test-faults-short: the short fault suite of make test (one broker kill, one network fault)
+## test-faults-short: the short fault suite of make test (about 3 minutes: 500 ms latency and
+## connection resets under load); the broker cases are in test-faults only while they stall
+## the processor (docs/BENCHMARKS.md, Faults)
 test-faults-short: deps
 	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -short -count=1 -timeout 15m -v -run '^TestFaults$$' ./faults/ | \
 	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '

@@ -99,6 +99,8 @@ func (c *Cluster) NodeOf(addr string) int {
 func (c *Cluster) StartProxies() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The toxics log through zerolog's global logger, at trace level per chunk.
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	for _, n := range Nodes {
 		p := toxiproxy.NewProxy(srv, fmt.Sprintf("kafka-%d", n),

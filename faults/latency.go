@@ -94,11 +94,12 @@ func P95(ds []time.Duration) time.Duration {
 }
 
 // Recovery is the time from since until the end of the last second, at or after since,
-// whose p95 was at least limit: 0 when none was. ok is false when the last second with
-// records is itself over the limit (the run ended before the latency recovered).
-func Recovery(secs []Second, since time.Time, limit time.Duration) (d time.Duration, ok bool) {
+// whose p95 was at least limit: 0 when none was. ok is true only when records arrived in
+// the last 5 s before until and every second since the last slow one was under limit: a
+// pipeline that delivers nothing at the end has not recovered.
+func Recovery(secs []Second, since, until time.Time, limit time.Duration) (d time.Duration, ok bool) {
 	var last time.Time
-	bad := false
+	bad, fresh := false, false
 	for _, s := range secs {
 		if s.At.Add(time.Second).Before(since) {
 			continue
@@ -107,9 +108,12 @@ func Recovery(secs []Second, since time.Time, limit time.Duration) (d time.Durat
 		if bad {
 			last = s.At.Add(time.Second)
 		}
+		if !s.At.Add(time.Second).Before(until.Add(-5 * time.Second)) {
+			fresh = true
+		}
 	}
-	if last.IsZero() {
-		return 0, true
+	if !last.IsZero() {
+		d = max(last.Sub(since), 0)
 	}
-	return max(last.Sub(since), 0), !bad
+	return d, fresh && !bad
 }

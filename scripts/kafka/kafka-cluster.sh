@@ -255,6 +255,39 @@ stop_node() {
   rm -f "$(dir_of "${n}")/kafka.pid"
 }
 
+# stop_all SIGNAL: signal every running node at once (a broker stopped last waits for a
+# controller quorum that the others took with them), wait up to 30 s, then SIGKILL.
+stop_all() {
+  local sig="$1" n pid i pids=()
+  for n in "${nodes[@]}"; do
+    pid="$(pid_of "${n}")"
+    [[ -n "${pid}" ]] || continue
+    log "node ${n}: SIG${sig} to pid ${pid}"
+    kill -"${sig}" "${pid}" 2>/dev/null || true
+    pids+=("${pid}")
+  done
+  for ((i = 0; i < 150; i++)); do
+    local left=0
+    for pid in "${pids[@]}"; do alive "${pid}" && left=1; done
+    ((left)) || break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do
+    if alive "${pid}"; then
+      log "pid ${pid} still up after 30 s; SIGKILL"
+      kill -KILL "${pid}" 2>/dev/null || true
+    fi
+  done
+  for ((i = 0; i < 50; i++)); do
+    local left=0
+    for pid in "${pids[@]}"; do alive "${pid}" && left=1; done
+    ((left)) || break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do alive "${pid}" && die "pid ${pid} did not exit"; done
+  for n in "${nodes[@]}"; do rm -f "$(dir_of "${n}")/kafka.pid"; done
+}
+
 print_env() {
   local direct="" proxied="" jmx=""
   for n in "${nodes[@]}"; do
@@ -275,9 +308,7 @@ case "${cmd}" in
 up)
   command -v java >/dev/null || die "java (17+) is required"
   fetch
-  for n in "${nodes[@]}"; do
-    [[ -n "$(pid_of "${n}" 2>/dev/null)" ]] && stop_node "${n}" TERM
-  done
+  stop_all KILL # its state is wiped next
   if [[ -d "${state}" && ! -f "${marker}" && -n "$(ls -A "${state}")" ]]; then
     die "${state} exists, is not empty and was not made by kafka-cluster.sh; refusing to wipe it"
   fi
@@ -310,7 +341,7 @@ up)
   print_env
   ;;
 down)
-  for n in "${nodes[@]}"; do stop_node "${n}" TERM; done
+  stop_all TERM
   ;;
 kill | stop)
   check_id "${2:-}"

@@ -1,0 +1,81 @@
+package faults
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// The measurements of the Faults table, on made-up attempts and seconds (no cluster).
+
+func TestLongest503(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	at := func(s float64, status int) Attempt {
+		end := t0.Add(time.Duration(s * float64(time.Second)))
+		return Attempt{Start: end.Add(-100 * time.Millisecond), End: end, Status: status}
+	}
+	tests := []struct {
+		name string
+		atts []Attempt
+		want time.Duration
+	}{
+		{"none", nil, 0},
+		{"all accepted", []Attempt{at(1, 202), at(2, 202)}, 0},
+		{"two runs, the longer wins", []Attempt{at(1, 202), at(2, 503), at(3, 503), at(4, 202),
+			at(5, 504), at(6, 0), at(8.5, 503), at(9, 202)}, 4 * time.Second},
+		{"a 4xx does not start or end a run", []Attempt{at(1, 202), at(2, 503), at(3, http.StatusBadRequest), at(5, 202)}, 3 * time.Second},
+		{"a run still open at the end counts to the last attempt", []Attempt{at(1, 202), at(2, 503), at(7, 503)}, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Longest503(tt.atts); got != tt.want {
+				t.Errorf("Longest503 = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestP95(t *testing.T) {
+	ds := make([]time.Duration, 100)
+	for i := range ds {
+		ds[i] = time.Duration(100-i) * time.Millisecond // 100 ms .. 1 ms, unsorted
+	}
+	if got := P95(ds); got != 95*time.Millisecond {
+		t.Errorf("P95 of 1..100 ms = %s, want 95ms", got)
+	}
+	if got := P95(nil); got != 0 {
+		t.Errorf("P95(nil) = %s", got)
+	}
+	if got := P95([]time.Duration{7}); got != 7 {
+		t.Errorf("P95 of one = %s", got)
+	}
+}
+
+func TestRecovery(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	sec := func(i int, p95 time.Duration) Second {
+		return Second{At: t0.Add(time.Duration(i) * time.Second), Count: 10, P95: p95}
+	}
+	fast, slow := 200*time.Millisecond, 3*time.Second
+	fault, end := t0.Add(10*time.Second), t0.Add(30*time.Second)
+	tests := []struct {
+		name   string
+		secs   []Second
+		want   time.Duration
+		wantOK bool
+	}{
+		{"never slow", []Second{sec(5, fast), sec(12, fast), sec(29, fast)}, 0, true},
+		{"slow before the fault only", []Second{sec(5, slow), sec(12, fast), sec(29, fast)}, 0, true},
+		{"slow until 17 s", []Second{sec(11, slow), sec(16, slow), sec(17, fast), sec(28, fast)}, 7 * time.Second, true},
+		{"still slow at the end", []Second{sec(11, slow), sec(20, fast), sec(28, slow)}, 19 * time.Second, false},
+		{"nothing arrives at the end", []Second{sec(11, fast), sec(15, fast)}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Recovery(tt.secs, fault, end, time.Second)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("Recovery = %s, %v; want %s, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
