@@ -2,6 +2,7 @@ package process_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -94,16 +95,41 @@ func BenchmarkCleanStage(b *testing.B) {
 		Now:     func() time.Time { return benchNow },
 		Metrics: process.NewMetrics(prometheus.NewRegistry()),
 	}
-	cfg := c.StageConfig(process.StageConfig{})
 	recs := purchases(b, raw, distinct)
 
+	// The store's backend: memory, or pebble in a new directory per task (with
+	// SLUICE_BENCH_STATE=pebble).
+	var state func() process.State
+	switch os.Getenv("SLUICE_BENCH_STATE") {
+	case "", "memory":
+		state = func() process.State { return process.State{} }
+	case "pebble":
+		state = func() process.State { return process.State{Dir: b.TempDir()} }
+	default:
+		b.Fatalf("SLUICE_BENCH_STATE=%q: want memory or pebble", os.Getenv("SLUICE_BENCH_STATE"))
+	}
+	var last process.Task
 	newTask := func() process.Task {
+		if last != nil {
+			for _, st := range last.Stores() {
+				_ = st.Close()
+			}
+		}
+		cfg := c.StageConfig(process.StageConfig{State: state()})
 		t, err := cfg.NewTask(process.TaskID{Topic: gen.Purchases, Partition: 0})
 		if err != nil {
 			b.Fatal(err)
 		}
+		last = t
 		return t
 	}
+	b.Cleanup(func() {
+		if last != nil {
+			for _, st := range last.Stores() {
+				_ = st.Close()
+			}
+		}
+	})
 	var outputs, letters int
 	cleanTopic := config.CleanTopic(gen.Purchases)
 	emit := func(r *kgo.Record) {

@@ -29,16 +29,22 @@ type Store[V any] struct {
 	name    string
 	codec   Codec[V]
 	pending map[string]Write[V]
-	b       Backend[V]
-	mem     *memory[V] // b, when it is the memory backend: a direct call on the hot path
-	gen     uint64     // Commit and Abort calls
-	err     error      // first backend error
+	// absent are the keys a Get of this transaction found missing from the committed
+	// layer (not in memory): their writes tell the backend so, sparing it a read.
+	absent map[string]struct{}
+	b      Backend[V]
+	mem    *memory[V] // b, when it is the memory backend: a direct call on the hot path
+	gen    uint64     // Commit and Abort calls
+	err    error      // first backend error
 }
 
 // Write is one pending write: a value, or a delete.
 type Write[V any] struct {
 	V       V
 	Deleted bool
+	// Absent says the committed layer had no value for the key when this transaction
+	// read it (a backend may skip reading it again).
+	Absent bool
 }
 
 // NoCheckpoint is the checkpoint Commit passes to Backend.Apply: none.
@@ -105,6 +111,7 @@ func NewStoreOn[V any](name string, c Codec[V], b Backend[V]) *Store[V] {
 		name:    name,
 		codec:   c,
 		pending: make(map[string]Write[V]),
+		absent:  make(map[string]struct{}),
 		b:       b,
 	}
 }
@@ -158,16 +165,23 @@ func (s *Store[V]) Get(k string) (V, bool) {
 	}
 	v, ok, err := s.b.Get(k)
 	s.fail(err)
+	if !ok && err == nil {
+		s.absent[k] = struct{}{}
+	}
 	return v, ok
 }
 
 // Put sets k to v.
-func (s *Store[V]) Put(k string, v V) { s.pending[k] = Write[V]{V: v} }
+func (s *Store[V]) Put(k string, v V) {
+	_, a := s.absent[k]
+	s.pending[k] = Write[V]{V: v, Absent: a}
+}
 
 // Delete removes k.
 func (s *Store[V]) Delete(k string) {
 	var zero V
-	s.pending[k] = Write[V]{V: zero, Deleted: true}
+	_, a := s.absent[k]
+	s.pending[k] = Write[V]{V: zero, Deleted: true, Absent: a}
 }
 
 // Range calls fn for every live key, pending writes included, in no particular order,
@@ -229,6 +243,7 @@ func (s *Store[V]) CommitAt(checkpoint int64) error {
 	defer s.b.ResetScan() // after Apply: a backend may use what the scan read
 	if s.err != nil {
 		clear(s.pending)
+		clear(s.absent)
 		return s.err
 	}
 	if s.mem != nil {
@@ -238,6 +253,7 @@ func (s *Store[V]) CommitAt(checkpoint int64) error {
 	}
 	err := s.b.Apply(s.pending, checkpoint)
 	clear(s.pending)
+	clear(s.absent)
 	s.fail(err)
 	return err
 }
@@ -247,6 +263,7 @@ func (s *Store[V]) Abort() {
 	s.gen++
 	s.b.ResetScan()
 	clear(s.pending)
+	clear(s.absent)
 }
 
 // Checkpoint is the changelog offset the committed state reaches, as recorded by the
@@ -257,6 +274,7 @@ func (s *Store[V]) Checkpoint() (offset int64, ok bool) { return s.b.Checkpoint(
 // restore follows.
 func (s *Store[V]) Wipe() error {
 	clear(s.pending)
+	clear(s.absent)
 	s.b.ResetScan()
 	s.err = nil
 	return s.b.Wipe()

@@ -465,7 +465,7 @@ func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) err
 	}
 	dk := b.dataKey(k)
 	oldExp, had := b.offered[k]
-	if !had {
+	if !had && !w.Absent {
 		var err error
 		if had, oldExp, err = b.read(dk, k); err != nil {
 			return err
