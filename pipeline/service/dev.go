@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/console"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/process"
@@ -42,6 +43,10 @@ type DevOptions struct {
 	// empty keeps it in memory. Service.Sink.Warehouse = snowflake writes to Snowflake
 	// instead. Service.Sink.QueryAddr answers `sluice query` on a DuckDB warehouse.
 	Warehouse string
+	// ConsoleAddr is where the operator console listens (docs/CONSOLE.md); empty: no
+	// console. Beyond loopback it needs Service.API's JWT settings (tokens with scope
+	// admin).
+	ConsoleAddr string
 }
 
 // Dev runs the whole platform in one process until ctx ends, then drains: the API stops
@@ -138,6 +143,23 @@ func Dev(ctx context.Context, o DevOptions) error {
 			log.Warn("sluice query will not reach this dev", "err", err)
 		} else {
 			defer stopQuery()
+		}
+	}
+	if o.ConsoleAddr != "" {
+		co, v, err := console.ServiceOptions(svc, o.Pipeline, kafka.Config{Brokers: svc.Brokers}, Groups(o.Pipeline),
+			o.ConsoleAddr, []string{"http://" + localAddr(ln) + "/metrics"}, log.With("service", "console"))
+		if v != nil {
+			defer v.Close() // after the console stops (defers run last first)
+		}
+		if err == nil {
+			var stopConsole func()
+			if _, stopConsole, err = console.Start(context.WithoutCancel(ctx), o.ConsoleAddr, co); err == nil {
+				defer stopConsole()
+			}
+		}
+		if err != nil {
+			// Like the query server: a second dev on the machine may hold the port.
+			log.Warn("the console will not run", "err", err)
 		}
 	}
 	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
