@@ -273,10 +273,16 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 	}
 	took := s.cfg.Now().Sub(start)
 	s.cfg.Metrics.restoredTask(s.cfg.Name, took, n)
-	s.log.Info("task started", "topic", id.Topic, "partition", id.Partition, "restored", n, "took", took)
 	s.mu.Lock()
+	if s.storesClosed {
+		// Run ended while this assignment restored: nothing would close these stores.
+		s.mu.Unlock()
+		closeStores(t.Stores(), s.log)
+		return fmt.Errorf("task %s/%d: stage closed", id.Topic, id.Partition)
+	}
 	s.tasks[id] = t
 	s.mu.Unlock()
+	s.log.Info("task started", "topic", id.Topic, "partition", id.Partition, "restored", n, "took", took)
 	return nil
 }
 
