@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -93,6 +94,35 @@ func (r Registry) CompatibilityFor(subject string) string {
 		return r.Compatibility
 	}
 	return DefaultCompatibility
+}
+
+// ForPipeline returns r with the compatibility modes the pipeline file sets per topic
+// (Topic.Compatibility) on the topic's raw and clean subjects. A subject named in
+// --registry-subject-compatibility keeps the flag's mode: the command line overrides
+// the file.
+func (r Registry) ForPipeline(p *Pipeline) Registry {
+	var modes map[string]string
+	for _, t := range p.Topics {
+		if t.Compatibility == "" {
+			continue
+		}
+		for _, subject := range []string{Subject(t.Name), Subject(CleanTopic(t.Name))} {
+			if _, set := r.SubjectCompatibility[subject]; set {
+				continue
+			}
+			if modes == nil {
+				modes = maps.Clone(r.SubjectCompatibility)
+				if modes == nil {
+					modes = map[string]string{}
+				}
+			}
+			modes[subject] = t.Compatibility
+		}
+	}
+	if modes != nil {
+		r.SubjectCompatibility = modes
+	}
+	return r
 }
 
 // Validate checks r against the registry URL it will be used with, naming the bad flag.

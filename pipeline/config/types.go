@@ -42,6 +42,11 @@ type Topic struct {
 	Rules []Rule `yaml:"rules"`
 	// Retry is how transient failures of the topic's records are retried.
 	Retry Retry `yaml:"retry"`
+	// Compatibility is the schema registry compatibility mode of the topic's subjects
+	// (<name>-value and <name>.clean-value), set on the registry at start-up: one of
+	// CompatibilityModes. Empty: --registry-compatibility. A subject named in
+	// --registry-subject-compatibility takes that flag's mode instead.
+	Compatibility string `yaml:"compatibility"`
 }
 
 // Rule is one declarative check of one field. Every set condition must hold.

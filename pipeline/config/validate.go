@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -112,6 +113,9 @@ func (v *validator) topic(path string, t *Topic) {
 		v.rule(fmt.Sprintf("%s.rules[%d]", path, j), &t.Rules[j])
 	}
 	v.retry(path+".retry", &t.Retry)
+	if t.Compatibility != "" && !slices.Contains(CompatibilityModes, t.Compatibility) {
+		v.add(path+".compatibility", "must be one of %s (got %q)", strings.Join(CompatibilityModes, ", "), t.Compatibility)
+	}
 }
 
 // topicName checks that name, and name plus a suffix of up to extra bytes, are legal Kafka

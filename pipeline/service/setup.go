@@ -46,7 +46,7 @@ func Setup(ctx context.Context, svc config.Service, p *config.Pipeline, kc kafka
 	if err != nil {
 		return Deps{}, nil, err
 	}
-	sreg := schema.NewRegistry(src, schema.RegistryOptions(svc.Registry)...)
+	sreg := schema.NewRegistry(src, schema.RegistryOptions(svc.Registry.ForPipeline(p))...)
 	schemas, err := RegisterSchemas(ctx, p, sreg)
 	if err != nil {
 		return Deps{}, nil, err
