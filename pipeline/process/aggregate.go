@@ -136,6 +136,8 @@ type aggregateTask struct {
 	results []int64
 	// groupVals is the reused buffer of the current record's group values.
 	groupVals []string
+	// statsAt is when the stores' disk and cache use was last published.
+	statsAt time.Time
 }
 
 func (t *aggregateTask) Stores() []Changelogged { return []Changelogged{t.windows, t.marks} }
@@ -145,7 +147,14 @@ func (t *aggregateTask) Done(committed bool) {
 	if committed {
 		now := t.a.Now()
 		t.a.Metrics.aggregateState(t.a.Agg.Name, t.id.Partition, t.eng, t.a.spec.Sources, now)
-		t.a.Metrics.stateKeys(AggregateStageName(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
+		if now.Sub(t.statsAt) >= time.Second {
+			// Disk and cache use once a second: reading them walks the stores' metrics.
+			t.statsAt = now
+			t.a.Metrics.storeState(AggregateStageName(t.a.Agg.Name), t.id, t.windows)
+			t.a.Metrics.storeState(AggregateStageName(t.a.Agg.Name), t.id, t.marks)
+		} else {
+			t.a.Metrics.stateKeys(AggregateStageName(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
+		}
 		for range t.lates {
 			t.lates++
 		}
