@@ -68,6 +68,18 @@ func (pr *Processor) Stop() error {
 	return err
 }
 
+// Sever cuts the instance's broker connections at once, as a crash would, without
+// waiting for it to stop (safe inside a kfake control function, where Kill would wait on
+// the request being controlled); Wait then waits for it.
+func (pr *Processor) Sever() { pr.proc.Kill() }
+
+// Wait waits until the instance stopped and returns what it ended with.
+func (pr *Processor) Wait() error {
+	err := <-pr.done
+	pr.done <- err
+	return err
+}
+
 // Kill closes the instance's clients abruptly, as a crash would: its open transaction
 // is neither committed nor aborted. It waits until the instance stopped.
 func (pr *Processor) Kill() {
