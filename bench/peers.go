@@ -461,7 +461,8 @@ func startPeer(ctx context.Context, o peerOptions, root, work, tag string, r pee
 	case peerFlink:
 		argv = javaArgv(root, peerFlink, "sluice.peers.FlinkPeer", o.Heap, "--brokers", strings.Join(o.Brokers, ","),
 			"--group", tag, "--input", t.input, "--clean-topic", t.clean, "--windows-topic", t.windows, "--avsc", avsc,
-			"--parallelism", strconv.Itoa(peerPartitions), "--checkpoint-ms", strconv.FormatInt(r.checkpoint.Milliseconds(), 10))
+			"--parallelism", strconv.Itoa(peerPartitions), "--checkpoint-ms", strconv.FormatInt(r.checkpoint.Milliseconds(), 10),
+			"--checkpoint-dir", filepath.Join(dir, "checkpoints"))
 	}
 	p, lines, err := startPeerProc(ctx, r.key, root, filepath.Join(dir, "log.txt"), argv, 3*time.Minute)
 	if err != nil {
@@ -498,7 +499,7 @@ func configOf(r peerRun, o peerOptions) (string, string) {
 	case peerKStreams:
 		return kstreamsVersion, fmt.Sprintf("exactly_once_v2, %d stream threads, commit.interval.ms 100, in-memory window stores (dedup 24h, windows), suppress untilWindowCloses, -Xmx%s", o.KStreamsThreads, heap)
 	case peerFlink:
-		return flinkVersion, fmt.Sprintf("MiniCluster, parallelism %d, checkpoint every %s (exactly-once), HashMap state, bounded-out-of-orderness 5s per partition, exactly-once KafkaSink, -Xmx%s", peerPartitions, r.checkpoint, heap)
+		return flinkVersion, fmt.Sprintf("MiniCluster, parallelism %d, checkpoint every %s (exactly-once) to local files, HashMap state, bounded-out-of-orderness 5s per partition, exactly-once KafkaSink, -Xmx%s", peerPartitions, r.checkpoint, heap)
 	}
 	return "Sluice (this commit)", "built-in pipeline cut to purchases + revenue_by_country_1m, memory state, transactions (clean: as soon as nothing is buffered; aggregate: 100ms), idle advance off"
 }

@@ -13,6 +13,7 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
@@ -163,6 +164,12 @@ public final class FlinkPeer {
         boolean latest = "latest".equals(a.getOrDefault("reset", "earliest"));
 
         Configuration conf = new Configuration();
+        // Checkpoints go to files: the default (JobManager memory) refuses a state over
+        // 5 MiB, and the dedup ids of a million events are more.
+        conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
+        conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY,
+                "file://" + a.getOrDefault("checkpoint-dir",
+                        java.nio.file.Files.createTempDirectory("peers-flink-ckpt").toString()));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.setParallelism(parallelism);
         env.enableCheckpointing(checkpointMs);
