@@ -53,7 +53,7 @@ if ((small)); then
   exit
 fi
 
-full=(--events 1000000 --latency 120s --latency-warmup 15s --rate 5000 --flink-checkpoints 1s,100ms --drain-timeout 20m)
+full=(--events 1000000 --event-rate 2000 --latency 120s --latency-warmup 15s --rate 5000 --flink-checkpoints 1s,100ms --drain-timeout 20m)
 if grep -q 'parsePeerOptions' bench/main.go; then
   exec go run ./bench --peer all --backend external --brokers "${brokers}" --json "${full[@]}" "$@"
 fi
