@@ -266,10 +266,12 @@ type result struct {
 	sent, accepted, lost, dup       int
 	longest503, recovery, longestRq time.Duration
 	recovered                       bool
-	// stuck: the clean stage never caught up, so lost counts accepted events missing
-	// from the raw topic (durability at ingest) and duplicates are not known.
-	stuck  bool
-	status map[int]int
+	// stuck: a stage stopped until the processor was restarted; restartHelped: every
+	// stage caught up after that restart. cleanUnknown: the clean stage never caught up,
+	// so lost counts accepted events missing from the raw topic (durability at ingest)
+	// and duplicates are not known.
+	stuck, restartHelped, cleanUnknown bool
+	status                             map[int]int
 }
 
 // TestFaults runs every fault case under load on the three-node cluster and prints the
@@ -313,8 +315,11 @@ func TestFaults(t *testing.T) {
 			rec = "not within the run"
 		}
 		dup := strconv.Itoa(r.dup)
-		if r.stuck {
-			rec, dup = "never (clean stage stuck)", "unknown (clean stage stuck)"
+		switch {
+		case r.cleanUnknown:
+			rec, dup = "never (stage stuck, also after a restart)", "unknown (stage stuck)"
+		case r.restartHelped:
+			rec = "never (stage stuck; caught up after a processor restart)"
 		}
 		t.Logf("| %s | %d | %d | %d | %s | %.1f s | %s | %.2f s |", r.name, r.sent, r.accepted, r.lost, dup,
 			r.longest503.Seconds(), rec, r.longestRq.Seconds())
@@ -392,9 +397,9 @@ func runCase(t *testing.T, c *Cluster, fc faultCase, rate int, seed uint64) resu
 	faultAt := time.Now()
 	t.Logf("fault %s begins", fc.name)
 	fc.fault(e)
-	t.Logf("fault %s over after %.1f s", fc.name, time.Since(faultAt).Seconds())
+	faultOver := time.Now()
+	t.Logf("fault %s over after %.1f s", fc.name, faultOver.Sub(faultAt).Seconds())
 	e.wait(30 * time.Second) // the load goes on: recovery is measured in it
-	loadEnd := time.Now()
 	stopLoad()
 	wg.Wait()
 
@@ -405,17 +410,32 @@ func runCase(t *testing.T, c *Cluster, fc faultCase, rate int, seed uint64) resu
 		t.Fatalf("closing batch: status %d", st)
 	}
 	// Every stage must catch up: one that does not is stuck (reported, not waited on).
-	caughtUp := true
-	cleanCaughtUp := true
 	g := p.Groups()
-	for i, group := range append([]string{"sluice.clean"}, stageGroups(g)...) {
-		if !p.TryCaughtUp(group, 90*time.Second, g[group]...) {
-			t.Errorf("group %s did not catch up within 90 s of the end of the load (lag %d): the stage is stuck",
-				group, p.Lag(group, g[group]...))
-			caughtUp = false
-			cleanCaughtUp = i > 0
-			break // the later stages read its output
+	waitStages := func() (all, clean bool) {
+		for i, group := range append([]string{"sluice.clean"}, stageGroups(g)...) {
+			if !p.TryCaughtUp(group, 90*time.Second, g[group]...) {
+				t.Errorf("group %s did not catch up within 90 s (lag %d): the stage is stuck",
+					group, p.Lag(group, g[group]...))
+				return false, i > 0 // the later stages read its output
+			}
 		}
+		return true, true
+	}
+	caughtUp, cleanCaughtUp := waitStages()
+	stuck := !caughtUp
+	if stuck {
+		// The remedy docs/OPERATIONS.md gives: restart the processor under its instance id
+		// (its open transactions are fenced), then everything must hold as before.
+		t.Logf("restarting processor instance %s", pr.InstanceID)
+		pr.Kill()
+		pr = p.StartProcessorID(pr.InstanceID)
+		t.Cleanup(func() {
+			if t.Failed() {
+				pr.Kill()
+			}
+		})
+		caughtUp, cleanCaughtUp = waitStages()
+		t.Logf("after the restart: every stage caught up: %v", caughtUp)
 	}
 	if caughtUp {
 		p.WaitSinkCaughtUp(w, 3*time.Minute)
@@ -442,8 +462,9 @@ func runCase(t *testing.T, c *Cluster, fc faultCase, rate int, seed uint64) resu
 	}
 	limit := max(time.Second, baseline+baseline/2)
 	t.Logf("e2e p95 per second (s):%s; before the fault at most %.2f s: recovery limit %.2f s", trace.String(), baseline.Seconds(), limit.Seconds())
-	r.recovery, r.recovered = Recovery(secs, faultAt, loadEnd, limit)
-	r.stuck = !cleanCaughtUp
+	r.recovery, r.recovered = Recovery(secs, faultAt, faultOver, limit)
+	r.stuck, r.restartHelped = stuck, stuck && caughtUp
+	r.cleanUnknown = !cleanCaughtUp
 	r.lost, r.dup = checkExactlyOnce(t, p, w, load, cleanCaughtUp, caughtUp)
 	if caughtUp {
 		checkWindows(t, p, w)
@@ -456,7 +477,7 @@ func runCase(t *testing.T, c *Cluster, fc faultCase, rate int, seed uint64) resu
 		t.Errorf("a request took %s, more than the ack deadline allows (%s)", sum.Longest, bound)
 	}
 	if !r.recovered {
-		t.Errorf("e2e p95 still >= 1 s at the end of the run")
+		t.Errorf("e2e p95 never stayed under %.2f s for 5 s in a row after the fault", limit.Seconds())
 	}
 	if fc.max503 > 0 && sum.Longest503 > fc.max503 {
 		t.Errorf("longest run of 503s %s, goal under %s", sum.Longest503, fc.max503)

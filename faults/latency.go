@@ -93,27 +93,39 @@ func P95(ds []time.Duration) time.Duration {
 	return s[max(i, 0)]
 }
 
-// Recovery is the time from since until the end of the last second, at or after since,
-// whose p95 was at least limit: 0 when none was. ok is true only when records arrived in
-// the last 5 s before until and every second since the last slow one was under limit: a
-// pipeline that delivers nothing at the end has not recovered.
-func Recovery(secs []Second, since, until time.Time, limit time.Duration) (d time.Duration, ok bool) {
-	var last time.Time
-	bad, fresh := false, false
-	for _, s := range secs {
+// Recovery measures how long the end-to-end latency took to come back after a fault that
+// began at since and was over at over: the pipeline has recovered at the first run of
+// stable consecutive seconds, beginning at or after over, with records in each and every
+// p95 under limit. d is the time from since to the end of the last second before that run
+// whose p95 was at least limit (0 when none was); ok is false when no such run came before
+// the end of secs. A slow second later on (the machine's own noise) does not undo it.
+func Recovery(secs []Second, since, over time.Time, limit time.Duration) (d time.Duration, ok bool) {
+	const stable = 5
+	var lastBad time.Time
+	for i, s := range secs {
 		if s.At.Add(time.Second).Before(since) {
 			continue
 		}
-		bad = s.P95 >= limit
-		if bad {
-			last = s.At.Add(time.Second)
+		if !s.At.Before(over.Truncate(time.Second)) && i+stable <= len(secs) && settled(secs[i:i+stable], limit) {
+			if !lastBad.IsZero() {
+				d = max(lastBad.Sub(since), 0)
+			}
+			return d, true
 		}
-		if !s.At.Add(time.Second).Before(until.Add(-5 * time.Second)) {
-			fresh = true
+		if s.P95 >= limit {
+			lastBad = s.At.Add(time.Second)
 		}
 	}
-	if !last.IsZero() {
-		d = max(last.Sub(since), 0)
+	return 0, false
+}
+
+// settled reports whether secs are consecutive seconds, each with records and a p95 under
+// limit.
+func settled(secs []Second, limit time.Duration) bool {
+	for i, s := range secs {
+		if s.Count == 0 || s.P95 >= limit || (i > 0 && !s.At.Equal(secs[i-1].At.Add(time.Second))) {
+			return false
+		}
 	}
-	return d, fresh && !bad
+	return true
 }

@@ -53,26 +53,40 @@ func TestP95(t *testing.T) {
 
 func TestRecovery(t *testing.T) {
 	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
-	sec := func(i int, p95 time.Duration) Second {
-		return Second{At: t0.Add(time.Duration(i) * time.Second), Count: 10, P95: p95}
-	}
 	fast, slow := 200*time.Millisecond, 3*time.Second
-	fault, end := t0.Add(10*time.Second), t0.Add(30*time.Second)
+	// run returns seconds from..to (inclusive) with the given p95.
+	run := func(from, to int, p95 time.Duration) []Second {
+		var out []Second
+		for i := from; i <= to; i++ {
+			out = append(out, Second{At: t0.Add(time.Duration(i) * time.Second), Count: 10, P95: p95})
+		}
+		return out
+	}
+	cat := func(parts ...[]Second) []Second {
+		var out []Second
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	fault, over := t0.Add(10*time.Second), t0.Add(20*time.Second)
 	tests := []struct {
 		name   string
 		secs   []Second
 		want   time.Duration
 		wantOK bool
 	}{
-		{"never slow", []Second{sec(5, fast), sec(12, fast), sec(29, fast)}, 0, true},
-		{"slow before the fault only", []Second{sec(5, slow), sec(12, fast), sec(29, fast)}, 0, true},
-		{"slow until 17 s", []Second{sec(11, slow), sec(16, slow), sec(17, fast), sec(28, fast)}, 7 * time.Second, true},
-		{"still slow at the end", []Second{sec(11, slow), sec(20, fast), sec(28, slow)}, 19 * time.Second, false},
-		{"nothing arrives at the end", []Second{sec(11, fast), sec(15, fast)}, 0, false},
+		{"never slow", run(0, 40, fast), 0, true},
+		{"slow before the fault only", cat(run(0, 5, slow), run(6, 40, fast)), 0, true},
+		{"slow until 27 s", cat(run(0, 10, fast), run(11, 26, slow), run(27, 40, fast)), 17 * time.Second, true},
+		{"a later spike does not undo it", cat(run(0, 10, fast), run(11, 22, slow), run(23, 30, fast), run(31, 31, slow), run(32, 40, fast)), 13 * time.Second, true},
+		{"four fast seconds are not enough", cat(run(0, 10, fast), run(11, 22, slow), run(23, 26, fast), run(27, 27, slow), run(28, 40, fast)), 18 * time.Second, true},
+		{"still slow at the end", cat(run(0, 10, fast), run(11, 40, slow)), 0, false},
+		{"a gap breaks a run", cat(run(0, 10, fast), run(11, 22, slow), run(23, 25, fast), run(27, 28, fast)), 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := Recovery(tt.secs, fault, end, time.Second)
+			got, ok := Recovery(tt.secs, fault, over, time.Second)
 			if got != tt.want || ok != tt.wantOK {
 				t.Errorf("Recovery = %s, %v; want %s, %v", got, ok, tt.want, tt.wantOK)
 			}
