@@ -46,9 +46,9 @@ const (
 	peerBadAmount    = 0.002 // amount < 0
 	peerDupDistance  = 20    // a duplicate follows its original within this many events
 	// Late events are drawn from the last 3/4 of the input (they go to the late tail).
-	peerLateAfter = 4
-	peerLateMin   = 0
-	peerFlushAhead   = int64(10 * 60 * 1000)
+	peerLateAfter  = 4
+	peerLateMin    = 0
+	peerFlushAhead = int64(10 * 60 * 1000)
 )
 
 // peerEvent is one generated record, compact (a million of them are kept).
@@ -91,14 +91,14 @@ type peerInput struct {
 
 // peerWindow is one window result, normalised for comparison.
 type peerWindow struct {
-	Country    string  `json:"country"`
-	Start      int64   `json:"start"`
-	End        int64   `json:"end"`
-	Count      int64   `json:"count"`
-	Sum        float64 `json:"sum"`
-	Avg        float64 `json:"avg"`
-	Min        float64 `json:"min"`
-	Max        float64 `json:"max"`
+	Country    string    `json:"country"`
+	Start      int64     `json:"start"`
+	End        int64     `json:"end"`
+	Count      int64     `json:"count"`
+	Sum        float64   `json:"sum"`
+	Avg        float64   `json:"avg"`
+	Min        float64   `json:"min"`
+	Max        float64   `json:"max"`
 	VisibleAt  time.Time `json:"-"`
 	Duplicated bool      `json:"-"`
 }
