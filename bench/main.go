@@ -50,6 +50,9 @@ const warmupDrain = 60 * time.Second
 
 // run parses args, runs the load and writes the report to stdout (progress to stderr).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if wantsPeers(args) { // --peer/--peers: Sluice vs Kafka Streams vs Flink (peers.go)
+		return runPeersCommand(ctx, args, stdout, stderr)
+	}
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
