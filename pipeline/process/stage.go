@@ -125,6 +125,9 @@ type Stage struct {
 	killOnce sync.Once
 }
 
+// errStageClosed is startTask's error once Run has closed every store.
+var errStageClosed = errors.New("stage closed")
+
 // ErrStageKilled is returned by Run after Kill.
 var ErrStageKilled = errors.New("stage killed")
 
@@ -221,7 +224,10 @@ func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int
 	for topic, ps := range as {
 		for _, p := range ps {
 			id := TaskID{topic, p}
-			if err := s.startTask(ctx, id); err != nil {
+			if err := s.startTask(ctx, id); errors.Is(err, errStageClosed) {
+				// An assignment while Run ends (its client leaving the group): nothing to do.
+				continue
+			} else if err != nil {
 				s.mu.Lock()
 				s.fatal = errors.Join(s.fatal, err)
 				s.mu.Unlock()
@@ -243,7 +249,7 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 		closeStores(old.Stores(), s.log)
 	}
 	if closed {
-		return fmt.Errorf("task %s/%d: stage closed", id.Topic, id.Partition)
+		return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, errStageClosed)
 	}
 	t, err := s.cfg.NewTask(id)
 	if err != nil {
@@ -278,7 +284,7 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 		// Run ended while this assignment restored: nothing would close these stores.
 		s.mu.Unlock()
 		closeStores(t.Stores(), s.log)
-		return fmt.Errorf("task %s/%d: stage closed", id.Topic, id.Partition)
+		return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, errStageClosed)
 	}
 	s.tasks[id] = t
 	s.mu.Unlock()
