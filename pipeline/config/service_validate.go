@@ -128,6 +128,9 @@ func (s *Service) Validate() error {
 	default:
 		add("log-format", "must be text or json (got %q)", s.LogFormat)
 	}
+	if err := s.State.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.Registry.Validate(s.RegistryURL); err != nil {
 		errs = append(errs, err)
 	}

@@ -40,6 +40,7 @@ func run() error {
 	input := flag.String("input", "purchases", "raw purchases topic")
 	agg := flag.String("agg", "revenue_by_country_1m", "name of the aggregation (its output topic is agg.<name>)")
 	instance := flag.String("instance", "sluicepeer", "instance id (transactional ids)")
+	stateDir := flag.String("state-dir", "", "state directory of the process stages (default: a temporary directory, removed at exit)")
 	verbose := flag.Bool("v", false, "log warnings to stderr")
 	flag.Parse()
 
@@ -65,6 +66,15 @@ func run() error {
 	svc.InstanceID = *instance
 	svc.API.AuthDisabled = true
 	svc.IdleAdvance = 0 // as the peers: windows close on event time only
+	svc.State.Dir = *stateDir
+	if svc.State.Dir == "" { // never ./sluice-state of wherever the bench runs
+		dir, err := os.MkdirTemp("", "sluicepeer-state-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		svc.State.Dir = dir
+	}
 
 	reg := prometheus.NewRegistry()
 	d, sreg, err := service.Setup(ctx, svc, p, kafka.Config{Brokers: svc.Brokers}, log, reg)
