@@ -6,12 +6,13 @@ GO       ?= go
 PKGS     ?= ./...
 TIMEOUT  ?= 20m
 
-.PHONY: loadtest loadtest-steps test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down kafka-kill kafka-stop kafka-start test-faults test-faults-short deps vet unit race bench fuzz build dev clean
+.PHONY: loadtest loadtest-steps test test-fast test-real test-snowflake terraform-lint compose-check image test-loop kafka-up kafka-down kafka-kill kafka-stop kafka-start test-faults test-faults-short peers peers-small ui-vendor deps vet unit race bench fuzz build dev clean
 
 ## test: install what is missing, vet, run every test on kfake (unit, fuzz corpora, e2e),
 ## then the e2e suite again on a real Apache Kafka broker (fetched from Maven Central), then
-## the short fault suite on a three-node cluster
-test: test-fast test-snowflake terraform-lint test-real test-faults-short
+## the short fault suite on a three-node cluster, then the small Sluice vs Kafka Streams vs
+## Flink comparison (agreement only)
+test: test-fast test-snowflake terraform-lint test-real test-faults-short peers-small
 
 ## test-fast: vet and every test on kfake only, then the live check of every dashboard query
 ## and alert against a real Prometheus scraping Sluice and a three-node Kafka cluster with the
@@ -97,9 +98,27 @@ deps:
 	@command -v schemathesis >/dev/null || { echo "installing schemathesis"; pip install -q schemathesis==4.32.5; }
 	@test -x k6/node_modules/.bin/tsc || { echo "installing the k6 type definitions"; \
 	  npm install --prefix k6 --silent --no-audit --no-fund; }
-	@command -v java >/dev/null && command -v mvn >/dev/null || { \
-	  echo "installing Java 17 and Maven (for the real Kafka broker)"; \
-	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; }
+	@command -v java >/dev/null && command -v javac >/dev/null && command -v jar >/dev/null && command -v mvn >/dev/null || { \
+	  echo "installing the Java 17 JDK and Maven (the real Kafka broker, the Connect worker, the peer apps)"; \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven; }
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing chromium (the console's browser tests)"; \
+	  apt-get update -qq && apt-get install -y -qq chromium; }
+
+## peers: Sluice vs Kafka Streams vs Flink on the same job and a fresh broker of its own
+## (port 25092), 1,000,000 events with latency runs; numbers in docs/BENCHMARKS.md
+peers: deps
+	scripts/peers/run.sh
+
+## peers-small: the same with 50,000 events; asserts only that all three complete and
+## agree with the oracle (never speed)
+peers-small: deps
+	scripts/peers/run.sh --small
+
+## ui-vendor: re-fetch the pinned browser assets (Swagger UI for /docs, htmx for the
+## console) and check them against scripts/ui/SHA256SUMS (UPDATE=1 rewrites it)
+ui-vendor:
+	scripts/ui/vendor.sh
 
 ## vet: go vet, go mod tidy -diff and gofmt
 vet:
