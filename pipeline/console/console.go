@@ -25,7 +25,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/fanout"
@@ -389,7 +388,7 @@ func (c *Console) Serve(ctx context.Context, ln net.Listener) error {
 // when addr is beyond loopback, the ingest API's JWT settings (svc.API) as verifier.
 // Close the returned verifier (if not nil) after the console.
 func ServiceOptions(svc config.Service, p *config.Pipeline, kc kafka.Config, groups []string, addr string, metricsURLs []string, log *slog.Logger) (Options, *ingest.Verifier, error) {
-	src, err := sr.NewClient(sr.URLs(svc.RegistryURL))
+	src, err := schema.NewClient(svc.RegistryURL, svc.Registry)
 	if err != nil {
 		return Options{}, nil, err
 	}
