@@ -6,13 +6,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/console"
 	"github.com/sluicehq/sluice/pipeline/service"
 )
+
+// lagRowRE matches a row of the console's lag table for the clean stage on purchases and
+// captures its In and Consumed rates.
+var lagRowRE = regexp.MustCompile(`<tr><td>sluice\.clean</td><td>purchases</td>(?:<td[^>]*>[^<]*</td>){4}<td class="num">([0-9.]+)</td><td class="num">([0-9.]+)</td>`)
 
 // The console's pages on the pipeline the suite runs on (kfake in make test-fast, a real
 // Kafka broker in test-real): the pipeline page lists the stages' groups with their lag
@@ -36,8 +43,10 @@ func TestConsolePagesOnBroker(t *testing.T) {
 		return false
 	})
 
+	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 	c, err := console.New(console.Options{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka, Registry: p.Schemas,
-		Groups: service.Groups(p.Deps.Pipeline), MetricsURLs: []string{p.IngestURL + "/metrics"}})
+		Groups: service.Groups(p.Deps.Pipeline), MetricsURLs: []string{p.IngestURL + "/metrics"},
+		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +74,26 @@ func TestConsolePagesOnBroker(t *testing.T) {
 		return string(b)
 	}
 
+	// Per-partition rates from the offsets between two refreshes 10 s apart (clock
+	// injected): 40 more purchases arrive and are consumed in between.
+	get("/pipeline/stats")
+	post202(t, p, "purchases", "application/json", mustJSON(t, events(t, "purchases", 8, 40)))
+	settle(t, p)
+	now = now.Add(10 * time.Second)
 	page := get("/pipeline/stats")
+	var in, consumed float64
+	for _, m := range lagRowRE.FindAllStringSubmatch(page, -1) {
+		i, _ := strconv.ParseFloat(m[1], 64)
+		c, _ := strconv.ParseFloat(m[2], 64)
+		in, consumed = in+i, consumed+c
+	}
+	// 40 records in 10 s: 4/s, plus ingest's commit markers (one offset per partition the
+	// request's transaction wrote: at most 3 here), on both sides.
+	for what, v := range map[string]float64{"in": in, "consumed": consumed} {
+		if v < 3.95 || v > 4.35 { // each partition rounded to 0.1
+			t.Errorf("sluice.clean on purchases: %s %.1f/s summed over the partitions, want 4 to 4.3", what, v)
+		}
+	}
 	for _, want := range []string{"sluice.clean", "purchases", "purchases.clean"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("pipeline page lacks %q", want)

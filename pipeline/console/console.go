@@ -96,6 +96,9 @@ type Console struct {
 	producer *kafka.Producer
 	replayed map[string]time.Time // "topic/partition@offset" -> when this console replayed it
 	prev     scrape               // the previous metrics scrape, for rates
+	// prevOffsets are each group/topic/partition's offsets at the previous refresh, for
+	// the per-partition rates.
+	prevOffsets map[string]offsetsAt
 }
 
 // New returns a console. It does not contact Kafka yet.
@@ -132,7 +135,8 @@ func New(o Options) (*Console, error) {
 	reg := o.Registry
 	c := &Console{
 		o: o, pages: pages, key: key, cop: http.NewCrossOriginProtection(),
-		adm: kadm.NewClient(cl),
+		prevOffsets: map[string]offsetsAt{},
+		adm:         kadm.NewClient(cl),
 		hub: fanout.New(kc, func(ctx context.Context, r *kgo.Record) (any, error) {
 			v, _, err := reg.Decode(ctx, r.Value)
 			if err != nil {

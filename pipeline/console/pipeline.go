@@ -60,7 +60,26 @@ type lagRow struct {
 	Committed int64
 	End       int64
 	Lag       int64
-	Rate      string // input records/s of the stage on this topic (all partitions), from metrics
+	// In and Consumed are this partition's rates since the previous refresh, from the
+	// offsets: records/s arriving (end offset) and committed by the stage; a
+	// transaction's commit marker takes an offset of each partition it wrote, so it
+	// counts as one record. "…" on the first refresh.
+	In, Consumed string
+	Rate         string // input records/s of the stage on this topic (all partitions), from metrics
+}
+
+// offsetsAt is one partition's end and committed offsets at one refresh.
+type offsetsAt struct {
+	at          time.Time
+	end, commit int64
+}
+
+// offsetRate is the rate between two offsets dt apart, "…" when unknown.
+func offsetRate(now, before int64, dt float64, ok bool) string {
+	if !ok || dt <= 0 || before < 0 || now < before {
+		return "…"
+	}
+	return strconv.FormatFloat(float64(now-before)/dt, 'f', 1, 64)
 }
 
 // aggRow is one partition of one aggregation, from the processor's metrics.
@@ -150,8 +169,17 @@ func (c *Console) stats(ctx context.Context) pipelineStats {
 					st.Idle++ // never had a record
 					continue
 				}
+				key := g + "\x00" + topic + "\x00" + strconv.Itoa(int(p))
+				off := offsetsAt{at: st.At, end: l.End.Offset, commit: l.Commit.At}
+				c.mu.Lock()
+				before, seen := c.prevOffsets[key]
+				c.prevOffsets[key] = off
+				c.mu.Unlock()
+				dt := off.at.Sub(before.at).Seconds()
 				st.Lag = append(st.Lag, lagRow{Group: g, Topic: topic, Partition: p, Committed: l.Commit.At,
-					End: l.End.Offset, Lag: l.Lag, Rate: rate(stage, topic)})
+					End: l.End.Offset, Lag: l.Lag, Rate: rate(stage, topic),
+					In:       offsetRate(off.end, before.end, dt, seen),
+					Consumed: offsetRate(off.commit, before.commit, dt, seen)})
 			}
 		}
 	}
