@@ -79,6 +79,10 @@ type peerOptions struct {
 	JSON bool
 	// WorkDir keeps the peers' logs and state (default: a new temporary directory).
 	WorkDir string
+	// Plot, if set, is the SVG file the comparison's chart is written to (peers_plot.go);
+	// PlotFrom redraws the chart from a saved --json report instead of running anything.
+	Plot     string
+	PlotFrom string
 }
 
 // parsePeerOptions reads the flags of a peer comparison. bench/main.go hands it the
@@ -102,6 +106,8 @@ func parsePeerOptions(args []string, w io.Writer) (peerOptions, error) {
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 15*time.Minute, "longest one system may take to drain")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object as the last line")
 	fs.StringVar(&o.WorkDir, "workdir", "", "directory for the peers' logs and state (default: a new temporary one)")
+	fs.StringVar(&o.Plot, "plot", "", "write the comparison's chart (SVG) to this file")
+	fs.StringVar(&o.PlotFrom, "plot-from", "", "redraw the chart from a saved --json report (needs --plot; runs nothing)")
 	if err := fs.Parse(args); err != nil {
 		return peerOptions{}, err
 	}
@@ -133,6 +139,12 @@ func parsePeerOptions(args []string, w io.Writer) (peerOptions, error) {
 		o.Brokers = strings.Split(*brokers, ",")
 	}
 	var errs []error
+	if o.PlotFrom != "" {
+		if o.Plot == "" {
+			return peerOptions{}, errors.New("--plot-from needs --plot FILE.svg")
+		}
+		return o, nil
+	}
 	if *backend != BackendExternal || len(o.Brokers) == 0 {
 		errs = append(errs, errors.New("--peer needs --backend external --brokers HOST:PORT (a real broker)"))
 	}
@@ -224,9 +236,21 @@ func (o peerOptions) runs() []peerRun {
 // object as the last line) to stdout. It fails when a system's window results differ from
 // the oracle's, after writing the report.
 func runPeers(ctx context.Context, o peerOptions, stdout, progress io.Writer) error {
+	if o.PlotFrom != "" {
+		rep, err := readPeersReport(o.PlotFrom)
+		if err != nil {
+			return err
+		}
+		return savePeersPlot(o.Plot, rep)
+	}
 	rep, err := measurePeers(ctx, o, progress)
 	if err != nil {
 		return err
+	}
+	if o.Plot != "" {
+		if err := savePeersPlot(o.Plot, rep); err != nil {
+			return err
+		}
 	}
 	if o.JSON {
 		b, err := json.Marshal(rep)
