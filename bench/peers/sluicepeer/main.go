@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -42,7 +43,18 @@ func run() error {
 	instance := flag.String("instance", "sluicepeer", "instance id (transactional ids)")
 	stateDir := flag.String("state-dir", "", "state directory of the process stages (default: a temporary directory, removed at exit)")
 	verbose := flag.Bool("v", false, "log warnings to stderr")
+	cpuProfile := flag.String("cpuprofile", os.Getenv("SLUICEPEER_CPUPROFILE"), "write a CPU profile of the whole run to this file (env SLUICEPEER_CPUPROFILE: the bench starts this process)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
