@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"go/scanner"
+	"go/token"
 	"io/fs"
 	"maps"
 	"math"
@@ -349,6 +351,126 @@ func TestReadmeSetupCommands(t *testing.T) {
 	for _, c := range []string{"go run ./cmd/sluice dev", "make test"} {
 		if !strings.Contains(readme, c) {
 			t.Errorf("README.md lost the set-up command %q", c)
+		}
+	}
+}
+
+// Code comments cite only what the repository has: every cited Markdown file (such as
+// docs/DESIGN.md#headers) or file under docs/ exists, relative to the repository root or
+// to the commenting file's directory, and every #anchor is a heading of it; and no comment
+// cites the design notes kept outside the repository (outsideDoc): cite the sections of
+// docs/DESIGN.md instead.
+func TestCodeCitationsResolve(t *testing.T) {
+	root := ".."
+	files, cites := 0, 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); p != root && (strings.HasPrefix(n, ".") || n == "node_modules" || n == "vendor" || n == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		files++
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		n, errs := citationErrors(t, root, p, src)
+		cites += n
+		for _, e := range errs {
+			t.Error(e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 100 || cites < 10 {
+		t.Fatalf("read %d Go files and %d citations: the walk or the pattern is broken", files, cites)
+	}
+	t.Logf("%d citations in the comments of %d Go files", cites, files)
+}
+
+var (
+	// outsideDoc matches citations of the design documents kept outside the repository.
+	outsideDoc = regexp.MustCompile(`\bSPEC\b|\bSTYLE rule|WINDOWS-REFERENCE|PROCESSOR-SHAPE|\bshared/[A-Z]`)
+	// fileCite matches a cited Markdown file (with an optional #anchor) or a file under docs/.
+	fileCite = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./*-])((?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_-]+\.md|docs/[A-Za-z0-9_./-]*[A-Za-z0-9_-])(#[A-Za-z0-9_-]+)?`)
+)
+
+// citationErrors checks the comments of the Go source src (at path, in the repository
+// at root) and returns how many file citations they hold and what is wrong with them.
+func citationErrors(t *testing.T, root, path string, src []byte) (int, []string) {
+	t.Helper()
+	var s scanner.Scanner
+	fset := token.NewFileSet()
+	s.Init(fset.AddFile(path, -1, len(src)), src, nil, scanner.ScanComments)
+	n := 0
+	var errs []string
+	for {
+		pos, tok, lit := s.Scan()
+		if tok == token.EOF {
+			break
+		}
+		if tok != token.COMMENT {
+			continue
+		}
+		line := fset.Position(pos).Line
+		if m := outsideDoc.FindString(lit); m != "" {
+			errs = append(errs, fmt.Sprintf("%s:%d: comment cites %q, a document outside the repository: cite docs/DESIGN.md#<section>", path, line, m))
+		}
+		for _, m := range fileCite.FindAllStringSubmatch(lit, -1) {
+			file, frag := m[1], strings.TrimPrefix(m[2], "#")
+			n++
+			target := ""
+			for _, c := range []string{filepath.Join(root, file), filepath.Join(filepath.Dir(path), file)} {
+				if _, err := os.Stat(c); err == nil {
+					target = c
+					break
+				}
+			}
+			switch {
+			case target == "":
+				errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s, which is not in the repository", path, line, file))
+			case frag != "" && !strings.HasSuffix(target, ".md"):
+				errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s#%s: an anchor into a file that is not Markdown", path, line, file, frag))
+			case frag != "" && !anchors(t, target)[frag]:
+				errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s#%s: no such section in %s", path, line, file, frag, file))
+			}
+		}
+	}
+	return n, errs
+}
+
+// The citation check fails on what it is for: a missing file, a missing section and the
+// documents outside the repository; and passes what resolves.
+func TestCodeCitationsCatch(t *testing.T) {
+	path := filepath.Join("..", "pipeline", "dlq", "x.go")
+	for _, c := range []struct {
+		comment string
+		bad     bool
+	}{
+		{"// Header names (docs/DESIGN.md#headers).", false},
+		{"// See docs/ERRORS.md and README.md.", false},
+		{"/* the tables in docs/costs.csv */", false},
+		{"// Header names (docs/DESIGN.md#no-such-section).", true},
+		{"// The metric catalog (notes/metrics.md).", true},
+		{"// See docs/NOPE.md.", true},
+		{"// Retry defaults (SPEC section 7).", true},
+		{"// decorators around a Handler (STYLE rule 6).", true},
+		{"// edge case 13 of WINDOWS-REFERENCE.", true},
+		{"// and SPEC says such a record joins.", true},
+	} {
+		src := []byte("package dlq\n\n" + c.comment + "\nvar x = \"SPEC section 1 in a string is not a comment\"\n")
+		_, errs := citationErrors(t, "..", path, src)
+		if got := len(errs) > 0; got != c.bad {
+			t.Errorf("%q: errors %q, want bad=%v", c.comment, errs, c.bad)
 		}
 	}
 }

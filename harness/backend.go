@@ -1,5 +1,5 @@
 // Package harness runs the real Sluice pipeline in-process against a broker backend
-// (the in-memory kfake broker now; an external broker list or testcontainers later) and
+// (the in-memory kfake broker, an external broker list, or Kafka in testcontainers) and
 // gives tests helpers to post events, read topics, inject faults and kill and restart
 // services. Tests written against it run unchanged on every backend.
 package harness

@@ -53,7 +53,7 @@ func TestDriverGoldenA(t *testing.T) {
 	}
 }
 
-// TestDriverRestartKeepsTime is edge case 13 of WINDOWS-REFERENCE: after a restart the
+// TestDriverRestartKeepsTime checks docs/DESIGN.md#windows-and-watermarks across a restart: the
 // watermarks are restored too, so an event late before the restart is late after it.
 func TestDriverRestartKeepsTime(t *testing.T) {
 	d := harness.NewDriver(t, tumblingSpec(10, 0, "p0", "p1"))

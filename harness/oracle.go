@@ -86,7 +86,7 @@ type oracleWindowKey struct {
 
 // Oracle computes, by brute force, the results of feeding events (in arrival order) and
 // the interleaved watermark markers to a stream.Aggregator built with spec, following the
-// semantics documented on stream.Aggregator and in README.md ("Aggregations"):
+// semantics documented on stream.Aggregator and in docs/DESIGN.md#windows-and-watermarks:
 //   - a source's watermark is the largest time among its events and markers so far;
 //     stream time is the minimum over spec.Sources (stream.NoWatermark while one has not
 //     reported); sources outside spec.Sources never count;
@@ -98,7 +98,7 @@ type oracleWindowKey struct {
 //     step); it is late if the session it would form is closed. An emitted session is
 //     never joined. So with grace 0 a record exactly gap after a session's last record
 //     joins it even though its own time just reached that session's close instant
-//     (WINDOWS-REFERENCE 3.C: 10 then 15 with gap 5 give [10,15]).
+//     (10 then 15 with gap 5 give [10,15]).
 func Oracle(spec stream.Spec, events []stream.Event, advances ...OracleAdvance) OracleResult {
 	r := &oracleRun{
 		spec:     spec,

@@ -64,7 +64,7 @@ func TestOracleGoldenVectors(t *testing.T) {
 		st       int64
 	}{
 		{
-			// WINDOWS-REFERENCE 3.A: rows 1..7; [0,10) fires at row 5, row 6 is late at
+			// Tumbling 10, grace 5 (docs/DESIGN.md#windows-and-watermarks): rows 1..7; [0,10) fires at row 5, row 6 is late at
 			// the exact close instant (15 >= 10+5), [10,20) fires at row 7.
 			name: "A tumbling grace 5",
 			spec: tumblingUpdatesSpec(10, 5, "p0"),

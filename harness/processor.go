@@ -19,7 +19,8 @@ type Processor struct {
 	done       chan error
 }
 
-// StartProcessor starts a clean-stage instance with a new instance id.
+// StartProcessor starts a processor instance (every stage of the pipeline, or the clean
+// stage alone for a pipeline started clean-only) with a new instance id.
 func (p *Pipeline) StartProcessor() *Processor {
 	p.mu.Lock()
 	p.nextIID++
@@ -28,7 +29,7 @@ func (p *Pipeline) StartProcessor() *Processor {
 	return p.StartProcessorID(id)
 }
 
-// StartProcessorID starts a clean-stage instance with the given instance id; reusing the id
+// StartProcessorID starts a processor instance (as StartProcessor) with the given instance id; reusing the id
 // of a killed instance fences the transaction it left open, as a restarted pod would.
 func (p *Pipeline) StartProcessorID(id string) *Processor {
 	p.t.Helper()

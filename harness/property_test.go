@@ -434,7 +434,7 @@ func TestEngineMatchesOracle(t *testing.T) {
 	}
 }
 
-// TestNoLateWithinGrace is SPEC section 6's promise: a record is late only if it is more
+// TestNoLateWithinGrace is the promise of docs/DESIGN.md#windows-and-watermarks: a record is late only if it is more
 // than grace behind its own source partition, however unevenly the sources progress.
 func TestNoLateWithinGrace(t *testing.T) {
 	for _, shape := range propShapes {
@@ -499,8 +499,8 @@ func FuzzEngineMatchesOracle(f *testing.F) {
 	})
 }
 
-// TestEngineMatchesOracleEdgeCases runs hand-made inputs from WINDOWS-REFERENCE section
-// 4 through engine and oracle.
+// TestEngineMatchesOracleEdgeCases runs hand-made edge cases of the rules of
+// docs/DESIGN.md#windows-and-watermarks through engine and oracle.
 func TestEngineMatchesOracleEdgeCases(t *testing.T) {
 	ev := func(src string, ts int64, g string, vals map[string]any) stream.Event {
 		e := oev(src, ts, g)

@@ -32,7 +32,7 @@ type dashMetric struct {
 	labels []string
 }
 
-// dashCatalog is the metric catalog (notes/metrics.md) plus the kprom, Go and process
+// dashCatalog is the metric catalog (catalogMetrics, tools_test.go) plus the kprom, Go and process
 // metrics the dashboards read. prometheus/prometheus is not a dependency, so instead of
 // its parser the tests check PromQL structurally against this list.
 var dashCatalog = map[string]dashMetric{

@@ -335,8 +335,8 @@ func TestAlertRulesCovered(t *testing.T) {
 	}
 }
 
-// catalogMetrics are the metric families Sluice serves (docs: the metric catalog;
-// SPEC section 9). Histograms also serve _bucket, _count and _sum.
+// catalogMetrics are the metric families Sluice serves (docs/DESIGN.md#metrics).
+// Histograms also serve _bucket, _count and _sum.
 var catalogMetrics = map[string]bool{
 	"sluice_http_request_duration_seconds":      true,
 	"sluice_ingest_events_total":                true,

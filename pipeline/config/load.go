@@ -35,7 +35,7 @@ var defaultYAML []byte
 func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
 // Default returns the built-in pipeline: topics page_views, clicks and purchases with their
-// rules, a 24h dedup horizon and the three aggregations of SPEC section 6. Every call
+// rules, a 24h dedup horizon and three aggregations (docs/DESIGN.md#windows-and-watermarks). Every call
 // returns a fresh copy that the caller may change. Dir is empty, so schemas resolve to the
 // built-in .avsc files.
 func Default() *Pipeline {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Retry defaults (SPEC section 7), applied by ApplyDefaults to the zero fields.
+// Retry defaults (docs/DESIGN.md#decorators), applied by ApplyDefaults to the zero fields.
 const (
 	// DefaultMaxAttempts is how many deliveries of a record may fail transiently before
 	// it is dead-lettered.

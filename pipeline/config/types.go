@@ -73,7 +73,7 @@ type Dedup struct {
 	Horizon Duration `yaml:"horizon"`
 }
 
-// Aggregation is one windowed aggregation (SPEC section 6).
+// Aggregation is one windowed aggregation (docs/DESIGN.md#windows-and-watermarks).
 type Aggregation struct {
 	Name     string   `yaml:"name"`
 	From     string   `yaml:"from"`
@@ -100,7 +100,7 @@ type Duration time.Duration
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Topic names derived from a raw topic (SPEC section 5). They live here so every
+// Topic names derived from a raw topic (docs/DESIGN.md#topics). They live here so every
 // package names topics the same way.
 
 // CleanTopic is the topic of validated, deduplicated events of raw topic t.

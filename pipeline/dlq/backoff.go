@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Default backoff parameters, used for the zero fields of a Backoff (SPEC section 7).
+// Default backoff parameters, used for the zero fields of a Backoff (docs/DESIGN.md#decorators).
 const (
 	DefaultBackoffBase   = 100 * time.Millisecond
 	DefaultBackoffFactor = 2.0

@@ -12,7 +12,7 @@ const (
 	BreakerHalfOpen = "half-open"
 )
 
-// Breaker is a circuit breaker for one dependency (SPEC section 7): when the dependency
+// Breaker is a circuit breaker for one dependency (docs/DESIGN.md#decorators): when the dependency
 // keeps failing, the stage pauses its partitions and probes with backoff instead of
 // flooding the retry topics and the DLQ, and resumes by itself.
 //

@@ -1,5 +1,5 @@
 // Package dlq classifies record-processing errors and turns them into dead letters.
-// Retry and dead-letter behaviour are decorators around a Handler (STYLE rule 6).
+// Retry and dead-letter behaviour are decorators around a Handler (docs/DESIGN.md#decorators).
 package dlq
 
 import (

@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Header names added to a dead letter (SPEC section 7).
+// Header names added to a dead letter (docs/DESIGN.md#headers).
 const (
 	HeaderClass             = "sluice-error-class"
 	HeaderError             = "sluice-error"

@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/dlq"
 )
 
-// letterHeaders are the headers every dead letter carries (SPEC section 7).
+// letterHeaders are the headers every dead letter carries (docs/DESIGN.md#headers).
 var letterHeaders = []string{
 	dlq.HeaderClass, dlq.HeaderError, dlq.HeaderStage, dlq.HeaderOriginalTopic,
 	dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderAttempts, dlq.HeaderFirstFailureTS,

@@ -96,7 +96,7 @@ func (b *Breakers) all() []*Breaker {
 	return out
 }
 
-// Guard decorates next with the circuit breakers bs (SPEC section 7). While a breaker is
+// Guard decorates next with the circuit breakers bs (docs/DESIGN.md#decorators). While a breaker is
 // open it refuses records with a WaitError until its probe time, so the stage pauses the
 // partition on the refused record instead of sending it to a retry topic; after that one
 // record probes (half-open). A transient failure counts against its dependency's breaker;

@@ -25,7 +25,8 @@ func (e *AttemptsError) Error() string {
 // Unwrap returns the last error.
 func (e *AttemptsError) Unwrap() error { return e.Err }
 
-// RetryInPlace decorates next with the short in-place retry budget of SPEC section 7.
+// RetryInPlace decorates next with the short in-place retry budget of
+// docs/DESIGN.md#decorators.
 // A transient error (ClassOf == Transient) is retried after b.Delay(n, rnd) following the
 // n-th failed attempt, until maxAttempts attempts in total were made (values below 1 mean
 // 1, no retry) or until the accumulated backoff would exceed maxTotal (0 or less means no

@@ -58,8 +58,9 @@ func (p Policy) Tier(d time.Duration) Tier {
 	return p.Tiers[len(p.Tiers)-1]
 }
 
-// Failures turns a stage's classified errors into dead letters and retries (SPEC section
-// 7). Build one Handler per task: ordered mode keeps the head record's attempts in it.
+// Failures turns a stage's classified errors into dead letters and retries
+// (docs/DESIGN.md#decorators). Build one Handler per task: ordered mode keeps the head
+// record's attempts in it.
 type Failures struct {
 	// Stage names the stage in the sluice-stage header.
 	Stage string

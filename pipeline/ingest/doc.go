@@ -1,4 +1,4 @@
-// Package ingest is the HTTP ingest API of Sluice (SPEC section 4): it accepts events as
+// Package ingest is the HTTP ingest API of Sluice (docs/API.md): it accepts events as
 // JSON, JSON arrays or NDJSON, validates them all-or-nothing against their topic's Avro
 // schema, turns them into Kafka records (see Encoder) and answers 202 only after a
 // Producer reports every record acknowledged. It also serves the topic catalogue, health,

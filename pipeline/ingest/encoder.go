@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
-// Record header names written on every ingested record (SPEC section 3).
+// Record header names written on every ingested record (docs/DESIGN.md#headers).
 const (
 	// HeaderEventID carries the event_id, the deduplication key.
 	HeaderEventID = "sluice-event-id"

@@ -49,7 +49,7 @@ type Repartition struct {
 	proj *schema.Projection // the fields handle reads (set by StageConfig)
 }
 
-// StageName is the repartition stage's name for aggregation name.
+// RepartitionStageName is the repartition stage's name for aggregation agg.
 func RepartitionStageName(agg string) string { return "repartition." + agg }
 
 // StageConfig fills base with the repartition stage.

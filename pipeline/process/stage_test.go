@@ -14,7 +14,7 @@ import (
 )
 
 // NewStage refuses, with a message that says what to change, a transaction timeout the
-// brokers would reject at the first transaction (SPEC section 6, transaction hygiene).
+// brokers would reject at the first transaction (docs/ARCHITECTURE.md, transaction hygiene).
 func TestNewStageTxnTimeout(t *testing.T) {
 	cases := []struct {
 		name     string

@@ -3,7 +3,8 @@
 // A Warehouse is one interface with one SQL implementation (SQLWarehouse) over
 // database/sql; every difference between warehouses (type names, quoting, placeholders,
 // upsert statements) lives in a Dialect. DuckDB (OpenDuckDB) is the embedded default for
-// `sluice dev` and tests; Snowflake, the production target, is a second Dialect (to come).
+// `sluice dev` and tests; Snowflake (OpenSnowflake, through gosnowflake), the production
+// target, is the second Dialect.
 //
 // # Tables
 //
