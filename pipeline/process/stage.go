@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,6 +61,14 @@ type StageConfig struct {
 	TickInterval time.Duration
 	// RetryBackoff is the pause after an aborted transaction. Default 100ms.
 	RetryBackoff time.Duration
+	// EndTimeout bounds ending a transaction (the offset commit, the heartbeat that
+	// secures it and EndTxn). kgo's End can wait for good once the group coordinator
+	// forgets the member mid-transaction (a coordinator's broker killed): its group loop
+	// then waits for AllowRebalance while End waits for a heartbeat. Past the bound the
+	// stage drops its session and builds a new one under the same transactional id,
+	// which fences the old producer and aborts its transaction. Default: the group
+	// session timeout (Kafka.SessionTimeout, else kafka.DefaultSessionTimeout).
+	EndTimeout time.Duration
 	// Logger for lifecycle and errors. Nil: discard.
 	Logger *slog.Logger
 	// State says where tasks keep their state stores (on disk under State.Dir, or in
@@ -99,7 +108,15 @@ type hold struct {
 type Stage struct {
 	cfg  StageConfig
 	sess *kgo.GroupTransactSession
-	adm  *kadm.Client
+	// opts are the session's client options without its callbacks: a rebuilt session
+	// uses them again.
+	opts []kgo.Opt
+	// gen counts sessions (under mu): the callbacks of a replaced session do nothing.
+	gen int
+	// broken is set by a batch whose transaction did not end cleanly: Run replaces the
+	// session before the next poll.
+	broken error
+	adm    *kadm.Client
 	// admCl is adm's client: it leaves the group for the closed session.
 	admCl *kgo.Client
 	log   *slog.Logger
@@ -128,6 +145,9 @@ type Stage struct {
 // errStageClosed is startTask's error once Run has closed every store.
 var errStageClosed = errors.New("stage closed")
 
+// errStaleSession is startTask's error for an assignment of a replaced session.
+var errStaleSession = errors.New("session replaced")
+
 // ErrStageKilled is returned by Run after Kill.
 var ErrStageKilled = errors.New("stage killed")
 
@@ -149,6 +169,12 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.EndTimeout <= 0 {
+		cfg.EndTimeout = cfg.Kafka.SessionTimeout
+		if cfg.EndTimeout <= 0 {
+			cfg.EndTimeout = kafka.DefaultSessionTimeout
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -179,7 +205,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
 	}
 
-	opts := append(append(cfg.Kafka.Opts(), cfg.Kafka.GroupOpts()...),
+	s.opts = append(append(cfg.Kafka.Opts(), cfg.Kafka.GroupOpts()...),
 		kgo.ConsumerGroup(s.group()),
 		kgo.ConsumeTopics(cfg.Inputs...),
 		kgo.TransactionalID("sluice."+cfg.Name+"."+cfg.InstanceID),
@@ -196,35 +222,137 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		// Outputs go to the input's partition number: derived topics have the input's
 		// partition count, so keys stay co-partitioned and changelog N belongs to task N.
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.OnPartitionsAssigned(s.assigned),
-		kgo.OnPartitionsRevoked(s.revoked),
-		kgo.OnPartitionsLost(s.revoked),
 	)
-	opts = append(opts, kafka.ClientMetrics(cfg.ClientMetrics, cfg.Name)...)
-	sess, err := kgo.NewGroupTransactSession(opts...)
+	sess, err := s.newSession(ctx, 0, true)
 	if err != nil {
 		s.adm.Close()
 		return nil, fmt.Errorf("stage %s: %w", cfg.Name, err)
 	}
 	s.sess = sess
-	// Initialise the transactional producer now: InitProducerId fences a crashed
-	// predecessor with the same transactional id and aborts the transaction it left
-	// open. Until then that transaction's pending offsets keep the group's offsets
-	// unstable, so waiting for our first batch to do it would wait out its timeout.
-	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
-		sess.Client().CloseAllowingRebalance()
-		s.adm.Close()
-		return nil, fmt.Errorf("stage %s: init transactional producer: %w", cfg.Name, err)
-	}
 	s.cfg.Metrics.txnClosed(s) // the gauge reads 0 until the first transaction
 	return s, nil
 }
 
-func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int32) {
+// newSession builds the session of generation gen and initialises its transactional
+// producer: InitProducerId fences a crashed predecessor (or the session this one
+// replaces) with the same transactional id and aborts the transaction it left open.
+// Until then that transaction's pending offsets keep the group's offsets unstable, so
+// waiting for the first batch to do it would wait out its timeout. withMetrics
+// registers the client's metrics (at most one live client of the stage may).
+func (s *Stage) newSession(ctx context.Context, gen int, withMetrics bool) (*kgo.GroupTransactSession, error) {
+	opts := append(slices.Clip(s.opts),
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, as map[string][]int32) {
+			s.assigned(ctx, cl, as, gen)
+		}),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, rs map[string][]int32) {
+			s.revoked(ctx, cl, rs, gen)
+		}),
+		kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, rs map[string][]int32) {
+			s.revoked(ctx, cl, rs, gen)
+		}),
+	)
+	if withMetrics {
+		opts = append(opts, kafka.ClientMetrics(s.cfg.ClientMetrics, s.cfg.Name)...)
+	}
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		sess.Client().CloseAllowingRebalance()
+		return nil, fmt.Errorf("init transactional producer: %w", err)
+	}
+	return sess, nil
+}
+
+// sessionCloseWait bounds how long a rebuild waits for the replaced session's client
+// to close (its group loop ends, its metrics unregister) before it builds the new one.
+const sessionCloseWait = 10 * time.Second
+
+// rebuild replaces a session whose transaction could not end (cause) with a new one
+// under the same transactional id. The new producer's InitProducerId fences the old one
+// and aborts whatever transaction it left open, so nothing the old session produced is
+// committed after this, and its offsets never move. Every task is dropped: the new
+// session's assignment restores them from their changelogs (the committed truth) and
+// consumes from the committed offsets. It returns only once a session is up, or with
+// ctx's end.
+func (s *Stage) rebuild(ctx context.Context, cause error) error {
+	s.log.Warn("transaction did not end; replacing the Kafka session (same transactional id: the old producer is fenced)",
+		"err", cause)
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	for id, t := range s.tasks {
+		s.retired[id] = t
+	}
+	clear(s.tasks)
+	clear(s.holds)
+	s.broken = nil
+	s.mu.Unlock()
+
+	old := s.sess
+	closed := make(chan struct{})
+	go func() {
+		// Its group loop, blocked on AllowRebalance, reports the loss (to callbacks of an
+		// old generation, which do nothing) and ends.
+		old.CloseAllowingRebalance()
+		close(closed)
+	}()
+	withMetrics := true
+	t := time.NewTimer(sessionCloseWait)
+	select {
+	case <-closed:
+		t.Stop()
+	case <-t.C:
+		// Its metrics stay registered until it closes: the new client goes without.
+		withMetrics = s.cfg.ClientMetrics == nil
+		s.log.Warn("the replaced Kafka session did not close in time; the new one runs without client metrics",
+			"waited", sessionCloseWait)
+	case <-ctx.Done():
+		s.sess = nil
+		return ctx.Err()
+	}
+	s.closeRetired()
+	for attempt := 1; ; attempt++ {
+		ictx, cancel := context.WithTimeout(ctx, s.cfg.TxnTimeout)
+		sess, err := s.newSession(ictx, gen, withMetrics)
+		cancel()
+		if err == nil {
+			s.sess = sess
+			s.log.Info("Kafka session replaced", "attempts", attempt)
+			return nil
+		}
+		if ctx.Err() != nil {
+			s.sess = nil
+			return ctx.Err()
+		}
+		s.log.Warn("replacing the Kafka session failed; retrying", "attempt", attempt, "err", err)
+		b := time.NewTimer(min(s.cfg.RetryBackoff*time.Duration(1<<min(attempt, 6)), 10*time.Second))
+		select {
+		case <-ctx.Done():
+			b.Stop()
+			s.sess = nil
+			return ctx.Err()
+		case <-b.C:
+		}
+	}
+}
+
+// stale reports whether gen is a replaced session's generation.
+func (s *Stage) stale(gen int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return gen != s.gen
+}
+
+func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int32, gen int) {
+	if s.stale(gen) {
+		return
+	}
 	for topic, ps := range as {
 		for _, p := range ps {
 			id := TaskID{topic, p}
-			if err := s.startTask(ctx, id); errors.Is(err, errStageClosed) {
+			if err := s.startTask(ctx, id, gen); errors.Is(err, errStageClosed) || errors.Is(err, errStaleSession) {
 				// An assignment while Run ends (its client leaving the group): nothing to do.
 				continue
 			} else if err != nil {
@@ -237,7 +365,7 @@ func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int
 	}
 }
 
-func (s *Stage) startTask(ctx context.Context, id TaskID) error {
+func (s *Stage) startTask(ctx context.Context, id TaskID, gen int) error {
 	// A task revoked and assigned again (or rebuilt) closes its stores before the new
 	// one opens the same directories.
 	s.mu.Lock()
@@ -286,6 +414,12 @@ func (s *Stage) startTask(ctx context.Context, id TaskID) error {
 		closeStores(t.Stores(), s.log)
 		return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, errStageClosed)
 	}
+	if s.gen != gen {
+		// The session was replaced while this assignment restored.
+		s.mu.Unlock()
+		closeStores(t.Stores(), s.log)
+		return fmt.Errorf("task %s/%d: %w", id.Topic, id.Partition, errStaleSession)
+	}
 	s.tasks[id] = t
 	s.mu.Unlock()
 	s.log.Info("task started", "topic", id.Topic, "partition", id.Partition, "restored", n, "took", took)
@@ -327,8 +461,13 @@ func (s *Stage) closeAllStores() {
 	}
 }
 
-func (s *Stage) revoked(_ context.Context, cl *kgo.Client, rs map[string][]int32) {
+func (s *Stage) revoked(_ context.Context, cl *kgo.Client, rs map[string][]int32, gen int) {
 	s.mu.Lock()
+	if s.gen != gen {
+		// A replaced session: rebuild already retired its tasks.
+		s.mu.Unlock()
+		return
+	}
 	resume := make(map[string][]int32)
 	for topic, ps := range rs {
 		for _, p := range ps {
@@ -394,6 +533,17 @@ func (s *Stage) Run(ctx context.Context) error {
 	}()
 	lastTick := s.cfg.Now()
 	for {
+		s.mu.Lock()
+		broken := s.broken
+		s.mu.Unlock()
+		if broken != nil {
+			if err := s.rebuild(ctx, broken); err != nil {
+				if s.isKilled() {
+					return ErrStageKilled
+				}
+				return nil // shut down while replacing the session: nothing is open
+			}
+		}
 		s.closeRetired()
 		wake, held := s.resumeDue()
 		pctx, cancel := ctx, context.CancelFunc(func() {})
@@ -457,7 +607,10 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	s.cfg.Metrics.txnOpen(s, start)
 	defer s.cfg.Metrics.txnClosed(s)
 	if err := s.sess.Begin(); err != nil {
-		return fmt.Errorf("stage %s: begin: %w", s.cfg.Name, err)
+		// The producer is in a failed state (fenced, or a transaction it could not end):
+		// only a new session recovers. The polled records are consumed again by it.
+		s.markBroken(fmt.Errorf("begin: %w", err))
+		return nil
 	}
 	var (
 		mu      sync.Mutex
@@ -535,7 +688,10 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		}
 	}
 	// Flush before ending: without it every transaction waits out the producer linger.
-	flushErr := s.sess.Client().Flush(ctx)
+	// Past the transaction timeout the brokers abort it anyway: stop waiting then.
+	fctx, cancelFlush := context.WithTimeout(ctx, s.cfg.TxnTimeout)
+	flushErr := s.sess.Client().Flush(fctx)
+	cancelFlush()
 	if handleErr == nil && flushErr == nil {
 		// Held partitions commit the offset of the record they wait on, not of the
 		// records polled after it.
@@ -545,7 +701,21 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	perr := prodErr
 	mu.Unlock()
 	ok := handleErr == nil && flushErr == nil && perr == nil
-	committed, endErr := s.sess.End(ctx, kgo.TransactionEndTry(ok))
+	// End is bounded (EndTimeout): unbounded, it can wait for a heartbeat that the
+	// group loop, itself waiting for AllowRebalance, never sends. Any error leaves the
+	// producer in a state kgo does not promise to recover from: the session is replaced
+	// before the next poll (rebuild), which fences this producer, so the transaction is
+	// not committed later behind our back, and its offsets stay where they were.
+	ectx, cancelEnd := context.WithTimeout(ctx, s.cfg.EndTimeout)
+	committed, endErr := s.sess.End(ectx, kgo.TransactionEndTry(ok))
+	timedOut := ectx.Err() != nil && ctx.Err() == nil
+	cancelEnd()
+	if endErr != nil && !committed {
+		if timedOut {
+			endErr = fmt.Errorf("transaction did not end within %s: %w", s.cfg.EndTimeout, endErr)
+		}
+		s.markBroken(endErr)
+	}
 	if committed && s.cfg.AfterCommit != nil {
 		if err := s.cfg.AfterCommit(); err != nil {
 			s.Kill()
@@ -595,6 +765,10 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	}
 	if err := storeErrors(touched); err != nil {
 		return fmt.Errorf("stage %s: %w", s.cfg.Name, err)
+	}
+	if s.isBroken() {
+		// The new session restores every task from its changelog.
+		return nil
 	}
 	// Tasks may keep state outside their stores' pending layers (windows mutate in
 	// place): rebuild every touched task from its changelog, the committed truth.
@@ -701,6 +875,7 @@ func (s *Stage) tick(ctx context.Context, touched map[TaskID]Task, emit func(*kg
 // rebuildTask replaces a task with a fresh one restored from its changelogs.
 func (s *Stage) rebuildTask(ctx context.Context, id TaskID) error {
 	s.mu.Lock()
+	gen := s.gen
 	old, owned := s.tasks[id]
 	if owned {
 		// startTask closes its stores before the new task opens them.
@@ -711,7 +886,20 @@ func (s *Stage) rebuildTask(ctx context.Context, id TaskID) error {
 	if !owned {
 		return nil // revoked meanwhile
 	}
-	return s.startTask(ctx, id)
+	return s.startTask(ctx, id, gen)
+}
+
+// markBroken makes Run replace the session before its next poll.
+func (s *Stage) markBroken(err error) {
+	s.mu.Lock()
+	s.broken = errors.Join(s.broken, err)
+	s.mu.Unlock()
+}
+
+func (s *Stage) isBroken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken != nil
 }
 
 // storeErrors joins the disk errors of the stores of tasks.
@@ -773,6 +961,11 @@ func (s *Stage) isKilled() bool {
 
 func (s *Stage) close() {
 	s.closeOnce.Do(func() {
+		if s.sess == nil {
+			// Run ended while it replaced the session: the old one is closed already.
+			s.adm.Close()
+			return
+		}
 		member, _ := s.sess.Client().GroupMetadata()
 		s.sess.CloseAllowingRebalance()
 		if !s.isKilled() {
