@@ -80,9 +80,13 @@ func loadCompose(t *testing.T, env map[string]string, profiles ...string) *types
 // isSluice reports whether s runs the image built from this repository's Dockerfile.
 func isSluice(s types.ServiceConfig) bool { return s.Build != nil }
 
-// oneShot reports whether s is a Sluice service that runs to completion.
+// oneShot reports whether s runs to completion: a Sluice service running a one-shot
+// subcommand, or another image's service that never restarts (restart: "no").
 func oneShot(s types.ServiceConfig) bool {
-	return isSluice(s) && len(s.Command) > 0 && !sluiceCommands()[s.Command[0]]
+	if !isSluice(s) {
+		return s.Restart == types.RestartPolicyNo
+	}
+	return len(s.Command) > 0 && !sluiceCommands()[s.Command[0]]
 }
 
 // env returns the value of the environment variable name of s ("" when unset).
@@ -150,7 +154,7 @@ func inRepo(t *testing.T, root, what, p string) {
 }
 
 func TestComposeLoads(t *testing.T) {
-	want := []string{"alertmanager", "generator", "grafana", "ingest", "kafka", "process", "prometheus", "schema-registry", "sink", "topics"}
+	want := []string{"alertmanager", "generator", "grafana", "ingest", "jmx-exporter", "kafka", "process", "prometheus", "schema-registry", "sink", "topics"}
 	tests := []struct {
 		name     string
 		profiles []string
