@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/harness"
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/reprocess"
+)
+
+// latestResults reads agg.<name> and keeps the last result of every window, with the
+// number of records each window has in the topic.
+func latestResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) (map[string]harness.Record, map[string]int) {
+	t.Helper()
+	last, n := map[string]harness.Record{}, map[string]int{}
+	for _, r := range p.ReadAll(config.AggTopic(a.Name)) {
+		if r.DecodeErr != nil {
+			t.Fatalf("%s: %v", a.Name, r.DecodeErr)
+		}
+		last[r.Key] = r
+		n[r.Key]++
+	}
+	return last, n
+}
+
+func asResults(rs map[string]harness.Record) map[string]aggResult {
+	out := map[string]aggResult{}
+	for k, r := range rs {
+		out[k] = aggResult{key: k, count: r.Value["count"].(int64), measures: r.Value}
+	}
+	return out
+}
+
+func inRange(key string, from, to time.Time) bool {
+	st, ok := process.WindowStartOfKey([]byte(key))
+	return ok && st >= from.UnixMilli() && st < to.UnixMilli()
+}
+
+// TestReprocessRewritesWindowsInRange: a live aggregation runs over ten minutes of
+// purchases (plus late events, which it dead-letters); then a faulty deployment writes
+// wrong results (sum doubled) for every window. `reprocess` over [2m, 5m) must, in that
+// range, give every window the oracle's values (late events still left out) with the
+// sluice-reprocess-id header, leave every window outside it as it was, and run again
+// with nothing to change (idempotent). --dry-run writes nothing. The refusals each name
+// what is wrong.
+func TestReprocessRewritesWindowsInRange(t *testing.T) {
+	p := harness.Start(t)
+	a, _ := p.Deps.Pipeline.Aggregation("revenue_by_country_1m")
+	evs := windowEvents(t, gen.Purchases, 21, 3000, windowBase, 200*time.Millisecond, time.Second) // 10 minutes
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+	late := windowEvents(t, gen.Purchases, 22, 20, windowBase.Add(2*time.Minute), 5*time.Second, 0)
+	p.ProduceEvents(gen.Purchases, late)
+	p.WaitAllCaughtUp(time.Minute)
+	if lr := p.ReadAll(config.LateTopic(gen.Purchases)); len(lr) != len(late) {
+		t.Fatalf("%d late records, want %d", len(lr), len(late))
+	}
+	spec, _, _ := process.Spec(*a, 3)
+	want := harness.Oracle(spec, oracleEvents(t, *a, produced))
+	live, _ := latestResults(t, p, *a)
+	compareWithOracle(t, *a, asResults(live), want)
+
+	// The faulty deployment: every window's sum doubled, same keys and partitions.
+	codec := p.Deps.AggCodecs[a.Name]
+	var wrong []*kgo.Record
+	for _, r := range live {
+		v := make(map[string]any, len(r.Value))
+		for k, x := range r.Value {
+			v[k] = x
+		}
+		v["sum_amount"] = r.Value["sum_amount"].(float64) * 2
+		b, err := codec.AppendEncode(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong = append(wrong, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: []byte(r.Key), Value: b, Timestamp: r.Raw.Timestamp})
+	}
+	p.Produce(wrong...)
+	before, _ := latestResults(t, p, *a)
+
+	from, to := windowBase.Add(2*time.Minute), windowBase.Add(5*time.Minute)
+	opts := func(dry bool) reprocess.Options {
+		return reprocess.Options{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka, Decoder: p.Schemas, Codec: codec,
+			Aggregation: a.Name, From: from, To: to, DryRun: dry, Show: 3, RunID: fmt.Sprintf("test-%v", dry)}
+	}
+	inWant := 0
+	for _, w := range want.Finals {
+		if w.Start >= from.UnixMilli() && w.Start < to.UnixMilli() {
+			inWant++
+		}
+	}
+	if inWant == 0 {
+		t.Fatal("no oracle window in the range: the test proves nothing")
+	}
+
+	// --dry-run: the diff, nothing written.
+	n0 := len(p.ReadAll(config.AggTopic(a.Name)))
+	var progress bytes.Buffer
+	o := opts(true)
+	o.Progress = &progress
+	s, err := reprocess.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Windows != inWant || s.Changed != inWant || s.New != 0 || len(s.Changes) != 3 || s.LateExcluded == 0 {
+		t.Errorf("dry run: %+v; want %d windows, all changed, none new, 3 shown, late excluded", s, inWant)
+	}
+	for _, c := range s.Changes {
+		if b, a := c.Before["sum_amount"].(float64), c.After["sum_amount"].(float64); b != 2*a {
+			t.Errorf("dry run change %s: before %v after %v, want before = 2 x after", c.Key, b, a)
+		}
+	}
+	if !strings.Contains(progress.String(), "reprocess: read ") {
+		t.Errorf("no progress printed: %q", progress.String())
+	}
+	if n := len(p.ReadAll(config.AggTopic(a.Name))); n != n0 {
+		t.Fatalf("dry run wrote %d records to agg", n-n0)
+	}
+
+	// The run: in range the oracle's values, outside the faulty ones, exactly once each.
+	s, err = reprocess.Run(t.Context(), opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reprocess: %+v", *s)
+	if s.Windows != inWant || s.Changed != inWant {
+		t.Errorf("run: %d windows, %d changed; want %d and %d", s.Windows, s.Changed, inWant, inWant)
+	}
+	after, _ := latestResults(t, p, *a)
+	gotIn := map[string]aggResult{}
+	for k, r := range after {
+		if inRange(k, from, to) {
+			gotIn[k] = asResults(map[string]harness.Record{k: r})[k]
+			if r.Headers[process.HeaderReprocessID] != "test-false" {
+				t.Errorf("window %s: %s = %q", k, process.HeaderReprocessID, r.Headers[process.HeaderReprocessID])
+			}
+			continue
+		}
+		if b := before[k]; b.Value["sum_amount"] != r.Value["sum_amount"] || r.Headers[process.HeaderReprocessID] != "" {
+			t.Errorf("window %s outside the range changed: %v -> %v", k, b.Value["sum_amount"], r.Value["sum_amount"])
+		}
+	}
+	wantIn := want
+	wantIn.Finals = nil
+	for _, w := range want.Finals {
+		if w.Start >= from.UnixMilli() && w.Start < to.UnixMilli() {
+			wantIn.Finals = append(wantIn.Finals, w)
+		}
+	}
+	wantIn.Late = nil
+	compareWithOracle(t, *a, gotIn, wantIn)
+
+	// Again: the same values, nothing changed.
+	s, err = reprocess.Run(t.Context(), opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Windows != inWant || s.Changed != 0 {
+		t.Errorf("second run: %d windows, %d changed; want %d and 0", s.Windows, s.Changed, inWant)
+	}
+
+	// Refusals.
+	refuse := func(o reprocess.Options, want ...string) {
+		t.Helper()
+		_, err := reprocess.Run(t.Context(), o)
+		if err == nil {
+			t.Fatalf("%s: no error", want[0])
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q lacks %q", err, w)
+			}
+		}
+	}
+	o = opts(true)
+	o.Aggregation = "nope"
+	refuse(o, `unknown aggregation "nope"`, "revenue_by_country_1m")
+	o = opts(true)
+	o.From, o.To = to, from
+	refuse(o, "must be before --to")
+	o = opts(true)
+	o.To = windowBase.Add(30 * time.Minute)
+	refuse(o, "the live job has not closed yet", "its watermark is 2026-11-01T10:09:")
+
+	// Retention: records of purchases.clean partition 0 before its 1000th are deleted.
+	adm := p.Admin()
+	clean := config.CleanTopic(gen.Purchases)
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: clean, Partition: 0, At: 500})
+	if _, err := adm.DeleteRecords(t.Context(), offs); err != nil {
+		t.Fatal(err)
+	}
+	o = opts(true)
+	o.From = windowBase
+	refuse(o, "no longer retained", clean, "partition 0 from 2026-11-01T10:")
+}

@@ -1,0 +1,504 @@
+// Package reprocess recomputes the windows of one aggregation over a time range from its
+// retained <from>.clean topic, beside the live processor, and rewrites them in
+// agg.<name> (`sluice reprocess`; runbook: docs/OPERATIONS.md#fix-a-wrong-aggregation).
+package reprocess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/stream"
+)
+
+// Options describe one reprocess run.
+type Options struct {
+	// Pipeline is the current pipeline file: a fixed aggregation gives fixed results.
+	Pipeline *config.Pipeline
+	Kafka    kafka.Config
+	// Decoder decodes <from>.clean records and agg.<name> results; Codec encodes the
+	// results (service.Setup registers both).
+	Decoder *schema.Registry
+	Codec   *schema.Codec
+	// Aggregation is the name of the aggregation; windows that start in [From, To) are
+	// recomputed.
+	Aggregation string
+	From, To    time.Time
+	// DryRun computes the results and the diff against agg.<name> and writes nothing.
+	DryRun bool
+	// Show is how many changed windows the summary lists with their values (default 10).
+	Show int
+	// RunID goes in every result's sluice-reprocess-id header (default: reprocess-<now>).
+	RunID string
+	// Progress, if set, receives a progress line about once a second.
+	Progress io.Writer
+	Now      func() time.Time
+	// BatchRecords bounds the results of one output transaction (default 5000).
+	BatchRecords int
+}
+
+// Change is one window whose result differs from what agg.<name> held.
+type Change struct {
+	Key    string         `json:"key"`
+	Before map[string]any `json:"before,omitempty"`
+	After  map[string]any `json:"after"`
+}
+
+// Summary is what a run did.
+type Summary struct {
+	Aggregation string    `json:"aggregation"`
+	RunID       string    `json:"run_id"`
+	DryRun      bool      `json:"dry_run"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	// ReadFrom is the event time the input was read from: From minus the window size
+	// (or session gap) and grace.
+	ReadFrom time.Time `json:"read_from"`
+	// LiveWatermark is the live aggregate stage's watermark (its closed windows end
+	// before it).
+	LiveWatermark time.Time `json:"live_watermark"`
+	Records       int       `json:"records_read"`
+	LateExcluded  int       `json:"late_excluded"`
+	Undecodable   int       `json:"undecodable"`
+	// Windows are the windows in range recomputed (written unless DryRun); Changed those
+	// whose values differ from agg.<name>'s, New those agg.<name> did not hold.
+	Windows int      `json:"windows"`
+	Changed int      `json:"changed"`
+	New     int      `json:"new"`
+	Changes []Change `json:"changes,omitempty"`
+	Seconds float64  `json:"seconds"`
+	// RecordsPerS is the read rate of the input.
+	RecordsPerS float64 `json:"records_per_s"`
+}
+
+// Run recomputes the windows and, unless o.DryRun, writes them to agg.<name> in
+// transactions of its own (transactional id sluice.reprocess.<name>, so a run killed
+// mid-way is fenced by the next; running again writes the same values).
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Show == 0 {
+		o.Show = 10
+	}
+	if o.BatchRecords <= 0 {
+		o.BatchRecords = 5000
+	}
+	began := o.Now()
+	if o.RunID == "" {
+		o.RunID = "reprocess-" + began.UTC().Format("20060102T150405.000Z")
+	}
+	a, ok := o.Pipeline.Aggregation(o.Aggregation)
+	if !ok {
+		var names []string
+		for _, x := range o.Pipeline.Aggregations {
+			names = append(names, x.Name)
+		}
+		return nil, fmt.Errorf("reprocess: unknown aggregation %q (the pipeline has: %s)", o.Aggregation, strings.Join(names, ", "))
+	}
+	if !o.From.Before(o.To) {
+		return nil, fmt.Errorf("reprocess: --from %s must be before --to %s", o.From.UTC().Format(time.RFC3339), o.To.UTC().Format(time.RFC3339))
+	}
+	t, ok := o.Pipeline.Topic(a.From)
+	if !ok {
+		return nil, fmt.Errorf("reprocess: aggregation %s reads unknown topic %s", a.Name, a.From)
+	}
+	if o.Codec == nil || o.Decoder == nil {
+		return nil, errors.New("reprocess: no codec or decoder for the aggregation")
+	}
+	rc, err := process.NewRecompute(*a, t.Partitions, o.Decoder, o.Codec, o.Now, o.From, o.To, o.RunID)
+	if err != nil {
+		return nil, err
+	}
+	spec := rc.Spec()
+	s := &Summary{Aggregation: a.Name, RunID: o.RunID, DryRun: o.DryRun, From: o.From.UTC(), To: o.To.UTC()}
+	lead := spec.Size
+	if spec.Type == stream.Session {
+		lead = spec.Gap
+	}
+	readFrom := o.From.UnixMilli() - lead - spec.Grace
+	s.ReadFrom = time.UnixMilli(readFrom).UTC()
+
+	cl, err := kgo.NewClient(o.Kafka.Opts()...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	clean := config.CleanTopic(a.From)
+
+	// The live job must have closed every window of the range.
+	wm, err := liveWatermark(ctx, o.Kafka, a.Name, t.Partitions, spec.Sources)
+	if err != nil {
+		return nil, err
+	}
+	s.LiveWatermark = time.UnixMilli(max(wm, 0)).UTC()
+	if need := lastClose(spec, o.To.UnixMilli()); wm == stream.NoWatermark || wm < need {
+		live := "none yet (no window has closed)"
+		if wm != stream.NoWatermark {
+			live = time.UnixMilli(wm).UTC().Format(time.RFC3339Nano)
+		}
+		return nil, fmt.Errorf("reprocess: the range overlaps windows the live job has not closed yet: its watermark is %s, and the last window before --to closes at %s; reprocess only closed windows (an earlier --to)",
+			live, time.UnixMilli(need).UTC().Format(time.RFC3339Nano))
+	}
+
+	// The input must still be retained from readFrom on.
+	if err := checkRetained(ctx, adm, o.Kafka, clean, readFrom); err != nil {
+		return nil, err
+	}
+	starts, err := adm.ListOffsetsAfterMilli(ctx, readFrom, clean)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reprocess: offsets of %s at %s: %w", clean, s.ReadFrom.Format(time.RFC3339), err)
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, clean)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reprocess: end offsets of %s: %w", clean, err)
+	}
+	from := map[int32]int64{}
+	var total int64
+	starts.Each(func(lo kadm.ListedOffset) {
+		end, _ := ends.Lookup(clean, lo.Partition)
+		if lo.Offset >= 0 && lo.Offset < end.Offset {
+			from[lo.Partition] = lo.Offset
+			total += end.Offset - lo.Offset
+		}
+	})
+
+	// Events the live job dead-lettered as late for this aggregation stay out.
+	if err := kafka.ReadCommittedFromOffsets(ctx, o.Kafka, config.LateTopic(a.From), mustOffsets(ctx, adm, config.LateTopic(a.From), readFrom), func(r *kgo.Record) error {
+		if hdr(r, process.HeaderAggregation) == a.Name {
+			if id := hdr(r, "sluice-event-id"); id != "" {
+				rc.Exclude(id)
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reprocess: read %s: %w", config.LateTopic(a.From), err)
+	}
+
+	p := progress{w: o.Progress, now: o.Now, start: o.Now(), total: total}
+	err = kafka.ReadCommittedFromOffsets(ctx, o.Kafka, clean, from, func(r *kgo.Record) error {
+		if err := rc.Add(ctx, r); err != nil {
+			// The live repartition stage dead-letters what it cannot decode; so does
+			// this run leave it out, and count it.
+			s.Undecodable++
+		}
+		p.tick(rc.Read)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reprocess: read %s: %w", clean, err)
+	}
+	p.done(rc.Read)
+	s.Records = rc.Read
+	s.LateExcluded = rc.Excluded
+	out, err := rc.Finish()
+	if err != nil {
+		return nil, err
+	}
+	s.Windows = len(out)
+
+	// The diff against what agg.<name> holds now (latest result per window).
+	before, err := currentResults(ctx, o, a.Name, o.From.UnixMilli(), o.To.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		after, _, err := o.Decoder.Decode(ctx, r.Value)
+		if err != nil {
+			return nil, fmt.Errorf("reprocess: decode a recomputed result: %w", err)
+		}
+		b, had := before[string(r.Key)]
+		switch {
+		case !had:
+			s.New++
+			s.Changed++
+		case !sameResult(b, after):
+			s.Changed++
+		default:
+			continue
+		}
+		if len(s.Changes) < o.Show {
+			s.Changes = append(s.Changes, Change{Key: string(r.Key), Before: b, After: after})
+		}
+	}
+	if !o.DryRun {
+		if err := write(ctx, o, a.Name, out); err != nil {
+			return nil, err
+		}
+	}
+	s.Seconds = o.Now().Sub(began).Seconds()
+	if s.Seconds > 0 {
+		s.RecordsPerS = math.Round(float64(s.Records) / s.Seconds)
+	}
+	return s, nil
+}
+
+// lastClose is when the last window that starts before to closes (end + grace): for
+// sessions, a session that starts just before to closes gap + grace after its last
+// event, which is not known, so to + gap + grace is taken.
+func lastClose(spec stream.Spec, to int64) int64 {
+	if spec.Type == stream.Session {
+		return to + spec.Gap + spec.Grace
+	}
+	adv := spec.Advance
+	if adv <= 0 {
+		adv = spec.Size
+	}
+	last := (to - 1) / adv * adv
+	if to-1 < 0 && (to-1)%adv != 0 {
+		last -= adv
+	}
+	return last + spec.Size + spec.Grace
+}
+
+// liveWatermark is the live aggregate stage's watermark, from its marks changelog: per
+// task (partition) the minimum over every source of that source's watermark, and the
+// minimum over the tasks. stream.NoWatermark when a task has not heard from every source.
+func liveWatermark(ctx context.Context, kc kafka.Config, agg string, partitions int32, sources []string) (int64, error) {
+	topic := config.AggChangelogTopic(agg, "marks")
+	marks := map[int32]map[string]int64{}
+	err := kafka.ReadCommitted(ctx, kc, topic, nil, func(r *kgo.Record) error {
+		m := marks[r.Partition]
+		if m == nil {
+			m = map[string]int64{}
+			marks[r.Partition] = m
+		}
+		if r.Value == nil {
+			delete(m, string(r.Key))
+			return nil
+		}
+		v, err := stream.Int64Codec{}.Decode(r.Value)
+		if err != nil {
+			return fmt.Errorf("%s/%d@%d: %w", topic, r.Partition, r.Offset, err)
+		}
+		m[string(r.Key)] = max(m[string(r.Key)], v)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reprocess: the live watermark (%s): %w", topic, err)
+	}
+	wm := int64(math.MaxInt64)
+	for p := range partitions {
+		for _, src := range sources {
+			v, ok := marks[p][src]
+			if !ok {
+				return stream.NoWatermark, nil
+			}
+			wm = min(wm, v)
+		}
+	}
+	return wm, nil
+}
+
+// checkRetained fails when a partition of topic no longer holds records from readFrom
+// on: its log start moved past 0 and its first retained record is later than readFrom.
+func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, readFrom int64) error {
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("reprocess: start offsets of %s: %w", topic, err)
+	}
+	var bad []string
+	earliest := int64(math.MinInt64)
+	var failed error
+	starts.Each(func(lo kadm.ListedOffset) {
+		if lo.Offset <= 0 || failed != nil {
+			return
+		}
+		ts, ok, err := firstTimestamp(ctx, kc, topic, lo.Partition, lo.Offset)
+		if err != nil {
+			failed = err
+			return
+		}
+		if ok && ts > readFrom {
+			bad = append(bad, fmt.Sprintf("partition %d from %s", lo.Partition, time.UnixMilli(ts).UTC().Format(time.RFC3339)))
+			earliest = max(earliest, ts)
+		}
+	})
+	if failed != nil {
+		return failed
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return fmt.Errorf("reprocess: the input is no longer retained: %s holds records only from %s on (%s); the range needs them from %s (--from minus the window and grace); choose --from after %s",
+			topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339), strings.Join(bad, ", "),
+			time.UnixMilli(readFrom).UTC().Format(time.RFC3339), time.UnixMilli(earliest).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// firstTimestamp is the timestamp of the first committed record of topic/partition at or
+// after offset; ok is false when there is none.
+func firstTimestamp(ctx context.Context, kc kafka.Config, topic string, partition int32, offset int64) (int64, bool, error) {
+	var ts int64
+	found := false
+	errFound := errors.New("found")
+	err := kafka.ReadCommittedFromOffsets(ctx, kc, topic, map[int32]int64{partition: offset}, func(r *kgo.Record) error {
+		ts, found = r.Timestamp.UnixMilli(), true
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return 0, false, fmt.Errorf("reprocess: first record of %s/%d: %w", topic, partition, err)
+	}
+	return ts, found, nil
+}
+
+// mustOffsets are the offsets of topic's partitions at or after ms (none on error or
+// when a partition has nothing from ms on).
+func mustOffsets(ctx context.Context, adm *kadm.Client, topic string, ms int64) map[int32]int64 {
+	offs, err := adm.ListOffsetsAfterMilli(ctx, ms, topic)
+	out := map[int32]int64{}
+	if err != nil {
+		return out
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return out
+	}
+	offs.Each(func(lo kadm.ListedOffset) {
+		if e, ok := ends.Lookup(topic, lo.Partition); ok && lo.Offset >= 0 && lo.Offset < e.Offset && lo.Err == nil {
+			out[lo.Partition] = lo.Offset
+		}
+	})
+	return out
+}
+
+// currentResults reads agg.<name> and returns the latest result of every window that
+// starts in [from, to), by key.
+func currentResults(ctx context.Context, o Options, agg string, from, to int64) (map[string]map[string]any, error) {
+	out := map[string]map[string]any{}
+	err := kafka.ReadCommitted(ctx, o.Kafka, config.AggTopic(agg), nil, func(r *kgo.Record) error {
+		st, ok := process.WindowStartOfKey(r.Key)
+		if !ok || st < from || st >= to {
+			return nil
+		}
+		if r.Value == nil {
+			delete(out, string(r.Key))
+			return nil
+		}
+		v, _, err := o.Decoder.Decode(ctx, r.Value)
+		if err != nil {
+			return nil // an undecodable old result counts as absent: it is rewritten
+		}
+		out[string(r.Key)] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reprocess: read %s: %w", config.AggTopic(agg), err)
+	}
+	return out, nil
+}
+
+// sameResult compares two results on everything but when they were emitted.
+func sameResult(a, b map[string]any) bool {
+	strip := func(m map[string]any) map[string]any {
+		c := maps.Clone(m)
+		delete(c, "emitted_at")
+		return c
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
+}
+
+// write produces out to agg.<name> in transactions of at most o.BatchRecords records.
+func write(ctx context.Context, o Options, agg string, out []*kgo.Record) error {
+	cl, err := kgo.NewClient(append(o.Kafka.Opts(),
+		kgo.TransactionalID(kafka.TransactionalID("reprocess", agg)),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for len(out) > 0 {
+		n := min(len(out), o.BatchRecords)
+		batch := out[:n]
+		out = out[n:]
+		if err := cl.BeginTransaction(); err != nil {
+			return fmt.Errorf("reprocess: begin transaction: %w", err)
+		}
+		var perr error
+		for _, r := range batch {
+			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				if err != nil && perr == nil {
+					perr = err
+				}
+			})
+		}
+		ferr := cl.Flush(ctx)
+		commit := kgo.TryCommit
+		if ferr != nil || perr != nil {
+			commit = kgo.TryAbort
+		}
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			return fmt.Errorf("reprocess: end transaction: %w", err)
+		}
+		if ferr != nil || perr != nil {
+			return fmt.Errorf("reprocess: write %s: %w", config.AggTopic(agg), errors.Join(ferr, perr))
+		}
+	}
+	return nil
+}
+
+func hdr(r *kgo.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// progress prints "records read / total, ETA" about once a second.
+type progress struct {
+	w     io.Writer
+	now   func() time.Time
+	start time.Time
+	last  time.Time
+	total int64
+}
+
+func (p *progress) tick(n int) {
+	if p.w == nil {
+		return
+	}
+	now := p.now()
+	if now.Sub(p.last) < time.Second {
+		return
+	}
+	p.last = now
+	el := now.Sub(p.start)
+	eta := "?"
+	if n > 0 && p.total > int64(n) {
+		eta = (time.Duration(float64(el) / float64(n) * float64(p.total-int64(n)))).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "reprocess: read %d / %d records (%.0f%%), ETA %s\n", n, p.total, 100*float64(n)/float64(max(p.total, 1)), eta)
+}
+
+func (p *progress) done(n int) {
+	if p.w != nil {
+		fmt.Fprintf(p.w, "reprocess: read %d records in %s\n", n, p.now().Sub(p.start).Round(time.Millisecond))
+	}
+}
