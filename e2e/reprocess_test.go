@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +205,78 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	o = opts(true)
 	o.From = windowBase
 	refuse(o, "no longer retained", clean, "partition 0 from 2026-11-01T10:")
+}
+
+// TestResetStageRebuildsState: `reset` refuses a stage whose group has a live member;
+// after the processor stops, --dry-run lists what it would delete and deletes nothing;
+// the reset deletes the aggregate stage's offsets, changelogs and local state; a restart
+// then rebuilds the windows from the repartition topic and every result equals the
+// oracle.
+func TestResetStageRebuildsState(t *testing.T) {
+	p := harness.Start(t, harness.WithoutProcessor())
+	pr := p.StartProcessor()
+	a, _ := p.Deps.Pipeline.Aggregation("revenue_by_country_1m")
+	evs := windowEvents(t, gen.Purchases, 31, 2000, windowBase, 200*time.Millisecond, time.Second)
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+	spec, _, _ := process.Spec(*a, 3)
+	want := harness.Oracle(spec, oracleEvents(t, *a, produced))
+
+	stage := process.AggregateStageName(a.Name)
+	opts := reprocess.ResetOptions{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka, Stage: stage,
+		StateDirs: []string{p.StateDir(pr.InstanceID)}}
+	if _, err := reprocess.Reset(t.Context(), opts); err == nil || !strings.Contains(err.Error(), "live member") {
+		t.Fatalf("reset of a running stage: %v, want a refusal naming its live member", err)
+	}
+	o := opts
+	o.Stage = "agg.nope"
+	if _, err := reprocess.Reset(t.Context(), o); err == nil || !strings.Contains(err.Error(), `unknown stage "agg.nope"`) || !strings.Contains(err.Error(), stage) {
+		t.Errorf("unknown stage: %v", err)
+	}
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(p.StateDir(pr.InstanceID), stage)
+	o = opts
+	o.DryRun = true
+	plan, err := reprocess.Reset(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLogs := []string{config.AggChangelogTopic(a.Name, "marks"), config.AggChangelogTopic(a.Name, "windows")}
+	if !slices.Equal(plan.Changelogs, wantLogs) || !slices.Equal(plan.StateDirs, []string{stateDir}) || len(plan.Offsets) != 3 {
+		t.Errorf("dry run plan %+v; want changelogs %v, state %s, 3 offsets", plan, wantLogs, stateDir)
+	}
+	if _, err := os.Stat(stateDir); err != nil {
+		t.Fatalf("dry run removed the state: %v", err)
+	}
+	if len(p.ReadAll(wantLogs[1])) == 0 {
+		t.Fatal("dry run emptied the changelog (or it was empty: the test proves nothing)")
+	}
+
+	if _, err := reprocess.Reset(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Errorf("state %s still there: %v", stateDir, err)
+	}
+	if n := len(p.ReadAll(wantLogs[1])); n != 0 {
+		t.Errorf("changelog %s has %d records after the reset", wantLogs[1], n)
+	}
+	resultsBefore := len(p.ReadAll(config.AggTopic(a.Name)))
+
+	p.StartProcessorID(pr.InstanceID)
+	p.WaitAllCaughtUp(time.Minute)
+	last, n := latestResults(t, p, *a)
+	compareWithOracle(t, *a, asResults(last), want)
+	// Every closed window was emitted again (from the start of the repartition topic).
+	if got := len(p.ReadAll(config.AggTopic(a.Name))); got != 2*resultsBefore {
+		t.Errorf("agg has %d results after the rebuild, want %d (each window twice)", got, 2*resultsBefore)
+	}
+	for k, c := range n {
+		if c != 2 {
+			t.Errorf("window %s: %d results, want 2", k, c)
+			break
+		}
+	}
 }
