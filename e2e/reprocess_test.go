@@ -72,6 +72,14 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	live, _ := latestResults(t, p, *a)
 	compareWithOracle(t, *a, asResults(live), want)
 
+	// Reprocessing what the live job got right changes nothing (its sums added the same
+	// events in another order: equal within rounding).
+	from, to := windowBase.Add(2*time.Minute), windowBase.Add(5*time.Minute)
+	if s, err := reprocess.Run(t.Context(), reprocess.Options{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka,
+		Decoder: p.Schemas, Codec: p.Deps.AggCodecs[a.Name], Aggregation: a.Name, From: from, To: to, DryRun: true}); err != nil || s.Changed != 0 || s.Windows == 0 {
+		t.Fatalf("dry run over the live results: %+v, %v; want windows and none changed", s, err)
+	}
+
 	// The faulty deployment: every window's sum doubled, same keys and partitions.
 	codec := p.Deps.AggCodecs[a.Name]
 	var wrong []*kgo.Record
@@ -90,7 +98,6 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	p.Produce(wrong...)
 	before, _ := latestResults(t, p, *a)
 
-	from, to := windowBase.Add(2*time.Minute), windowBase.Add(5*time.Minute)
 	opts := func(dry bool) reprocess.Options {
 		return reprocess.Options{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka, Decoder: p.Schemas, Codec: codec,
 			Aggregation: a.Name, From: from, To: to, DryRun: dry, Show: 3, RunID: fmt.Sprintf("test-%v", dry)}
@@ -278,5 +285,36 @@ func TestResetStageRebuildsState(t *testing.T) {
 			t.Errorf("window %s: %d results, want 2", k, c)
 			break
 		}
+	}
+}
+
+// TestMeasureReprocessRate prints how fast `reprocess` reads and recomputes: N purchases
+// over an hour go through the live pipeline, then the whole hour but its last minutes is
+// reprocessed (dry run and a real run). SLUICE_MEASURE=1 runs it; SLUICE_MEASURE_EVENTS
+// sets N (default 200,000). docs/BENCHMARKS.md#reprocess has the figures.
+func TestMeasureReprocessRate(t *testing.T) {
+	if os.Getenv("SLUICE_MEASURE") == "" {
+		t.Skip("a measurement: SLUICE_MEASURE=1")
+	}
+	n := 200_000
+	if v := os.Getenv("SLUICE_MEASURE_EVENTS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	p := harness.Start(t)
+	a, _ := p.Deps.Pipeline.Aggregation("revenue_by_country_1m")
+	evs := windowEvents(t, gen.Purchases, 41, n, windowBase, time.Hour/time.Duration(n), time.Second)
+	began := time.Now()
+	p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(10 * time.Minute)
+	t.Logf("live pipeline: %d events in %s", n, time.Since(began).Round(time.Millisecond))
+	for _, dry := range []bool{true, false} {
+		s, err := reprocess.Run(t.Context(), reprocess.Options{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka,
+			Decoder: p.Schemas, Codec: p.Deps.AggCodecs[a.Name], Aggregation: a.Name,
+			From: windowBase, To: windowBase.Add(55 * time.Minute), DryRun: dry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("reprocess (dry run %v): %d records read in %.2f s = %.0f records/s; %d windows, %d changed",
+			dry, s.Records, s.Seconds, s.RecordsPerS, s.Windows, s.Changed)
 	}
 }
