@@ -39,6 +39,11 @@ type Aggregate struct {
 	proj     *schema.Projection // the fields handle reads
 }
 
+// aggregateTick is the aggregate stage's tick interval (StageConfig.TickInterval) when
+// none is set: how often an idle stage emits windows left closed by the per-transaction
+// bound.
+const aggregateTick = time.Second
+
 // AggregateStageName is the aggregate stage's name for aggregation name.
 func AggregateStageName(agg string) string { return "agg." + agg }
 
@@ -94,6 +99,12 @@ func (a *Aggregate) StageConfig(base StageConfig) (StageConfig, error) {
 	base.Inputs = []string{config.RepartitionTopic(a.Agg.Name)}
 	base.Changelog = func(_, store string) string { return config.AggChangelogTopic(a.Agg.Name, store) }
 	base.NewTask = a.newTask
+	if base.TickInterval == 0 {
+		// Windows a watermark jump closed beyond one transaction's bound
+		// (stream.DefaultExpiryLimit) are emitted by the next transactions: ticks run
+		// them when no records arrive.
+		base.TickInterval = aggregateTick
+	}
 	a.state = base.State
 	return base, nil
 }
@@ -156,8 +167,9 @@ func (t *aggregateTask) Done(committed bool) {
 			t.a.Metrics.stateKeys(AggregateStageName(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
 		}
 		for range t.lates {
-			t.lates++
+			t.a.Metrics.lateEvent(t.a.Agg.Name)
 		}
+		t.a.Metrics.expiry(AggregateStageName(t.a.Agg.Name), t.id, "windows", closeBacklog(t.eng), t.eng.LargestCloseBatch())
 		for _, its := range t.results {
 			t.a.Metrics.result(t.a.Agg.Name, its, now)
 		}
@@ -205,7 +217,7 @@ func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*
 	ev.GroupValues = t.groupVals
 	results, late := t.eng.Add(ev)
 	if late != nil {
-		t.a.Metrics.lateEvent(t.a.Agg.Name)
+		t.lates++ // counted when the transaction commits (Done)
 		hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+3)
 		for _, h := range rec.Headers {
 			if h.Key != HeaderLateReason && h.Key != HeaderAggregation && h.Key != dlq.HeaderClass {
@@ -220,6 +232,24 @@ func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*
 		emit(&kgo.Record{Topic: t.late, Partition: t.id.Partition, Key: rec.Key, Value: rec.Value, Headers: hs, Timestamp: rec.Timestamp})
 	}
 	return t.emit(results, emit)
+}
+
+// Tick emits windows that closed beyond the previous transactions' bound (a watermark
+// jump): without it they would wait for the next record.
+func (t *aggregateTask) Tick(_ context.Context, _ time.Time, emit func(*kgo.Record)) error {
+	if !t.eng.CloseBacklog() {
+		return nil
+	}
+	return t.emit(t.eng.CloseDue(), emit)
+}
+
+// closeBacklog is 1 while closed windows wait for a later transaction, else 0 (the
+// windows store's sluice_state_expiry_backlog).
+func closeBacklog(eng *stream.Aggregator) int {
+	if eng.CloseBacklog() {
+		return 1
+	}
+	return 0
 }
 
 // emit encodes results to agg.<name>: key = group key + "@" + window start.

@@ -30,6 +30,12 @@ import (
 //     applied, Add returns a non-nil *Late. For sessions: a record is late if the
 //     session it would form (after merging with the open sessions it is within Gap of)
 //     is closed; closed sessions are never reopened.
+//   - Closing is bounded per transaction: at most CloseLimit windows (DefaultExpiryLimit
+//     unless set) are emitted and deleted in one transaction of the windows store (its
+//     Txn count); windows closed beyond it stay in state, closed, and are emitted, in the
+//     same order, by the next calls (Add, Advance or CloseDue) of later transactions. A
+//     closed window still in state takes no records (the predicate above decides) and no
+//     session merges with it, so the results are those of an unbounded engine, later.
 //   - Emit final: each closed window emits exactly one Result (Final=true) and is
 //     deleted from state (a tombstone in the changelog). Emit updates: every Add that
 //     changes a window emits that window's current result (Final=false); when a session
@@ -58,9 +64,17 @@ type Aggregator struct {
 	free      []*groupWins
 	heap      closeHeap
 	open      int
-	// closedTo is the stream time of the last closing pass: nothing can close until
-	// stream time passes it.
+	// closedTo is the stream time of the last closing pass: every window whose close time
+	// is at or before it is closed, emitted or not yet (closing is bounded per
+	// transaction); nothing more can close until stream time passes it.
 	closedTo int64
+	// closeLimit is the most windows one transaction closes (results and tombstones);
+	// closeTxn is the windows store's Txn() that closeDone counts for; largestClose is
+	// the most windows one transaction closed.
+	closeLimit   int
+	closeTxn     uint64
+	closeDone    int
+	largestClose int
 	// results is a slab the returned result slices are cut from (see outStart).
 	results []Result
 }
@@ -99,6 +113,8 @@ func NewAggregator(spec Spec, windows *Store[*WindowState], marks *Store[int64])
 		marks:   marks,
 		wm:      newWatermarks(spec.Sources),
 		groups:  make(map[string]*groupWins),
+
+		closeLimit: DefaultExpiryLimit,
 	}
 	if spec.Type != Session {
 		a.perRecord = spec.Size / spec.Advance
@@ -187,7 +203,9 @@ func (a *Aggregator) Restored() {
 	clear(a.heap)
 	a.heap = a.heap[:0]
 	a.open = 0
-	a.closedTo = NoWatermark
+	// Windows in state that are closed at the restored stream time (left by a
+	// transaction that reached its closing bound) stay closed: the next calls emit them.
+	a.closedTo = a.wm.current
 	a.windows.Range(func(k string, ws *WindowState) bool {
 		if ws == nil {
 			return true
@@ -268,6 +286,29 @@ func (a *Aggregator) outEnd(out []Result) []Result {
 	return out[:len(out):len(out)]
 }
 
+// CloseDue emits windows that are closed but were left in state by the per-transaction
+// bound (see CloseLimit), within this transaction's bound: a task calls it in
+// transactions without records (ticks) so a watermark jump drains without new input.
+func (a *Aggregator) CloseDue() []Result {
+	return a.outEnd(a.closeDue(a.outStart()))
+}
+
+// CloseLimit sets the most windows one transaction closes (default DefaultExpiryLimit,
+// at least 1) and returns a.
+func (a *Aggregator) CloseLimit(n int) *Aggregator {
+	a.closeLimit = max(n, 1)
+	return a
+}
+
+// CloseBacklog reports whether closed windows wait in state for a later transaction.
+func (a *Aggregator) CloseBacklog() bool {
+	return len(a.heap) > 0 && a.heap[0].close <= a.closedTo
+}
+
+// LargestCloseBatch is the most windows one transaction has closed (each a tombstone,
+// and in emit-final mode a result).
+func (a *Aggregator) LargestCloseBatch() int { return a.largestClose }
+
 // StreamTime is the current stream time (NoWatermark until every source reported).
 func (a *Aggregator) StreamTime() int64 { return a.wm.current }
 
@@ -285,15 +326,20 @@ func (a *Aggregator) closeOf(ws *WindowState) int64 {
 	return satAdd(ws.end, a.spec.Grace)
 }
 
-// closeDue removes every window closed at the current stream time, in order of end,
-// group, start, appending their final results in emit-final mode.
+// closeDue removes windows closed at the current stream time, in order of end, group,
+// start, appending their final results in emit-final mode, until the transaction's
+// closing bound; the rest stay in state for the next calls.
 func (a *Aggregator) closeDue(out []Result) []Result {
-	st := a.wm.current
-	if st <= a.closedTo {
+	if st := a.wm.current; st > a.closedTo {
+		a.closedTo = st
+	}
+	if len(a.heap) == 0 || a.heap[0].close > a.closedTo {
 		return out
 	}
-	a.closedTo = st
-	for len(a.heap) > 0 && a.heap[0].close <= st {
+	if g := a.windows.Txn(); g != a.closeTxn {
+		a.closeTxn, a.closeDone = g, 0
+	}
+	for len(a.heap) > 0 && a.heap[0].close <= a.closedTo && a.closeDone < a.closeLimit {
 		e := &a.heap[0]
 		g := a.groups[e.group]
 		if g == nil {
@@ -317,7 +363,9 @@ func (a *Aggregator) closeDue(out []Result) []Result {
 			out = append(out, a.result(g.key, ws, true))
 		}
 		a.remove(g, i)
+		a.closeDone++
 	}
+	a.largestClose = max(a.largestClose, a.closeDone)
 	return out
 }
 

@@ -2,7 +2,9 @@ package stream
 
 import "time"
 
-// DefaultExpiryLimit is the most tombstones a Dedup writes per transaction.
+// DefaultExpiryLimit is the most tombstones a Dedup writes per transaction, and the most
+// windows an Aggregator closes per transaction (each a tombstone and, emitting final
+// results, a result).
 const DefaultExpiryLimit = 10000
 
 // expiryChunk is the most expired ids one Seen or Add call deletes, so no call holds a

@@ -14,8 +14,9 @@ func (a *Aggregator) sessionClose(end int64) int64 {
 // within Gap of, or starts a new session. It reports false (late) when the session the
 // record would form is already closed.
 //
-// "Open" means still in state (not yet emitted): every call ends by emitting what is
-// closed, so a session in state is closed at the current stream time only when this very
+// "Open" means in state and not closed before this call (closed sessions the
+// per-transaction bound left in state are skipped): every call ends by closing what is
+// due, so an unskipped session in state is closed at the current stream time only when this very
 // record moved stream time to exactly its close instant. That happens only with grace 0
 // and a record exactly Gap after the session's last record, and SPEC says such a record
 // joins; the merged session then ends at t, so it is open. Emitted sessions are gone and
@@ -34,6 +35,20 @@ func (a *Aggregator) addSession(ev *Event, st int64, out []Result) ([]Result, bo
 			} else {
 				hi = m
 			}
+		}
+		// Sessions closed but still in state (the per-transaction closing bound) are gone
+		// for the records: they end earliest, so they are the first of the group.
+		if n := len(g.wins); lo < n && a.sessionClose(g.wins[lo].st.end) <= a.closedTo {
+			l, h := lo, n
+			for l < h {
+				m := int(uint(l+h) >> 1)
+				if a.sessionClose(g.wins[m].st.end) <= a.closedTo {
+					l = m + 1
+				} else {
+					h = m
+				}
+			}
+			lo = l
 		}
 		hi = lo
 		for hi < len(g.wins) && satSub(g.wins[hi].st.start, gap) <= t {
