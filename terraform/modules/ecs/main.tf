@@ -25,6 +25,8 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 
 locals {
   # Every flag of `sluice` reads SLUICE_<FLAG_IN_UPPER_SNAKE> (SPEC section 2).
+  # The process service's state stores (--state-dir), on the task's ephemeral storage.
+  process_state_dir = "/var/lib/sluice/state"
   common_env = {
     AWS_REGION                  = data.aws_region.current.region
     SLUICE_BROKERS              = var.bootstrap_brokers
@@ -105,7 +107,7 @@ module "process" {
   max_count            = var.services["process"].max_count
   subnet_ids           = var.private_subnet_ids
   security_group_id    = var.security_group_ids["process"]
-  environment          = local.common_env
+  environment          = merge(local.common_env, { SLUICE_STATE_DIR = local.process_state_dir })
   secrets_kms_key_arn  = var.secrets_kms_key_arn
   task_policy_json     = data.aws_iam_policy_document.msk["process"].json
   ecr_repository_arn   = var.ecr_repository_arn
@@ -113,6 +115,10 @@ module "process" {
   log_retention_days   = var.log_retention_days
   otel_collector_image = var.otel_collector_image
   metrics_namespace    = local.metrics_namespace
+  # The state stores (pebble) live on the task's ephemeral storage; a new task restores
+  # them from their changelogs (docs/OPERATIONS.md, State on disk).
+  state_dir             = local.process_state_dir
+  ephemeral_storage_gib = var.process_ephemeral_storage_gib
   # The monitor's dead-letter gauges and the clean and aggregate stages' end-to-end
   # latency, for the alarms (modules/alarms).
   emf_metrics = {

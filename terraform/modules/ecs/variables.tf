@@ -171,3 +171,14 @@ variable "otel_collector_image" {
   description = "Image of the AWS Distro for OpenTelemetry collector sidecar (publishes consumer lag for scaling and the alarms' metrics); mirror it into ECR if tasks must not reach public registries."
   type        = string
 }
+
+variable "process_ephemeral_storage_gib" {
+  description = "Ephemeral storage of each process task in GiB (21 to 200), where its state stores live (SLUICE_STATE_DIR): about 55 bytes per dedup id on disk, so 1,000 events/s with the 24 h horizon needs about 5 GB per replica holding all partitions (docs/OPERATIONS.md, State on disk)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.process_ephemeral_storage_gib >= 21 && var.process_ephemeral_storage_gib <= 200
+    error_message = "process_ephemeral_storage_gib must be between 21 and 200 (Fargate's limits)."
+  }
+}

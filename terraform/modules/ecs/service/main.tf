@@ -126,6 +126,21 @@ resource "aws_ecs_task_definition" "this" {
     name = "tmp"
   }
 
+  # The state stores (process: --state-dir), on the task's ephemeral storage.
+  dynamic "volume" {
+    for_each = var.state_dir == "" ? [] : [var.state_dir]
+    content {
+      name = "state"
+    }
+  }
+
+  dynamic "ephemeral_storage" {
+    for_each = var.ephemeral_storage_gib == 0 ? [] : [var.ephemeral_storage_gib]
+    content {
+      size_in_gib = ephemeral_storage.value
+    }
+  }
+
   container_definitions = jsonencode(concat(
     [{
       name                   = var.name
@@ -138,9 +153,10 @@ resource "aws_ecs_task_definition" "this" {
       portMappings           = [{ containerPort = var.port, protocol = "tcp", name = "http" }]
       environment            = [for k, v in var.environment : { name = k, value = v }]
       secrets                = [for k, v in var.secrets : { name = k, valueFrom = v }]
-      mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-      ulimits                = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
-      linuxParameters        = { initProcessEnabled = true }
+      mountPoints = concat([{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }],
+      var.state_dir == "" ? [] : [{ sourceVolume = "state", containerPath = var.state_dir, readOnly = false }])
+      ulimits         = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
+      linuxParameters = { initProcessEnabled = true }
       healthCheck = {
         command     = ["CMD", "/sluice", "health", "--url", "http://127.0.0.1:${var.port}/healthz"]
         interval    = 15

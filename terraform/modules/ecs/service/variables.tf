@@ -198,3 +198,20 @@ variable "stop_timeout" {
   type        = number
   default     = 60
 }
+
+variable "ephemeral_storage_gib" {
+  description = "Fargate ephemeral storage of the task in GiB (21 to 200); 0 keeps Fargate's default of 20 GiB. The process service keeps its state stores there (state_dir)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.ephemeral_storage_gib == 0 || (var.ephemeral_storage_gib >= 21 && var.ephemeral_storage_gib <= 200)
+    error_message = "ephemeral_storage_gib must be 0 (Fargate's default) or between 21 and 200."
+  }
+}
+
+variable "state_dir" {
+  description = "Writable directory on the task's ephemeral storage for the state stores (the container's root file system is read-only); empty: none."
+  type        = string
+  default     = ""
+}
