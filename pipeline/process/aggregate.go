@@ -169,7 +169,7 @@ func (t *aggregateTask) Done(committed bool) {
 		for range t.lates {
 			t.a.Metrics.lateEvent(t.a.Agg.Name)
 		}
-		t.a.Metrics.expiry(AggregateStageName(t.a.Agg.Name), t.id, "windows", closeBacklog(t.eng), t.eng.LargestCloseBatch())
+		t.a.Metrics.largestBatch(AggregateStageName(t.a.Agg.Name), t.id, "windows", t.eng.LargestCloseBatch())
 		for _, its := range t.results {
 			t.a.Metrics.result(t.a.Agg.Name, its, now)
 		}
@@ -241,15 +241,6 @@ func (t *aggregateTask) Tick(_ context.Context, _ time.Time, emit func(*kgo.Reco
 		return nil
 	}
 	return t.emit(t.eng.CloseDue(), emit)
-}
-
-// closeBacklog is 1 while closed windows wait for a later transaction, else 0 (the
-// windows store's sluice_state_expiry_backlog).
-func closeBacklog(eng *stream.Aggregator) int {
-	if eng.CloseBacklog() {
-		return 1
-	}
-	return 0
 }
 
 // emit encodes results to agg.<name>: key = group key + "@" + window start.

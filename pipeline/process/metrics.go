@@ -133,7 +133,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "sluice_state_expiry_backlog", Help: "Keys of a store past their expiry whose tombstones are not committed yet.",
 	}, storeLabels)
 	m.largestExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sluice_state_largest_tombstone_batch", Help: "Most expiry tombstones one transaction of a task carried (since the task started).",
+		Name: "sluice_state_largest_tombstone_batch", Help: "Most expiry tombstones (dedup ids; for a windows store, closed windows) one transaction of a task carried (since the task started).",
 	}, storeLabels)
 	reg.MustRegister(m.restores, m.restoredByMode, m.diskBytes, m.cacheBytes, m.expiryBacklog, m.largestExpiry)
 	m.open = &openTxns{now: time.Now, begun: map[*Stage]openTxn{},
@@ -219,6 +219,15 @@ func (m *Metrics) expiry(stage string, id TaskID, store string, backlog, largest
 	p := strconv.Itoa(int(id.Partition))
 	m.expiryBacklog.WithLabelValues(stage, store, id.Topic, p).Set(float64(backlog))
 	m.largestExpiry.WithLabelValues(stage, store, id.Topic, p).Set(float64(largest))
+}
+
+// largestBatch publishes the most tombstones one transaction of a task's store carried
+// (the windows store: closed windows), for a store without an expiry backlog to report.
+func (m *Metrics) largestBatch(stage string, id TaskID, store string, largest int) {
+	if m == nil {
+		return
+	}
+	m.largestExpiry.WithLabelValues(stage, store, id.Topic, strconv.Itoa(int(id.Partition))).Set(float64(largest))
 }
 
 func (m *Metrics) lateEvent(agg string) {

@@ -468,6 +468,18 @@ func stream() board {
 					q("sum by (stage) ("+sel("sluice_state_restore_duration_seconds_count", stage)+")", "{{stage}}")),
 				bars("Restored records by stage (since start)", "Changelog records applied during restores since the process started.", "short",
 					q("sum by (stage) ("+sel("sluice_state_restored_records_total", stage)+")", "{{stage}}")),
+				bars("Restores by stage and mode (since start)", "Store restores since the process started: tail (only the changelog after the local checkpoint) or full (no usable checkpoint: a lost or reset directory, a new instance).", "short",
+					q("sum by (stage, mode) ("+sel("sluice_state_restores_total", stage)+")", "{{stage}} {{mode}}")),
+			}},
+			{Title: "State on disk", Panels: []panel{
+				ts("State disk use by stage and store", "Space the state stores on disk take, summed over tasks (pebble backend; none in memory).", "bytes",
+					q("sum by (stage, store) ("+sel("sluice_state_disk_bytes", stage)+")", "{{stage}} {{store}}")).w(8),
+				ts("State block cache by stage and store", "Block cache the stores on disk use; the cache is shared by a process's stores, so this is at most --state-cache per process.", "bytes",
+					q("max by (stage, store) ("+sel("sluice_state_cache_bytes", stage)+")", "{{stage}} {{store}}")).w(8),
+				ts("Expiry backlog by stage and store", "Keys past their expiry whose tombstones are not committed yet (dedup ids), summed over tasks. Each transaction deletes at most 10,000; a backlog that does not shrink means expiry falls behind.", "short",
+					q("sum by (stage, store) ("+sel("sluice_state_expiry_backlog", stage)+")", "{{stage}} {{store}}")).w(8),
+				ts("Largest tombstone batch by stage and store", "Most expiry tombstones (dedup) or closed windows one transaction of a task carried since it started; bounded by 10,000.", "short",
+					q("max by (stage, store) ("+sel("sluice_state_largest_tombstone_batch", stage)+")", "{{stage}} {{store}}")).w(8),
 			}},
 		},
 	}
