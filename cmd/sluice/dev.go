@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/console"
@@ -13,12 +15,16 @@ import (
 )
 
 func devCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.Context, *slog.Logger) error {
-	kafkaPort := fs.Int("kafka-port", 9092, "embedded Kafka broker `port` on 127.0.0.1")
+	kafkaPort := fs.Int("kafka-port", 9092, "embedded Kafka broker `port` on 127.0.0.1 (not with --brokers)")
 	regAddr := fs.String("registry-addr", "127.0.0.1:8081", "embedded schema registry listen `address`")
 	rate := fs.Float64("generate", 0, "post this many synthetic `events/s` to the API (0: none)")
 	seed := fs.Uint64("seed", 1, "generator seed")
 	consoleAddr := fs.String("console-addr", console.DefaultAddr, "operator console listen `address` (empty: none); beyond loopback it needs the --jwt-* flags and tokens with scope admin")
 	return func(ctx context.Context, log *slog.Logger) error {
+		brokers, err := devBrokers(fs, svc)
+		if err != nil {
+			return err
+		}
 		p, err := loadPipeline(svc)
 		if err != nil {
 			return err
@@ -32,6 +38,7 @@ func devCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.C
 			Service:      *svc,
 			Pipeline:     p,
 			KafkaPort:    *kafkaPort,
+			Brokers:      brokers,
 			RegistryAddr: *regAddr,
 			GenerateRate: *rate,
 			Seed:         *seed,
@@ -62,4 +69,29 @@ func queryWhere(c config.SinkConfig) string {
 		return "off: --query-addr is empty"
 	}
 	return "answered at " + c.QueryAddr
+}
+
+// devBrokers returns the external brokers dev runs on: --brokers (or SLUICE_BROKERS) if
+// given, else none (dev starts its own broker on --kafka-port). The two exclude each
+// other, and the Kafka TLS and SASL flags need --brokers: the embedded broker speaks
+// plaintext only.
+func devBrokers(fs *flag.FlagSet, svc *config.Service) ([]string, error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["brokers"] {
+		if given["kafka-port"] {
+			return nil, errors.New("--brokers and --kafka-port: dev either runs on the brokers given or starts its own on --kafka-port, not both")
+		}
+		return svc.Brokers, nil
+	}
+	var sec []string
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "kafka-") && f.Name != "kafka-port" {
+			sec = append(sec, "--"+f.Name)
+		}
+	})
+	if len(sec) > 0 {
+		return nil, fmt.Errorf("%s: only with --brokers (the embedded broker speaks plaintext)", strings.Join(sec, ", "))
+	}
+	return nil, nil
 }

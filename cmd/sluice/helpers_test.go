@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,13 +134,16 @@ func tryStartDev(t *testing.T, extra []string) (*devInstance, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	args := append([]string{"dev",
-		"--kafka-port", strconv.Itoa(d.KafkaPort),
-		"--registry-addr", "127.0.0.1:" + strconv.Itoa(d.RegistryPort),
-		"--http-addr", "127.0.0.1:" + strconv.Itoa(d.HTTPPort),
+	args := []string{"dev"}
+	if !slices.Contains(extra, "--brokers") { // else dev runs on those brokers
+		args = append(args, "--kafka-port", strconv.Itoa(d.KafkaPort))
+	}
+	args = append(append(args,
+		"--registry-addr", "127.0.0.1:"+strconv.Itoa(d.RegistryPort),
+		"--http-addr", "127.0.0.1:"+strconv.Itoa(d.HTTPPort),
 		"--instance-id", "test",
-		"--query-addr", "127.0.0.1:" + strconv.Itoa(d.QueryPort),
-	}, extra...)
+		"--query-addr", "127.0.0.1:"+strconv.Itoa(d.QueryPort),
+	), extra...)
 	go func() {
 		defer close(d.done)
 		d.err = run(ctx, args, d.stdout, d.stderr)

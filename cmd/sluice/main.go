@@ -43,7 +43,8 @@ commands:
   dlq        inspect a dead-letter topic, or replay its records to their topics
   console    the operator console in the browser (pipeline, dead letters, windows, events)
 
-Every flag can also be set as SLUICE_<FLAG_IN_UPPER_SNAKE>. Run 'sluice <command> -h'.
+Every flag can also be set as SLUICE_<FLAG_IN_UPPER_SNAKE>. Each command takes only the
+flags it honours: run 'sluice <command> -h'.
 `
 
 // command is one subcommand: it registers its flags on fs and returns the function that
@@ -79,10 +80,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var svc config.Service
-	svc.BindFlags(fs)
+	bindServiceFlags(args[0], fs, &svc)
 	runFn := mk(fs, &svc, stdout)
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		return notHonoured(args[0], err)
 	}
 	if err := config.ApplyEnv(fs, os.LookupEnv); err != nil {
 		return err

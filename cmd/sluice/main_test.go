@@ -37,7 +37,7 @@ func TestRunErrors(t *testing.T) {
 		{name: "command help", args: []string{"dev", "-h"}, wantIs: flag.ErrHelp, wantErr: []string{"help"}, wantStderr: "-kafka-port"},
 		{
 			name:         "bad env value names its variable",
-			args:         []string{"topics", "describe"},
+			args:         []string{"ingest"},
 			env:          map[string]string{"SLUICE_ACK_TIMEOUT": "garbage"},
 			wantErr:      []string{"SLUICE_ACK_TIMEOUT", "--ack-timeout"},
 			envNotEchoed: true,

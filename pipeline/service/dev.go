@@ -27,6 +27,10 @@ type DevOptions struct {
 	Pipeline *config.Pipeline
 	// KafkaPort is the embedded broker's port on 127.0.0.1. Default 9092.
 	KafkaPort int
+	// Brokers, if set, are an external Kafka cluster: dev runs its services there with
+	// Service.Security and starts no broker of its own (KafkaPort is unused). The
+	// schema registry is still the embedded one.
+	Brokers []string
 	// RegistryAddr is the embedded registry's address. Default 127.0.0.1:8081.
 	RegistryAddr string
 	// GenerateRate, if > 0, posts that many synthetic events per second to the API.
@@ -63,7 +67,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	emb, err := StartEmbedded(EmbeddedOptions{KafkaPort: o.KafkaPort, RegistryAddr: o.RegistryAddr})
+	emb, err := StartEmbedded(EmbeddedOptions{KafkaPort: o.KafkaPort, RegistryAddr: o.RegistryAddr, NoKafka: len(o.Brokers) > 0})
 	if err != nil {
 		return err
 	}
@@ -73,7 +77,12 @@ func Dev(ctx context.Context, o DevOptions) error {
 		// Let the last windows close when traffic stops.
 		svc.IdleAdvance = 10 * time.Second
 	}
-	svc.Brokers = emb.Brokers()
+	if len(o.Brokers) > 0 {
+		svc.Brokers = o.Brokers
+	} else {
+		svc.Brokers = emb.Brokers()
+		svc.Security = config.KafkaSecurity{} // the embedded broker speaks plaintext
+	}
 	svc.RegistryURL = emb.RegistryURL()
 	svc.Registry.LocalCheck = true // srfake stores modes but does not enforce them
 	if svc.State.Dir == "" && (o.Pipeline == nil || o.Pipeline.State.Dir == "") {
@@ -146,7 +155,7 @@ func Dev(ctx context.Context, o DevOptions) error {
 		}
 	}
 	if o.ConsoleAddr != "" {
-		co, v, err := console.ServiceOptions(svc, o.Pipeline, kafka.Config{Brokers: svc.Brokers}, Groups(o.Pipeline),
+		co, v, err := console.ServiceOptions(svc, o.Pipeline, kafka.Config{Brokers: svc.Brokers, Security: kafka.SecurityFrom(svc.Security)}, Groups(o.Pipeline),
 			o.ConsoleAddr, []string{"http://" + localAddr(ln) + "/metrics"}, log.With("service", "console"))
 		if v != nil {
 			defer v.Close() // after the console stops (defers run last first)

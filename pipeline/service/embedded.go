@@ -36,9 +36,12 @@ type EmbeddedOptions struct {
 	// MinSessionTimeout lowers the broker's minimum group session timeout (tests that
 	// crash members want them gone fast). Zero: 6s, Kafka's default.
 	MinSessionTimeout time.Duration
+	// NoKafka starts the registry alone (sluice dev --brokers: the services run on an
+	// external broker); Cluster is then nil and Brokers empty.
+	NoKafka bool
 }
 
-// StartEmbedded starts the broker and the registry.
+// StartEmbedded starts the broker (unless o.NoKafka) and the registry.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if o.Partitions <= 0 {
 		o.Partitions = 3
@@ -46,22 +49,27 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if o.RegistryAddr == "" {
 		o.RegistryAddr = "127.0.0.1:0"
 	}
-	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(o.KafkaPort),
-		kfake.DefaultNumPartitions(o.Partitions),
-	}
-	if o.MinSessionTimeout > 0 {
-		opts = append(opts, kfake.GroupMinSessionTimeout(o.MinSessionTimeout))
-	}
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("embedded kafka on 127.0.0.1:%d: %w", o.KafkaPort, err)
+	var c *kfake.Cluster
+	if !o.NoKafka {
+		opts := []kfake.Opt{
+			kfake.NumBrokers(1),
+			kfake.Ports(o.KafkaPort),
+			kfake.DefaultNumPartitions(o.Partitions),
+		}
+		if o.MinSessionTimeout > 0 {
+			opts = append(opts, kfake.GroupMinSessionTimeout(o.MinSessionTimeout))
+		}
+		var err error
+		if c, err = kfake.NewCluster(opts...); err != nil {
+			return nil, fmt.Errorf("embedded kafka on 127.0.0.1:%d: %w", o.KafkaPort, err)
+		}
 	}
 	reg := srfake.New()
 	ln, err := net.Listen("tcp", o.RegistryAddr)
 	if err != nil {
-		c.Close()
+		if c != nil {
+			c.Close()
+		}
 		reg.Close()
 		return nil, fmt.Errorf("embedded schema registry on %s: %w", o.RegistryAddr, err)
 	}
@@ -71,8 +79,13 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	return e, nil
 }
 
-// Brokers are the broker addresses.
-func (e *Embedded) Brokers() []string { return e.Cluster.ListenAddrs() }
+// Brokers are the broker addresses (none with NoKafka).
+func (e *Embedded) Brokers() []string {
+	if e.Cluster == nil {
+		return nil
+	}
+	return e.Cluster.ListenAddrs()
+}
 
 // RegistryURL is the registry's base URL.
 func (e *Embedded) RegistryURL() string {
@@ -90,7 +103,9 @@ func (e *Embedded) Close() error {
 	defer cancel()
 	err := e.regSrv.Shutdown(ctx)
 	e.Registry.Close()
-	e.Cluster.Close()
+	if e.Cluster != nil {
+		e.Cluster.Close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
