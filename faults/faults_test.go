@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,10 +216,18 @@ func cases(short bool) []faultCase {
 			e.wait(3 * time.Second)
 		}
 	}}
+	coordinatorKill := faultCase{name: "coordinator-kill", max503: 5 * time.Second, fault: func(e env) {
+		n := e.coordinatorOf()
+		e.t.Logf("kill -9 node %d (ingest's transaction coordinator), restart after 10 s", n)
+		e.must(e.c.Kill(e.t.Context(), n))
+		e.wait(10 * time.Second)
+		e.must(e.c.Start(e.t.Context(), n))
+	}}
 	if short {
-		// The broker cases stall the processor today (docs/BENCHMARKS.md, Faults): the
-		// short suite of make test runs the network cases that pass, in about 2 minutes.
-		return []faultCase{latency, resets}
+		// The short suite of make test: a broker killed twice (the partition leader's,
+		// then ingest's transaction coordinator's) and connection resets, in about 4
+		// minutes; the rest runs in make test-faults.
+		return []faultCase{leaderKill, coordinatorKill, resets}
 	}
 	return []faultCase{
 		leaderKill,
@@ -229,13 +239,7 @@ func cases(short bool) []faultCase {
 				e.waitInSync(2 * time.Minute)
 			}
 		}},
-		{name: "coordinator-kill", max503: 5 * time.Second, fault: func(e env) {
-			n := e.coordinatorOf()
-			e.t.Logf("kill -9 node %d (ingest's transaction coordinator), restart after 10 s", n)
-			e.must(e.c.Kill(e.t.Context(), n))
-			e.wait(10 * time.Second)
-			e.must(e.c.Start(e.t.Context(), n))
-		}},
+		coordinatorKill,
 		{name: "min-isr-unmet", fault: func(e env) {
 			l := e.leaderOf()
 			other := Nodes[0]
@@ -424,6 +428,13 @@ func runCase(t *testing.T, c *Cluster, fc faultCase, rate int, seed uint64) resu
 	caughtUp, cleanCaughtUp := waitStages()
 	stuck := !caughtUp
 	if stuck {
+		// Where every goroutine waits, for the report: the stuck stage's among them.
+		dump := filepath.Join(os.TempDir(), fmt.Sprintf("sluice-faults-%s-%d.goroutines", fc.name, time.Now().Unix()))
+		if f, err := os.Create(dump); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+			_ = f.Close()
+			t.Logf("goroutines of the stuck pipeline: %s", dump)
+		}
 		// The remedy docs/OPERATIONS.md gives: restart the processor under its instance id
 		// (its open transactions are fenced), then everything must hold as before.
 		t.Logf("restarting processor instance %s", pr.InstanceID)

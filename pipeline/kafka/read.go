@@ -2,13 +2,57 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// listRetryFor bounds how long listOffsets retries a retriable error: a partition
+// leader's election after its broker died takes seconds.
+const listRetryFor = time.Minute
+
+// listOffsets runs list (a kadm ListStartOffsets/ListCommittedOffsets) on topic and
+// retries, with backoff, while its error is retriable (a partition without a leader, a
+// leader that moved, a broker that cannot be reached) for up to listRetryFor. Without it
+// a restore that starts while a broker is down (a stage's task rebuilt after an aborted
+// transaction, an assignment during a leader's election) failed at once and stopped the
+// stage for good.
+func listOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(listRetryFor)
+	backoff := 100 * time.Millisecond
+	for {
+		offs, err := list(ctx, topic)
+		if err == nil {
+			err = offs.Error()
+		}
+		if err == nil || !retriableList(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return offs, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return offs, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// retriableList reports whether a list-offsets error may go away by itself.
+func retriableList(err error) bool {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return false // a topic that does not exist fails at once, as before
+	}
+	var ne net.Error
+	return kerr.IsRetriable(err) || errors.As(err, &ne)
+}
 
 // ReadCommitted reads partitions of topic (every partition when nil) from their start to
 // their current last stable offset, as a read_committed consumer sees them, and calls fn
@@ -36,10 +80,7 @@ func PartitionBounds(ctx context.Context, kc Config, topic string, partition int
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	for i, list := range []func(context.Context, ...string) (kadm.ListedOffsets, error){adm.ListStartOffsets, adm.ListCommittedOffsets} {
-		offs, err := list(ctx, topic)
-		if err == nil {
-			err = offs.Error()
-		}
+		offs, err := listOffsets(ctx, list, topic)
 		if err != nil {
 			return 0, 0, fmt.Errorf("bounds %s/%d: %w", topic, partition, err)
 		}
@@ -61,11 +102,8 @@ func readCommitted(ctx context.Context, kc Config, topic string, partitions []in
 	if err != nil {
 		return err
 	}
-	offs, err := kadm.NewClient(acl).ListCommittedOffsets(ctx, topic)
+	offs, err := listOffsets(ctx, kadm.NewClient(acl).ListCommittedOffsets, topic)
 	acl.Close()
-	if err == nil {
-		err = offs.Error()
-	}
 	if err != nil {
 		return fmt.Errorf("read %s: end offsets: %w", topic, err)
 	}

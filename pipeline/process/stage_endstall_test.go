@@ -1,9 +1,9 @@
 package process_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"bytes"
 	"fmt"
 	"log/slog"
 	"slices"
