@@ -199,20 +199,7 @@ func TestDev(t *testing.T) {
 		body := fmt.Sprintf(`{"event_id":%q,"event_time":%q,"user_id":"u-42","session_id":"s-1","country":"DE",`+
 			`"device":"desktop","order_id":"o-1","amount":19.99,"currency":"EUR","items":1,"product_id":"p-7"}`,
 			eventID, time.Now().UTC().Format(time.RFC3339Nano))
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.APIURL()+"/api/v1/events/purchases", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		respBody, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST = %d: %s", resp.StatusCode, respBody)
-		}
+		respBody := postAccepted(t, ctx, d.APIURL()+"/api/v1/events/purchases", body)
 		var ack struct {
 			Accepted int      `json:"accepted"`
 			EventIDs []string `json:"event_ids"`

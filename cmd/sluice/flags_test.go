@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -171,20 +169,7 @@ func TestDevOnExternalBroker(t *testing.T) {
 	body := fmt.Sprintf(`{"event_id":%q,"event_time":%q,"user_id":"u-7","session_id":"s-1","country":"FR",`+
 		`"device":"desktop","order_id":"o-1","amount":5.5,"currency":"EUR","items":1,"product_id":"p-1"}`,
 		eventID, time.Now().UTC().Format(time.RFC3339Nano))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.APIURL()+"/api/v1/events/purchases", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	respBody, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST = %d: %s", resp.StatusCode, respBody)
-	}
+	respBody := postAccepted(t, ctx, d.APIURL()+"/api/v1/events/purchases", body)
 	var ack struct {
 		EventIDs []string `json:"event_ids"`
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,4 +183,25 @@ func runCmd(t *testing.T, ctx context.Context, args ...string) (string, error) {
 		}
 	})
 	return stdout.String(), err
+}
+
+// postAccepted POSTs the JSON body to url and returns the answer, failing the test unless
+// it is 202 Accepted.
+func postAccepted(t *testing.T, ctx context.Context, url, body string) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	respBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %d: %s", resp.StatusCode, respBody)
+	}
+	return respBody
 }
