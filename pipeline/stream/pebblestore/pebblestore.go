@@ -63,6 +63,8 @@ type Options struct {
 	Cache *Cache
 	// Now is the wall clock that dates each checkpoint (CheckpointTime). Default time.Now.
 	Now func() time.Time
+	// FS is the file system Pebble uses (default vfs.Default): tests inject disk errors.
+	FS vfs.FS
 }
 
 // Cache is a block cache several Backends share, so the memory a process's state stores
@@ -168,7 +170,11 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w: %w", dir, ErrNotWritable, err)
 	}
-	lock, err := pebble.LockDirectory(dir, vfs.Default)
+	fsys := o.FS
+	if fsys == nil {
+		fsys = vfs.Default
+	}
+	lock, err := pebble.LockDirectory(dir, fsys)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -188,7 +194,7 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 		cache = pebble.NewCache(size)
 	}
 	opts := &pebble.Options{
-		Cache: cache, Lock: lock, Logger: quietLogger{},
+		Cache: cache, Lock: lock, Logger: quietLogger{}, FS: fsys,
 		// Up to 4 memtables of 16 MiB before writes wait for a flush: a commit does not
 		// stall behind a flush on a busy machine (measured: TestExpiryStall).
 		MemTableSize: 16 << 20, MemTableStopWritesThreshold: 4,

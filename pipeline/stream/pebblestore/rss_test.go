@@ -171,7 +171,8 @@ func idOf(i uint64) [16]byte {
 // TestExpiryStall prints the longest single Add call and the longest commit while N dedup
 // ids expire (env SLUICE_STATE_STALL_IDS, SLUICE_STATE_BACKEND=memory|pebble): the ids
 // are filled at event times 1 ms apart, then 100-id transactions at a watermark past all
-// of them run until the expiry backlog is gone.
+// of them run until the expiry backlog is gone. SLUICE_STATE_EXPIRY_LIMIT sets
+// Dedup.ExpiryLimit (default stream.DefaultExpiryLimit).
 //
 //	SLUICE_STATE_STALL_IDS=1000000 SLUICE_STATE_BACKEND=pebble \
 //	  go test -count=1 -timeout 3600s -run TestExpiryStall -v ./pipeline/stream/pebblestore/
@@ -193,6 +194,13 @@ func TestExpiryStall(t *testing.T) {
 	default:
 		t.Fatalf("SLUICE_STATE_BACKEND=%q, want memory or pebble", b)
 	}
+	limit := stream.DefaultExpiryLimit
+	if v := os.Getenv("SLUICE_STATE_EXPIRY_LIMIT"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("SLUICE_STATE_EXPIRY_LIMIT: %v", err)
+		}
+		d.ExpiryLimit(limit)
+	}
 	for i := range n {
 		d.Add(ulid.ULID(idOf(uint64(i))).String(), int64(i))
 		if i%5000 == 4999 {
@@ -210,7 +218,7 @@ func TestExpiryStall(t *testing.T) {
 	txns, next := 0, n
 	start := time.Now()
 	for d.ExpiryBacklog() > 0 || txns == 0 {
-		if txns > n/stream.DefaultExpiryLimit+10 {
+		if txns > n/limit+10 {
 			t.Fatalf("backlog %d after %d transactions", d.ExpiryBacklog(), txns)
 		}
 		for range 100 {
