@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/reprocess"
+	"github.com/sluicehq/sluice/pipeline/service"
 )
 
 // latestResults reads agg.<name> and keeps the last result of every window, with the
@@ -316,5 +318,103 @@ func TestMeasureReprocessRate(t *testing.T) {
 		}
 		t.Logf("reprocess (dry run %v): %d records read in %.2f s = %.0f records/s; %d windows, %d changed",
 			dry, s.Records, s.Seconds, s.RecordsPerS, s.Windows, s.Changed)
+	}
+}
+
+// TestNewAggregationStart adds three aggregations to a pipeline that already processed
+// a backlog: start earliest (a backfill of the whole retained history: exact and with
+// no late record), start at a time (no window before it; from one window after it on,
+// the backfill's values) and start latest (only what arrives afterwards).
+func TestNewAggregationStart(t *testing.T) {
+	p := harness.Start(t, harness.WithoutProcessor())
+	pr := p.StartProcessor()
+	n := 12_000
+	if v := os.Getenv("SLUICE_BACKFILL_EVENTS"); v != "" { // the 1 M run: docs/BENCHMARKS.md#reprocess
+		fmt.Sscan(v, &n)
+	}
+	span := 20 * time.Minute
+	evs := windowEvents(t, gen.Purchases, 51, n, windowBase, span/time.Duration(n), time.Second)
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(10 * time.Minute)
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	at := windowBase.Add(10 * time.Minute)
+	p1 := *p.Deps.Pipeline
+	p1.Aggregations = slices.Clone(p1.Aggregations)
+	mk := func(name, start string) config.Aggregation {
+		return config.Aggregation{Name: name, From: gen.Purchases, GroupBy: []string{"device"},
+			Window:   config.Window{Type: config.WindowTumbling, Size: config.Duration(time.Minute), Grace: config.Duration(5 * time.Second)},
+			Measures: []string{"count", "sum(amount)"}, Emit: config.EmitFinal, Start: start}
+	}
+	early, timed, late := mk("dev_earliest", config.StartEarliest), mk("dev_time", at.Format(time.RFC3339)), mk("dev_latest", config.StartLatest)
+	p1.Aggregations = append(p1.Aggregations, early, timed, late)
+	if err := p1.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, &p1, p.Deps.Kafka, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = p.Deps.Now
+	p.Deps, p.Schemas = d, sreg
+	p.StartProcessorID(pr.InstanceID)
+	began := time.Now()
+	p.WaitAllCaughtUp(10 * time.Minute)
+	t.Logf("backfill of %d events: %s", n, time.Since(began).Round(time.Millisecond))
+
+	// earliest: the oracle over the whole backlog, nothing late.
+	spec, _, _ := process.Spec(early, 3)
+	e, _ := latestResults(t, p, early)
+	compareWithOracle(t, early, asResults(e), harness.Oracle(spec, oracleEvents(t, early, produced)))
+	for _, r := range p.ReadAll(config.LateTopic(gen.Purchases)) {
+		t.Errorf("late record for %s in the backfill", r.Headers[process.HeaderAggregation])
+	}
+	// a time: the oracle over the records of <from>.clean from the offsets the broker
+	// lists for that time (the first record at or after it; kfake answers by batch).
+	offs, err := p.Admin().ListOffsetsAfterMilli(t.Context(), at.UnixMilli(), config.CleanTopic(gen.Purchases))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanOffset := map[string]int64{}
+	for _, r := range p.ReadAll(config.CleanTopic(gen.Purchases)) {
+		cleanOffset[r.Headers["sluice-event-id"]] = r.Offset
+	}
+	var after []harness.Produced
+	for _, pe := range produced {
+		o, ok := offs.Lookup(config.CleanTopic(gen.Purchases), pe.Partition)
+		if !ok {
+			t.Fatalf("no offset listed for partition %d", pe.Partition)
+		}
+		if cleanOffset[pe.EventID] >= o.Offset {
+			after = append(after, pe)
+		}
+	}
+	if len(after) == 0 || len(after) == len(produced) {
+		t.Fatalf("start at a time: %d of %d events after it: the test proves nothing", len(after), len(produced))
+	}
+	tm, _ := latestResults(t, p, timed)
+	compareWithOracle(t, timed, asResults(tm), harness.Oracle(spec, oracleEvents(t, timed, after)))
+	// latest: nothing from the backlog; the next events only.
+	if l, _ := latestResults(t, p, late); len(l) != 0 {
+		t.Errorf("start latest: %d results from the backlog", len(l))
+	}
+	more := windowEvents(t, gen.Purchases, 52, 2000, windowBase.Add(span), 300*time.Millisecond, time.Second)
+	p.ProduceEvents(gen.Purchases, more)
+	p.WaitAllCaughtUp(time.Minute)
+	l, _ := latestResults(t, p, late)
+	e, _ = latestResults(t, p, early)
+	if len(l) == 0 {
+		t.Fatal("start latest: no results for the new events")
+	}
+	for k, r := range l {
+		st, _ := process.WindowStartOfKey([]byte(k))
+		if st < windowBase.Add(span-time.Minute).UnixMilli() {
+			t.Errorf("start latest: window %s is from the backlog", k)
+		}
+		if st >= windowBase.Add(span).UnixMilli() && e[k].Value["count"] != r.Value["count"] {
+			t.Errorf("start latest: window %s count %v, the backfill has %v", k, r.Value["count"], e[k].Value["count"])
+		}
 	}
 }

@@ -2,7 +2,10 @@
 // service flags, loaded once at the edge and checked by one Validate.
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Pipeline is the pipeline file: which topics exist, how their events are checked and
 // deduplicated, and which aggregations run over them. Default returns the built-in one.
@@ -82,6 +85,32 @@ type Aggregation struct {
 	Measures []string `yaml:"measures"`
 	// Emit is "final" (default) or "updates".
 	Emit string `yaml:"emit"`
+	// Start is where a new aggregation (one whose repartition stage has no committed
+	// offsets yet) starts reading <from>.clean: "earliest" (the default: the whole
+	// retained history, a backfill), "latest" (only what arrives from now on) or an
+	// RFC 3339 time (the first record at or after it). An aggregation that already ran
+	// ignores it: it resumes where it committed. docs/OPERATIONS.md#fix-a-wrong-aggregation.
+	Start string `yaml:"start,omitempty"`
+}
+
+// Where a new aggregation starts (Aggregation.Start).
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+// StartTime parses a.Start: ok is false for "", earliest and latest, and err is set when
+// it is none of those and not an RFC 3339 time.
+func (a *Aggregation) StartTime() (t time.Time, ok bool, err error) {
+	switch a.Start {
+	case "", StartEarliest, StartLatest:
+		return time.Time{}, false, nil
+	}
+	t, err = time.Parse(time.RFC3339Nano, a.Start)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("want %s, %s or an RFC 3339 time (got %q)", StartEarliest, StartLatest, a.Start)
+	}
+	return t, true, nil
 }
 
 // Window describes an event-time window.

@@ -212,6 +212,9 @@ func (v *validator) aggregation(path string, a *Aggregation, p *Pipeline) {
 	if a.Emit != EmitFinal && a.Emit != EmitUpdates {
 		v.add(path+".emit", "must be %q or %q (got %q)", EmitFinal, EmitUpdates, a.Emit)
 	}
+	if _, _, err := a.StartTime(); err != nil {
+		v.add(path+".start", "%v", err)
+	}
 }
 
 func (v *validator) window(path string, w *Window) {

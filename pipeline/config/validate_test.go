@@ -110,6 +110,10 @@ func TestValidate(t *testing.T) {
 		{"bad emit", func(p *config.Pipeline) { p.Aggregations[0].Emit = "always" },
 			[]string{`aggregations[0].emit: must be "final" or "updates" (got "always")`}},
 		{"updates emit is valid", func(p *config.Pipeline) { p.Aggregations[0].Emit = "updates" }, nil},
+		{"bad start", func(p *config.Pipeline) { p.Aggregations[0].Start = "yesterday" },
+			[]string{`aggregations[0].start: want earliest, latest or an RFC 3339 time (got "yesterday")`}},
+		{"start latest is valid", func(p *config.Pipeline) { p.Aggregations[0].Start = "latest" }, nil},
+		{"start at a time is valid", func(p *config.Pipeline) { p.Aggregations[0].Start = "2026-11-01T10:00:00Z" }, nil},
 		{"several problems reported together", func(p *config.Pipeline) {
 			p.Topics[0].Partitions = -2
 			p.Aggregations[2].Window.Gap = 0

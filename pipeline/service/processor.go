@@ -122,6 +122,9 @@ func NewAggregationStages(ctx context.Context, d Deps, dec *schema.Registry, m *
 		if !ok {
 			return fail(fmt.Errorf("aggregation %s: no topic %s", a.Name, a.From))
 		}
+		if err := startAggregation(ctx, d.Kafka, a); err != nil {
+			return fail(err)
+		}
 		rp := &process.Repartition{Agg: a, Partitions: t.Partitions, Decoder: dec,
 			IdleAdvance: d.Service.IdleAdvance, Now: d.Now, Metrics: m}
 		base := d.stageBase(m, st)
