@@ -113,10 +113,13 @@ type Stage struct {
 	opts []kgo.Opt
 	// gen counts sessions (under mu): the callbacks of a replaced session do nothing.
 	gen int
-	// broken is set by a batch whose transaction did not end cleanly: Run replaces the
-	// session before the next poll.
+	// broken is set by a batch whose transaction did not end cleanly, or a task that
+	// could not start: Run replaces the session before the next poll.
 	broken error
-	adm    *kadm.Client
+	// startFailures counts task starts (restores) that failed since the last committed
+	// transaction; past maxStartRetries the next one stops the stage.
+	startFailures int
+	adm           *kadm.Client
 	// admCl is adm's client: it leaves the group for the closed session.
 	admCl *kgo.Client
 	log   *slog.Logger
@@ -290,6 +293,15 @@ func (s *Stage) rebuild(ctx context.Context, cause error) error {
 	s.broken = nil
 	s.mu.Unlock()
 
+	if n := s.startFailuresNow(); n > 0 {
+		// A task that could not start: give the brokers time before trying again.
+		b := time.NewTimer(min(s.cfg.RetryBackoff<<min(n, 6), 5*time.Second))
+		select {
+		case <-ctx.Done():
+			b.Stop()
+		case <-b.C:
+		}
+	}
 	old := s.sess
 	closed := make(chan struct{})
 	go func() {
@@ -338,6 +350,12 @@ func (s *Stage) rebuild(ctx context.Context, cause error) error {
 	}
 }
 
+func (s *Stage) startFailuresNow() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startFailures
+}
+
 // stale reports whether gen is a replaced session's generation.
 func (s *Stage) stale(gen int) bool {
 	s.mu.Lock()
@@ -356,6 +374,10 @@ func (s *Stage) assigned(ctx context.Context, _ *kgo.Client, as map[string][]int
 				// An assignment while Run ends (its client leaving the group): nothing to do.
 				continue
 			} else if err != nil {
+				if s.startFailed(err) {
+					s.log.Warn("task start failed; the Kafka session is replaced to try again", "topic", topic, "partition", p, "err", err)
+					continue
+				}
 				s.mu.Lock()
 				s.fatal = errors.Join(s.fatal, err)
 				s.mu.Unlock()
@@ -753,6 +775,9 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		return fmt.Errorf("stage %s: applying committed state: %w", s.cfg.Name, applyErr)
 	}
 	if committed {
+		s.mu.Lock()
+		s.startFailures = 0
+		s.mu.Unlock()
 		return nil
 	}
 	s.log.Warn("transaction aborted; retrying from the last commit",
@@ -774,6 +799,10 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	// place): rebuild every touched task from its changelog, the committed truth.
 	for id := range touched {
 		if err := s.rebuildTask(ctx, id); err != nil {
+			if s.startFailed(err) {
+				s.log.Warn("task rebuild failed; the Kafka session is replaced to try again", "topic", id.Topic, "partition", id.Partition, "err", err)
+				return nil
+			}
 			return err
 		}
 	}
@@ -887,6 +916,24 @@ func (s *Stage) rebuildTask(ctx context.Context, id TaskID) error {
 		return nil // revoked meanwhile
 	}
 	return s.startTask(ctx, id, gen)
+}
+
+// maxStartRetries is how many task starts may fail in a row (between committed
+// transactions) before the stage stops: a restore fails while a broker is down (a
+// partition without a leader, a coordinator moving) and succeeds once it is back.
+const maxStartRetries = 8
+
+// startFailed counts a failed task start; while retries remain it marks the session
+// broken (Run replaces it, and the new assignment starts the task again) and returns true.
+func (s *Stage) startFailed(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.startFailures++
+	if s.startFailures > maxStartRetries {
+		return false
+	}
+	s.broken = errors.Join(s.broken, fmt.Errorf("task start: %w", err))
+	return true
 }
 
 // markBroken makes Run replace the session before its next poll.

@@ -204,3 +204,85 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestStageTaskStartRetried: a task that cannot start (its restore fails while a broker
+// is down) no longer stops the stage, and with it the whole processor: the stage replaces
+// its session and the new assignment starts the task again. Here NewTask fails twice,
+// then works; every record is committed once.
+func TestStageTaskStartRetried(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "in", "out"),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	g := &gate{blocked: make(chan struct{}), release: make(chan struct{}), committed: make(chan int, 100)}
+	g.once.Do(func() {}) // no record blocks
+	var mu sync.Mutex
+	starts := 0
+	var logs lockedBuffer
+	s, err := process.NewStage(ctx, process.StageConfig{
+		Name:       "startretry",
+		Inputs:     []string{"in"},
+		InstanceID: "i1",
+		Kafka:      kafka.Config{Brokers: cluster.ListenAddrs(), SessionTimeout: time.Second},
+		NewTask: func(process.TaskID) (process.Task, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			starts++
+			if starts <= 2 {
+				return nil, fmt.Errorf("restore: LEADER_NOT_AVAILABLE (start %d)", starts)
+			}
+			return &gateTask{gate: g}, nil
+		},
+		Changelog:    func(in, store string) string { return in + "." + store },
+		TxnTimeout:   30 * time.Second,
+		RetryBackoff: 10 * time.Millisecond,
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("stage: %v", err)
+			}
+		case <-time.After(10 * time.Second): // bounded
+			t.Error("the stage did not stop within 10 s of its context ending")
+			s.Kill()
+		}
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for total < 10 {
+		select {
+		case n := <-g.committed:
+			total += n
+		case err := <-done:
+			done <- err
+			t.Fatalf("the stage stopped after a failed task start: %v (%d of 10 committed)", err, total)
+		case <-ctx.Done():
+			t.Fatalf("%d of 10 records committed; log:\n%s", total, logs.String())
+		}
+	}
+	if total != 10 {
+		t.Fatalf("%d records committed, want 10", total)
+	}
+}
