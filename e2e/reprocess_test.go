@@ -37,6 +37,27 @@ func latestResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) (map
 	return last, n
 }
 
+// injectDoubledSums writes, for every result in live, the same result with sum_amount
+// doubled: what a faulty deployment of the aggregation would have written.
+func injectDoubledSums(t *testing.T, p *harness.Pipeline, a config.Aggregation, live map[string]harness.Record) {
+	t.Helper()
+	codec := p.Deps.AggCodecs[a.Name]
+	var wrong []*kgo.Record
+	for _, r := range live {
+		v := make(map[string]any, len(r.Value))
+		for k, x := range r.Value {
+			v[k] = x
+		}
+		v["sum_amount"] = r.Value["sum_amount"].(float64) * 2
+		b, err := codec.AppendEncode(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong = append(wrong, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: []byte(r.Key), Value: b, Timestamp: r.Raw.Timestamp})
+	}
+	p.Produce(wrong...)
+}
+
 func asResults(rs map[string]harness.Record) map[string]aggResult {
 	out := map[string]aggResult{}
 	for k, r := range rs {
@@ -83,21 +104,8 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	}
 
 	// The faulty deployment: every window's sum doubled, same keys and partitions.
+	injectDoubledSums(t, p, *a, live)
 	codec := p.Deps.AggCodecs[a.Name]
-	var wrong []*kgo.Record
-	for _, r := range live {
-		v := make(map[string]any, len(r.Value))
-		for k, x := range r.Value {
-			v[k] = x
-		}
-		v["sum_amount"] = r.Value["sum_amount"].(float64) * 2
-		b, err := codec.AppendEncode(nil, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wrong = append(wrong, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: []byte(r.Key), Value: b, Timestamp: r.Raw.Timestamp})
-	}
-	p.Produce(wrong...)
 	before, _ := latestResults(t, p, *a)
 
 	opts := func(dry bool) reprocess.Options {
@@ -293,7 +301,7 @@ func TestResetStageRebuildsState(t *testing.T) {
 // TestMeasureReprocessRate prints how fast `reprocess` reads and recomputes: N purchases
 // over an hour go through the live pipeline, then the whole hour but its last minutes is
 // reprocessed (dry run and a real run). SLUICE_MEASURE=1 runs it; SLUICE_MEASURE_EVENTS
-// sets N (default 200,000). docs/BENCHMARKS.md#reprocess has the figures.
+// sets N (default 200,000). docs/BENCHMARKS.md#reprocessing-history-issue-22 has the figures.
 func TestMeasureReprocessRate(t *testing.T) {
 	if os.Getenv("SLUICE_MEASURE") == "" {
 		t.Skip("a measurement: SLUICE_MEASURE=1")
@@ -329,7 +337,7 @@ func TestNewAggregationStart(t *testing.T) {
 	p := harness.Start(t, harness.WithoutProcessor())
 	pr := p.StartProcessor()
 	n := 12_000
-	if v := os.Getenv("SLUICE_BACKFILL_EVENTS"); v != "" { // the 1 M run: docs/BENCHMARKS.md#reprocess
+	if v := os.Getenv("SLUICE_BACKFILL_EVENTS"); v != "" { // the 1 M run: docs/BENCHMARKS.md#reprocessing-history-issue-22
 		fmt.Sscan(v, &n)
 	}
 	span := 20 * time.Minute

@@ -53,6 +53,10 @@ var commandFlags = map[string][]string{
 	"health":   {"log", "http"},
 	"dlq":      {"log", "kafka", "registry"},
 	"console":  {"log", "pipeline", "kafka", "registry", "jwt"},
+	// reprocess registers the pipeline's schemas (Setup) to encode its results.
+	"reprocess": {"log", "pipeline", "kafka", "registry", "registry-setup"},
+	// reset deletes the stage's local state under --state-dir.
+	"reset": {"log", "pipeline", "kafka", "state"},
 }
 
 // honours reports whether command takes the service flag name.

@@ -42,6 +42,8 @@ commands:
   health     GET a service's /healthz; exit 0 on 2xx (the container health check)
   dlq        inspect a dead-letter topic, or replay its records to their topics
   console    the operator console in the browser (pipeline, dead letters, windows, events)
+  reprocess  recompute an aggregation's windows over a time range and rewrite them
+  reset      delete a stopped stage's offsets, changelogs and local state (rebuild it)
 
 Every flag can also be set as SLUICE_<FLAG_IN_UPPER_SNAKE>. Each command takes only the
 flags it honours: run 'sluice <command> -h'.
@@ -53,17 +55,19 @@ type command func(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(ctx
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmds := map[string]command{
-		"dev":      devCmd,
-		"ingest":   ingestCmd,
-		"process":  processCmd,
-		"consume":  consumeCmd,
-		"generate": generateCmd,
-		"topics":   topicsCmd,
-		"dlq":      dlqCmd,
-		"sink":     sinkCmd,
-		"query":    queryCmd,
-		"health":   healthCmd,
-		"console":  consoleCmd,
+		"dev":       devCmd,
+		"ingest":    ingestCmd,
+		"process":   processCmd,
+		"consume":   consumeCmd,
+		"generate":  generateCmd,
+		"topics":    topicsCmd,
+		"dlq":       dlqCmd,
+		"reprocess": reprocessCmd,
+		"reset":     resetCmd,
+		"sink":      sinkCmd,
+		"query":     queryCmd,
+		"health":    healthCmd,
+		"console":   consoleCmd,
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/stream"
 )
@@ -228,6 +229,44 @@ func (m *Metrics) largestBatch(stage string, id TaskID, store string, largest in
 		return
 	}
 	m.largestExpiry.WithLabelValues(stage, store, id.Topic, strconv.Itoa(int(id.Partition))).Set(float64(largest))
+}
+
+// InitPipeline creates at 0 every label set of the counters whose label values pipeline
+// p names: its stages' transactions, its topics' duplicates, dead letters and retries,
+// its aggregations' late events and window results, and its retry tiers' redeliveries.
+// A counter absent until its first event breaks rate() and absence alerts
+// (docs/DESIGN.md#metrics). aggs says whether the aggregation stages run.
+func (m *Metrics) InitPipeline(p *config.Pipeline, aggs bool) {
+	if m == nil || p == nil {
+		return
+	}
+	stages := []string{CleanStageName}
+	if len(p.RetryTiers) > 0 {
+		stages = append(stages, RetryStageName)
+	}
+	for _, t := range p.Topics {
+		m.duplicates.WithLabelValues(t.Name)
+		for _, c := range []dlq.Class{dlq.Permanent, dlq.Transient} {
+			m.deadLetters.WithLabelValues(CleanStageName, t.Name, string(c))
+		}
+		for _, d := range p.RetryTiers {
+			m.retries.WithLabelValues(CleanStageName, t.Name, config.RetryTopic(d.D()))
+		}
+	}
+	for _, d := range p.RetryTiers {
+		m.redelivered.WithLabelValues(config.RetryTopic(d.D()))
+	}
+	if aggs {
+		for _, a := range p.Aggregations {
+			m.lateEvents.WithLabelValues(a.Name)
+			m.windowResults.WithLabelValues(a.Name)
+			stages = append(stages, RepartitionStageName(a.Name), AggregateStageName(a.Name))
+		}
+	}
+	for _, s := range stages {
+		m.txns.WithLabelValues(s, "commit")
+		m.txns.WithLabelValues(s, "abort")
+	}
 }
 
 func (m *Metrics) lateEvent(agg string) {

@@ -172,6 +172,7 @@ func NewCleanProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *pro
 
 func newProcessor(ctx context.Context, d Deps, dec *schema.Registry, m *process.Metrics, aggs bool) (*Processor, error) {
 	d.defaults()
+	m.InitPipeline(d.Pipeline, aggs)
 	st, closeState, err := OpenState(d.Service.State, d.Pipeline, d.Logger)
 	if err != nil {
 		return nil, err

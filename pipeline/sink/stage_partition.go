@@ -13,7 +13,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/schema"
 )
 
-// Record headers the sink reads (SPEC section 3).
+// Record headers the sink reads (docs/DESIGN.md#headers).
 const (
 	headerEventID  = "sluice-event-id"
 	headerIngestTS = "sluice-ingest-ts"

@@ -13,7 +13,7 @@ import (
 // the two stores (so the stage can changelog and restore it); after the stores were
 // restored call Restored to rebuild the in-memory indexes.
 //
-// Semantics (SPEC section 6, written here so tests can be exact):
+// Semantics (docs/DESIGN.md#windows-and-watermarks, written here so tests can be exact):
 //   - Tumbling/hopping windows are [start, start+size), start a multiple of advance
 //     (size for tumbling), aligned to the epoch with floor division (negative times ok).
 //     A hopping record belongs to every window with start <= t < start+size.
@@ -45,7 +45,7 @@ import (
 //     in state. Closed windows are emitted at the end of every call, so the only closed
 //     session still in state is one whose close instant this very record reached: grace
 //     0 and a record exactly Gap after the session's last record. Such a record joins it
-//     (SPEC: a record exactly gap after the last one joins), the merged session is open,
+//     (a record exactly gap after the last one joins), the merged session is open,
 //     and nothing emitted ever changes.
 //
 // Closing is driven by a min-heap of close times, so a record costs O(log n) in the open

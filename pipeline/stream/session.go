@@ -18,7 +18,7 @@ func (a *Aggregator) sessionClose(end int64) int64 {
 // per-transaction bound left in state are skipped): every call ends by closing what is
 // due, so an unskipped session in state is closed at the current stream time only when this very
 // record moved stream time to exactly its close instant. That happens only with grace 0
-// and a record exactly Gap after the session's last record, and SPEC says such a record
+// and a record exactly Gap after the session's last record, and such a record
 // joins; the merged session then ends at t, so it is open. Emitted sessions are gone and
 // are never reopened. In emit-updates mode it appends the session's result.
 func (a *Aggregator) addSession(ev *Event, st int64, out []Result) ([]Result, bool) {

@@ -6,7 +6,8 @@ import (
 	"github.com/sluicehq/sluice/pipeline/stream"
 )
 
-// Golden vector C of WINDOWS-REFERENCE section 3 (gap 5, grace 0) and section 4 case 12.
+// Sessions with gap 5, grace 0 (docs/DESIGN.md#windows-and-watermarks), and a record
+// exactly gap after a session's last record, which joins it.
 func TestSessions(t *testing.T) {
 	vsum := []stream.Measure{{Func: stream.MeasureSum, Field: "v"}}
 	cases := []struct {

@@ -1,9 +1,8 @@
 package stream
 
-// THIS FILE IS THE CONTRACT between the window engine (pipeline/stream), the process
-// stages that bind it to Kafka (pipeline/process) and the harness (driver, oracle).
-// The engine helper replaces the panicking bodies and may split files; exported
-// signatures and documented semantics must not change without telling everyone.
+// This file is the API of the window engine used by the process stages
+// (pipeline/process) and the harness (driver, oracle); its rules are those of
+// docs/DESIGN.md#windows-and-watermarks.
 //
 // The implementation: Aggregator in aggregator.go, WindowState and GroupKey in window.go,
 // WindowStateCodec in wstate_codec.go, measures in measure.go.

@@ -37,7 +37,7 @@ func withMeasures(s stream.Spec, ms []stream.Measure) stream.Spec {
 	return s
 }
 
-// Golden vector A of WINDOWS-REFERENCE section 3: tumbling 10, grace 5, one source, one
+// Tumbling 10, grace 5 (docs/DESIGN.md#windows-and-watermarks), one source, one
 // key, watermark after every record. Sluice closes a window when stream time >=
 // end+grace, on the accept path and the emit path alike.
 func TestGoldenTumblingA(t *testing.T) {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/reprocess"
+	"github.com/sluicehq/sluice/pipeline/service"
+)
+
+// reprocessCmd is `sluice reprocess --aggregation NAME --from T --to T [--dry-run]`:
+// it recomputes the windows of one aggregation that start in [from, to) from the
+// retained <from>.clean topic, beside the live processor, and rewrites them in
+// agg.<name> (docs/OPERATIONS.md#fix-a-wrong-aggregation). It prints progress to stderr
+// and the summary (JSON) to stdout.
+func reprocessCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.Context, *slog.Logger) error {
+	agg := fs.String("aggregation", "", "the `name` of the aggregation whose windows are recomputed")
+	from := fs.String("from", "", "recompute windows that start at or after this RFC 3339 `time`")
+	to := fs.String("to", "", "... and before this RFC 3339 `time`")
+	dry := fs.Bool("dry-run", false, "compute the results and print the diff against agg.<name>; write nothing")
+	show := fs.Int("show", 10, "list the before/after values of the first `N` changed windows")
+	return func(ctx context.Context, log *slog.Logger) error {
+		if fs.NArg() > 0 {
+			return fmt.Errorf("reprocess: unexpected arguments %q (the clean stage cannot be reprocessed yet: --aggregation only)", fs.Args())
+		}
+		if *agg == "" || *from == "" || *to == "" {
+			return errors.New("reprocess: want --aggregation NAME --from RFC3339 --to RFC3339")
+		}
+		f, err := time.Parse(time.RFC3339Nano, *from)
+		if err != nil {
+			return fmt.Errorf("reprocess: --from: want an RFC 3339 time (got %q)", *from)
+		}
+		t, err := time.Parse(time.RFC3339Nano, *to)
+		if err != nil {
+			return fmt.Errorf("reprocess: --to: want an RFC 3339 time (got %q)", *to)
+		}
+		if !f.Before(t) {
+			return fmt.Errorf("reprocess: --from %s must be before --to %s", *from, *to)
+		}
+		p, err := loadPipeline(svc)
+		if err != nil {
+			return err
+		}
+		if _, ok := p.Aggregation(*agg); !ok {
+			var names []string
+			for _, a := range p.Aggregations {
+				names = append(names, a.Name)
+			}
+			return fmt.Errorf("reprocess: unknown aggregation %q (the pipeline has: %s)", *agg, strings.Join(names, ", "))
+		}
+		d, sreg, err := service.Setup(ctx, *svc, p, kafka.Config{Brokers: svc.Brokers}, log, newRegistry())
+		if err != nil {
+			return err
+		}
+		s, err := reprocess.Run(ctx, reprocess.Options{Pipeline: p, Kafka: d.Kafka, Decoder: sreg, Codec: d.AggCodecs[*agg],
+			Aggregation: *agg, From: f, To: t, DryRun: *dry, Show: *show, Progress: os.Stderr})
+		if err != nil {
+			return err
+		}
+		verb := "rewrote"
+		if s.DryRun {
+			verb = "would rewrite"
+		}
+		fmt.Fprintf(os.Stderr, "reprocess: %s %d windows of %s in [%s, %s): %d changed (%d new); %d records read (%d late in the live job, left out) in %.1f s\n",
+			verb, s.Windows, s.Aggregation, *from, *to, s.Changed, s.New, s.Records, s.LateExcluded, s.Seconds)
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+}
+
+// resetCmd is `sluice reset --stage NAME [--to-earliest|--to-latest|--to-time T]
+// [--dry-run]`: it deletes a stopped stage's committed offsets, changelog topics and the
+// local state under --state-dir, so its next start rebuilds its state from its inputs.
+func resetCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.Context, *slog.Logger) error {
+	stage := fs.String("stage", "", "the `stage`: clean, retry, repartition.<aggregation> or agg.<aggregation>")
+	early := fs.Bool("to-earliest", false, "restart at the start of every input (the default)")
+	late := fs.Bool("to-latest", false, "restart at the end of every input (skip what was not processed)")
+	at := fs.String("to-time", "", "restart at the first record at or after this RFC 3339 `time`")
+	dry := fs.Bool("dry-run", false, "print what would be deleted; delete nothing")
+	return func(ctx context.Context, log *slog.Logger) error {
+		if fs.NArg() > 0 {
+			return fmt.Errorf("reset: unexpected arguments %q", fs.Args())
+		}
+		if *stage == "" {
+			return errors.New("reset: want --stage NAME")
+		}
+		o := reprocess.ResetOptions{Stage: *stage, To: reprocess.ResetEarliest, DryRun: *dry}
+		n := 0
+		if *early {
+			n++
+		}
+		if *late {
+			n++
+			o.To = reprocess.ResetLatest
+		}
+		if *at != "" {
+			n++
+			t, err := time.Parse(time.RFC3339Nano, *at)
+			if err != nil {
+				return fmt.Errorf("reset: --to-time: want an RFC 3339 time (got %q)", *at)
+			}
+			o.To, o.Time = reprocess.ResetTime, t
+		}
+		if n > 1 {
+			return errors.New("reset: give at most one of --to-earliest, --to-latest, --to-time")
+		}
+		p, err := loadPipeline(svc)
+		if err != nil {
+			return err
+		}
+		kc, err := kafkaConfig(ctx, svc, log)
+		if err != nil {
+			return err
+		}
+		o.Pipeline, o.Kafka = p, kc
+		if st := svc.State.Resolve(p.State); st.Backend == config.StateBackendPebble {
+			o.StateDirs = []string{st.Dir}
+		}
+		plan, err := reprocess.Reset(ctx, o)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(plan)
+	}
+}
