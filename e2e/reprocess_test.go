@@ -87,9 +87,11 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	late := windowEvents(t, gen.Purchases, 22, 20, windowBase.Add(2*time.Minute), 5*time.Second, 0)
 	p.ProduceEvents(gen.Purchases, late)
 	p.WaitAllCaughtUp(time.Minute)
-	if lr := p.ReadAll(config.LateTopic(gen.Purchases)); len(lr) != len(late) {
-		t.Fatalf("%d late records, want %d", len(lr), len(late))
-	}
+	// On a real broker the last late records may become visible after the groups
+	// report caught up (seen once in CI: 4 of 20): wait for them, bounded.
+	waitFor(t, "every late record in purchases.late", func() bool {
+		return len(p.ReadAll(config.LateTopic(gen.Purchases))) == len(late)
+	})
 	spec, _, _ := process.Spec(*a, 3)
 	want := harness.Oracle(spec, oracleEvents(t, *a, produced))
 	live, _ := latestResults(t, p, *a)
