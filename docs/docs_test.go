@@ -368,12 +368,16 @@ func TestCodeCitationsResolve(t *testing.T) {
 			return err
 		}
 		if d.IsDir() {
-			if n := d.Name(); p != root && (strings.HasPrefix(n, ".") || n == "node_modules" || n == "vendor" || n == "testdata") {
+			if n := d.Name(); p != root && (strings.HasPrefix(n, ".") || n == "node_modules" || n == "vendor" || n == "testdata" || n == "target" || n == "docsui") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if !strings.HasSuffix(p, ".go") {
+		if n := d.Name(); n == "target" || n == "docsui" {
+			return nil
+		}
+		goSrc := strings.HasSuffix(p, ".go")
+		if !goSrc && !commentedText(p) {
 			return nil
 		}
 		files++
@@ -382,6 +386,9 @@ func TestCodeCitationsResolve(t *testing.T) {
 			return err
 		}
 		n, errs := citationErrors(t, root, p, src)
+		if !goSrc {
+			n, errs = textCitationErrors(t, root, p, src)
+		}
 		cites += n
 		for _, e := range errs {
 			t.Error(e)
@@ -392,9 +399,9 @@ func TestCodeCitationsResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	if files < 100 || cites < 10 {
-		t.Fatalf("read %d Go files and %d citations: the walk or the pattern is broken", files, cites)
+		t.Fatalf("read %d source files and %d citations: the walk or the pattern is broken", files, cites)
 	}
-	t.Logf("%d citations in the comments of %d Go files", cites, files)
+	t.Logf("%d citations in the comments of %d source files (Go, and the scripts, Terraform, Java and configs beside them)", cites, files)
 }
 
 var (
@@ -403,6 +410,43 @@ var (
 	// fileCite matches a cited Markdown file (with an optional #anchor) or a file under docs/.
 	fileCite = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./*-])((?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_-]+\.md|docs/[A-Za-z0-9_./-]*[A-Za-z0-9_-])(#[A-Za-z0-9_-]+)?`)
 )
+
+// commentedText reports whether path is a non-Go source whose comments the citation
+// check reads line by line: scripts, k6 and TypeScript, Terraform, Java, YAML, Make.
+func commentedText(path string) bool {
+	switch filepath.Ext(path) {
+	case ".js", ".ts", ".sh", ".py", ".tf", ".java", ".yml", ".yaml", ".hcl", ".properties":
+		return true
+	}
+	b := filepath.Base(path)
+	return b == "Makefile" || b == "Dockerfile" || strings.HasPrefix(b, "run")
+}
+
+// textCitationErrors is citationErrors for a non-Go source: every line's comment (from
+// "//", "#" or a "*" continuation on) is checked the same way.
+func textCitationErrors(t *testing.T, root, path string, src []byte) (int, []string) {
+	t.Helper()
+	n := 0
+	var errs []string
+	for i, line := range strings.Split(string(src), "\n") {
+		c := -1
+		for _, mark := range []string{"//", "#"} {
+			if j := strings.Index(line, mark); j >= 0 && (c < 0 || j < c) {
+				c = j
+			}
+		}
+		if trimmed := strings.TrimSpace(line); c < 0 && strings.HasPrefix(trimmed, "*") {
+			c = strings.Index(line, "*")
+		}
+		if c < 0 {
+			continue
+		}
+		k, e := commentCitationErrors(t, root, path, i+1, line[c:])
+		n += k
+		errs = append(errs, e...)
+	}
+	return n, errs
+}
 
 // citationErrors checks the comments of the Go source src (at path, in the repository
 // at root) and returns how many file citations they hold and what is wrong with them.
@@ -421,28 +465,39 @@ func citationErrors(t *testing.T, root, path string, src []byte) (int, []string)
 		if tok != token.COMMENT {
 			continue
 		}
-		line := fset.Position(pos).Line
-		if m := outsideDoc.FindString(lit); m != "" {
-			errs = append(errs, fmt.Sprintf("%s:%d: comment cites %q, a document outside the repository: cite docs/DESIGN.md#<section>", path, line, m))
+		k, e := commentCitationErrors(t, root, path, fset.Position(pos).Line, lit)
+		n += k
+		errs = append(errs, e...)
+	}
+	return n, errs
+}
+
+// commentCitationErrors checks one comment (lit, at line of path): the documents outside
+// the repository, and every cited file and section.
+func commentCitationErrors(t *testing.T, root, path string, line int, lit string) (int, []string) {
+	t.Helper()
+	n := 0
+	var errs []string
+	if m := outsideDoc.FindString(lit); m != "" {
+		errs = append(errs, fmt.Sprintf("%s:%d: comment cites %q, a document outside the repository: cite docs/DESIGN.md#<section>", path, line, m))
+	}
+	for _, m := range fileCite.FindAllStringSubmatch(lit, -1) {
+		file, frag := m[1], strings.TrimPrefix(m[2], "#")
+		n++
+		target := ""
+		for _, c := range []string{filepath.Join(root, file), filepath.Join(filepath.Dir(path), file)} {
+			if _, err := os.Stat(c); err == nil {
+				target = c
+				break
+			}
 		}
-		for _, m := range fileCite.FindAllStringSubmatch(lit, -1) {
-			file, frag := m[1], strings.TrimPrefix(m[2], "#")
-			n++
-			target := ""
-			for _, c := range []string{filepath.Join(root, file), filepath.Join(filepath.Dir(path), file)} {
-				if _, err := os.Stat(c); err == nil {
-					target = c
-					break
-				}
-			}
-			switch {
-			case target == "":
-				errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s, which is not in the repository", path, line, file))
-			case frag != "" && !strings.HasSuffix(target, ".md"):
-				errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s#%s: an anchor into a file that is not Markdown", path, line, file, frag))
-			case frag != "" && !anchors(t, target)[frag]:
-				errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s#%s: no such section in %s", path, line, file, frag, file))
-			}
+		switch {
+		case target == "":
+			errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s, which is not in the repository", path, line, file))
+		case frag != "" && !strings.HasSuffix(target, ".md"):
+			errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s#%s: an anchor into a file that is not Markdown", path, line, file, frag))
+		case frag != "" && !anchors(t, target)[frag]:
+			errs = append(errs, fmt.Sprintf("%s:%d: comment cites %s#%s: no such section in %s", path, line, file, frag, file))
 		}
 	}
 	return n, errs
@@ -471,6 +526,30 @@ func TestCodeCitationsCatch(t *testing.T) {
 		_, errs := citationErrors(t, "..", path, src)
 		if got := len(errs) > 0; got != c.bad {
 			t.Errorf("%q: errors %q, want bad=%v", c.comment, errs, c.bad)
+		}
+	}
+}
+
+// The same check on the scripts, k6 and Terraform sources: comments after "//", "#" or a
+// "*" continuation.
+func TestTextCitationsCatch(t *testing.T) {
+	for _, c := range []struct {
+		path, line string
+		bad        bool
+	}{
+		{"k6/x.js", "// POST /api/v1/events (docs/API.md#send-events).", false},
+		{"k6/x.js", "// one JSON object per request (SPEC section 4).", true},
+		{"k6/x.js", " * a WebSocket (docs/API.md#no-such-section)", true},
+		{"terraform/x.tf", "  # SLUICE_<FLAG> (README.md#commands)", false},
+		{"terraform/x.tf", "  # SLUICE_<FLAG> (SPEC section 2)", true},
+		{"scripts/x.sh", "echo done # see notes/run.md", true},
+	} {
+		if !commentedText(c.path) {
+			t.Fatalf("%s is not checked", c.path)
+		}
+		_, errs := textCitationErrors(t, "..", filepath.Join("..", c.path), []byte("x = 1\n"+c.line+"\n"))
+		if got := len(errs) > 0; got != c.bad {
+			t.Errorf("%s %q: errors %q, want bad=%v", c.path, c.line, errs, c.bad)
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // k6 constant-arrival-rate load of batch ingest: POST /api/v1/events/{topic} with a JSON
-// array of BATCH events (or NDJSON lines with NDJSON=1) per request (SPEC section 4).
+// array of BATCH events (or NDJSON lines with NDJSON=1) per request (docs/API.md#send-events).
 // RATE is in events per second; requests per second are RATE/BATCH. Requests start on
 // schedule whatever the answers do (open model). The thresholds fail the run when p95
 // latency or the error rate is too high.

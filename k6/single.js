@@ -1,5 +1,5 @@
 // k6 constant-arrival-rate load of single-event ingest: POST /api/v1/events/{topic} with
-// one JSON object per request (SPEC section 4). Requests start on schedule whatever the
+// one JSON object per request (docs/API.md#send-events). Requests start on schedule whatever the
 // answers do (open model), so a slow server shows up as latency and dropped iterations,
 // not as a lower rate. The thresholds fail the run when p95 latency or the error rate
 // is too high.

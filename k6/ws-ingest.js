@@ -1,4 +1,4 @@
-// k6 load test of the WebSocket ingest API (GET /api/v1/ingest/{topic}, SPEC section 4).
+// k6 load test of the WebSocket ingest API (GET /api/v1/ingest/{topic}, docs/API.md#websockets).
 //
 // Each VU iteration opens one connection, sends EVENTS purchase events in messages of
 // BATCH events (a JSON object when BATCH=1, else a JSON array), keeps at most WINDOW

@@ -1,4 +1,4 @@
-// k6 load test of the WebSocket stream API (GET /api/v1/stream/{topic}, SPEC section 4):
+// k6 load test of the WebSocket stream API (GET /api/v1/stream/{topic}, docs/API.md#websockets):
 // CLIENTS subscribers each hold one connection to a clean or aggregate topic for
 // DURATION while a constant-arrival-rate feeder posts RATE single events per second to
 // the source topic. Every streamed frame carries the record's sluice-ingest-ts header

@@ -1,5 +1,5 @@
 // Shared helpers of the k6 scripts: environment parsing and seeded generators of valid
-// events of the built-in topics (page_views, clicks, purchases; SPEC section 3). Events
+// events of the built-in topics (page_views, clicks, purchases; docs/DESIGN.md#record-formats). Events
 // carry no event_id and no event_time: the server assigns a ULID and the receive time,
 // so every request is new (the clean stage deduplicates by event_id).
 

@@ -24,7 +24,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 locals {
-  # Every flag of `sluice` reads SLUICE_<FLAG_IN_UPPER_SNAKE> (SPEC section 2).
+  # Every flag of `sluice` reads SLUICE_<FLAG_IN_UPPER_SNAKE> (README.md#commands).
   # The process service's state stores (--state-dir), on the task's ephemeral storage.
   process_state_dir = "/var/lib/sluice/state"
   common_env = {
