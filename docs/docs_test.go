@@ -429,13 +429,18 @@ func textCitationErrors(t *testing.T, root, path string, src []byte) (int, []str
 	n := 0
 	var errs []string
 	for i, line := range strings.Split(string(src), "\n") {
-		c := -1
-		for _, mark := range []string{"//", "#"} {
-			if j := strings.Index(line, mark); j >= 0 && (c < 0 || j < c) {
-				c = j
+		// A comment starts at "//", at a "#" that begins a word (not an anchor such as
+		// API.md#send-events), or at a "*" that begins the line.
+		c := strings.Index(line, "//")
+		for j := strings.IndexByte(line, '#'); j >= 0; j = nextByte(line, '#', j) {
+			if j == 0 || line[j-1] == ' ' || line[j-1] == '\t' {
+				if c < 0 || j < c {
+					c = j
+				}
+				break
 			}
 		}
-		if trimmed := strings.TrimSpace(line); c < 0 && strings.HasPrefix(trimmed, "*") {
+		if strings.HasPrefix(strings.TrimSpace(line), "*") {
 			c = strings.Index(line, "*")
 		}
 		if c < 0 {
@@ -446,6 +451,14 @@ func textCitationErrors(t *testing.T, root, path string, src []byte) (int, []str
 		errs = append(errs, e...)
 	}
 	return n, errs
+}
+
+// nextByte is the index of the next b in s after i, or -1.
+func nextByte(s string, b byte, i int) int {
+	if k := strings.IndexByte(s[i+1:], b); k >= 0 {
+		return i + 1 + k
+	}
+	return -1
 }
 
 // citationErrors checks the comments of the Go source src (at path, in the repository
