@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -45,19 +44,12 @@ func reprocessCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(con
 		if err != nil {
 			return fmt.Errorf("reprocess: --to: want an RFC 3339 time (got %q)", *to)
 		}
-		if !f.Before(t) {
-			return fmt.Errorf("reprocess: --from %s must be before --to %s", *from, *to)
-		}
 		p, err := loadPipeline(svc)
 		if err != nil {
 			return err
 		}
-		if _, ok := p.Aggregation(*agg); !ok {
-			var names []string
-			for _, a := range p.Aggregations {
-				names = append(names, a.Name)
-			}
-			return fmt.Errorf("reprocess: unknown aggregation %q (the pipeline has: %s)", *agg, strings.Join(names, ", "))
+		if _, err := reprocess.Validate(p, *agg, f, t); err != nil {
+			return err
 		}
 		d, sreg, err := service.Setup(ctx, *svc, p, kafka.Config{Brokers: svc.Brokers}, log, newRegistry())
 		if err != nil {

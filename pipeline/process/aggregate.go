@@ -194,6 +194,11 @@ func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*
 	if err != nil {
 		return classifyDecode(err)
 	}
+	return t.handleDecoded(rec, source, v, emit)
+}
+
+// handleDecoded aggregates rec, whose value decoded (projected) to v, from source.
+func (t *aggregateTask) handleDecoded(rec *kgo.Record, source string, v map[string]any, emit func(*kgo.Record)) error {
 	// The decoded (projected) record is the event's Values: the engine reads only the
 	// measured fields from it and keeps none of it.
 	ev := stream.Event{

@@ -104,18 +104,12 @@ func (r *Recompute) Add(ctx context.Context, rec *kgo.Record) error {
 	}
 	key := stream.GroupKey(vals)
 	p := partitionFor(key, r.agg.Partitions)
-	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
-	for _, h := range rec.Headers {
-		if h.Key != HeaderSource {
-			hs = append(hs, h)
-		}
-	}
-	// A source outside the spec's sources: its events move no watermark (stream.Spec).
-	hs = append(hs, kgo.RecordHeader{Key: HeaderSource, Value: []byte(recomputeSource)})
+	// Routed as the repartition stage routes it, from a source outside the spec's
+	// sources: its event moves no watermark (stream.Spec).
 	rp := &kgo.Record{Topic: config.RepartitionTopic(r.agg.Agg.Name), Partition: p, Key: []byte(key),
-		Value: rec.Value, Headers: hs, Timestamp: rec.Timestamp}
+		Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp}
 	var unexpected int
-	err = r.tasks[p].handle(ctx, rp, func(*kgo.Record) { unexpected++ })
+	err = r.tasks[p].handleDecoded(rp, recomputeSource, v, func(*kgo.Record) { unexpected++ })
 	if err == nil && unexpected > 0 {
 		// Without a watermark nothing closes and nothing is late.
 		err = fmt.Errorf("recompute: %d outputs before the end", unexpected)

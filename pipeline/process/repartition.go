@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
 )
@@ -168,7 +169,7 @@ func (t *repartitionTask) caughtUp(ctx context.Context) bool {
 	if err != nil || own > 1 {
 		return false
 	}
-	up, err := t.r.Lag(ctx, "sluice."+CleanStageName, t.r.Agg.From, t.id.Partition, 0)
+	up, err := t.r.Lag(ctx, kafka.GroupID(CleanStageName), t.r.Agg.From, t.id.Partition, 0)
 	return err == nil && up == 0
 }
 

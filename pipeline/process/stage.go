@@ -211,7 +211,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	s.opts = append(append(cfg.Kafka.Opts(), cfg.Kafka.GroupOpts()...),
 		kgo.ConsumerGroup(s.group()),
 		kgo.ConsumeTopics(cfg.Inputs...),
-		kgo.TransactionalID("sluice."+cfg.Name+"."+cfg.InstanceID),
+		kgo.TransactionalID(kafka.TransactionalID(cfg.Name, cfg.InstanceID)),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -1029,7 +1029,7 @@ func (s *Stage) close() {
 }
 
 // group is the stage's consumer group.
-func (s *Stage) group() string { return "sluice." + s.cfg.Name }
+func (s *Stage) group() string { return kafka.GroupID(s.cfg.Name) }
 
 // hold pauses id on rec until w.Until. Called by the polling goroutine inside a batch.
 func (s *Stage) hold(id TaskID, rec *kgo.Record, w *dlq.WaitError) {

@@ -101,16 +101,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.RunID == "" {
 		o.RunID = "reprocess-" + began.UTC().Format("20060102T150405.000Z")
 	}
-	a, ok := o.Pipeline.Aggregation(o.Aggregation)
-	if !ok {
-		var names []string
-		for _, x := range o.Pipeline.Aggregations {
-			names = append(names, x.Name)
-		}
-		return nil, fmt.Errorf("reprocess: unknown aggregation %q (the pipeline has: %s)", o.Aggregation, strings.Join(names, ", "))
-	}
-	if !o.From.Before(o.To) {
-		return nil, fmt.Errorf("reprocess: --from %s must be before --to %s", o.From.UTC().Format(time.RFC3339), o.To.UTC().Format(time.RFC3339))
+	a, err := Validate(o.Pipeline, o.Aggregation, o.From, o.To)
+	if err != nil {
+		return nil, err
 	}
 	t, ok := o.Pipeline.Topic(a.From)
 	if !ok {
@@ -159,12 +152,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := checkRetained(ctx, adm, o.Kafka, clean, readFrom); err != nil {
 		return nil, err
 	}
-	starts, err := adm.ListOffsetsAfterMilli(ctx, readFrom, clean)
-	if err == nil {
-		err = starts.Error()
-	}
+	from, err := offsetsFrom(ctx, adm, clean, readFrom)
 	if err != nil {
-		return nil, fmt.Errorf("reprocess: offsets of %s at %s: %w", clean, s.ReadFrom.Format(time.RFC3339), err)
+		return nil, err
 	}
 	ends, err := adm.ListCommittedOffsets(ctx, clean)
 	if err == nil {
@@ -173,18 +163,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reprocess: end offsets of %s: %w", clean, err)
 	}
-	from := map[int32]int64{}
 	var total int64
-	starts.Each(func(lo kadm.ListedOffset) {
-		end, _ := ends.Lookup(clean, lo.Partition)
-		if lo.Offset >= 0 && lo.Offset < end.Offset {
-			from[lo.Partition] = lo.Offset
-			total += end.Offset - lo.Offset
+	for p, o := range from {
+		if e, ok := ends.Lookup(clean, p); ok {
+			total += e.Offset - o
 		}
-	})
+	}
 
 	// Events the live job dead-lettered as late for this aggregation stay out.
-	if err := kafka.ReadCommittedFromOffsets(ctx, o.Kafka, config.LateTopic(a.From), mustOffsets(ctx, adm, config.LateTopic(a.From), readFrom), func(r *kgo.Record) error {
+	lateFrom, err := offsetsFrom(ctx, adm, config.LateTopic(a.From), readFrom)
+	if err != nil {
+		return nil, err
+	}
+	if err := kafka.ReadCommittedFromOffsets(ctx, o.Kafka, config.LateTopic(a.From), lateFrom, func(r *kgo.Record) error {
 		if hdr(r, process.HeaderAggregation) == a.Name {
 			if id := hdr(r, "sluice-event-id"); id != "" {
 				rc.Exclude(id)
@@ -253,6 +244,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return s, nil
 }
 
+// Validate checks a reprocess's arguments against pipeline p before anything connects:
+// the aggregation exists (the error lists the pipeline's) and from is before to.
+func Validate(p *config.Pipeline, aggregation string, from, to time.Time) (*config.Aggregation, error) {
+	a, ok := p.Aggregation(aggregation)
+	if !ok {
+		var names []string
+		for _, x := range p.Aggregations {
+			names = append(names, x.Name)
+		}
+		return nil, fmt.Errorf("reprocess: unknown aggregation %q (the pipeline has: %s)", aggregation, strings.Join(names, ", "))
+	}
+	if !from.Before(to) {
+		return nil, fmt.Errorf("reprocess: --from %s must be before --to %s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	return a, nil
+}
+
 // lastClose is when the last window that starts before to closes (end + grace): for
 // sessions, a session that starts just before to closes gap + grace after its last
 // event, which is not known, so to + gap + grace is taken.
@@ -264,10 +272,8 @@ func lastClose(spec stream.Spec, to int64) int64 {
 	if adv <= 0 {
 		adv = spec.Size
 	}
-	last := (to - 1) / adv * adv
-	if to-1 < 0 && (to-1)%adv != 0 {
-		last -= adv
-	}
+	// The last window start (a multiple of adv) before to.
+	last := to - 1 - ((to-1)%adv+adv)%adv
 	return last + spec.Size + spec.Grace
 }
 
@@ -365,24 +371,30 @@ func firstTimestamp(ctx context.Context, kc kafka.Config, topic string, partitio
 	return ts, found, nil
 }
 
-// mustOffsets are the offsets of topic's partitions at or after ms (none on error or
-// when a partition has nothing from ms on).
-func mustOffsets(ctx context.Context, adm *kadm.Client, topic string, ms int64) map[int32]int64 {
+// offsetsFrom are the offsets of topic's partitions at or after ms, leaving out the
+// partitions with nothing from ms on.
+func offsetsFrom(ctx context.Context, adm *kadm.Client, topic string, ms int64) (map[int32]int64, error) {
 	offs, err := adm.ListOffsetsAfterMilli(ctx, ms, topic)
-	out := map[int32]int64{}
+	if err == nil {
+		err = offs.Error()
+	}
 	if err != nil {
-		return out
+		return nil, fmt.Errorf("reprocess: offsets of %s at %s: %w", topic, time.UnixMilli(ms).UTC().Format(time.RFC3339), err)
 	}
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return out
+	if err == nil {
+		err = ends.Error()
 	}
+	if err != nil {
+		return nil, fmt.Errorf("reprocess: end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
 	offs.Each(func(lo kadm.ListedOffset) {
-		if e, ok := ends.Lookup(topic, lo.Partition); ok && lo.Offset >= 0 && lo.Offset < e.Offset && lo.Err == nil {
+		if e, ok := ends.Lookup(topic, lo.Partition); ok && lo.Offset >= 0 && lo.Offset < e.Offset {
 			out[lo.Partition] = lo.Offset
 		}
 	})
-	return out
+	return out, nil
 }
 
 // currentResults reads agg.<name> and returns the latest result of every window that
