@@ -22,6 +22,25 @@ import (
 	"github.com/sluicehq/sluice/pipeline/service"
 )
 
+// latestAfterReprocess is latestResults once at least n windows carry the reprocess
+// header. Kafka writes the commit markers after the coordinator answers EndTxn, so a
+// read-committed reader may see a finished rewrite a moment later: wait, bounded.
+func latestAfterReprocess(t *testing.T, p *harness.Pipeline, a config.Aggregation, n int) map[string]harness.Record {
+	t.Helper()
+	var last map[string]harness.Record
+	waitFor(t, fmt.Sprintf("%d rewritten windows of %s", n, a.Name), func() bool {
+		last, _ = latestResults(t, p, a)
+		got := 0
+		for _, r := range last {
+			if r.Headers[process.HeaderReprocessID] != "" {
+				got++
+			}
+		}
+		return got >= n
+	})
+	return last
+}
+
 // latestResults reads agg.<name> and keeps the last result of every window, with the
 // number of records each window has in the topic.
 func latestResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) (map[string]harness.Record, map[string]int) {
@@ -157,7 +176,7 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	if s.Windows != inWant || s.Changed != inWant {
 		t.Errorf("run: %d windows, %d changed; want %d and %d", s.Windows, s.Changed, inWant, inWant)
 	}
-	after, _ := latestResults(t, p, *a)
+	after := latestAfterReprocess(t, p, *a, s.Windows)
 	gotIn := map[string]aggResult{}
 	for k, r := range after {
 		if inRange(k, from, to) {

@@ -107,7 +107,7 @@ func TestOperationsRunbookFixAggregation(t *testing.T) {
 	if s.DryRun || s.Changed != s.Windows || s.Windows == 0 {
 		t.Errorf("runbook step 2: %+v; want every window rewritten", s)
 	}
-	after, _ := latestResults(t, p, *a)
+	after := latestAfterReprocess(t, p, *a, s.Windows)
 	fixed := 0
 	for k, r := range after {
 		if r.Headers[process.HeaderReprocessID] != "" {
