@@ -7,6 +7,7 @@ package harness
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,19 @@ func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
 	for _, s := range kafka.TopicsFor(p) {
 		names = append(names, s.Name)
 	}
+	// A test may add aggregations to the pipeline after it starts: their result topics
+	// and internal topics are not in p, so every agg.* and _sluice.* topic goes too.
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatalf("reset brokers: list topics: %v", err)
+	}
+	for _, name := range all.Names() {
+		if strings.HasPrefix(name, config.AggTopic("")) || strings.HasPrefix(name, config.ReservedPrefix+".") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
 	present := func() ([]string, error) {
 		ds, err := adm.ListTopics(ctx, names...)
 		var out []string

@@ -66,15 +66,15 @@ type Breaker struct {
 }
 
 // RetryTopic is the delay-tier retry topic for waits up to d, e.g. _sluice.retry.5s.
-func RetryTopic(d time.Duration) string { return "_sluice.retry." + shortDuration(d) }
+func RetryTopic(d time.Duration) string { return ReservedPrefix + ".retry." + shortDuration(d) }
 
 // RetryDLQTopic receives what the retry stage itself cannot deliver (a record in a
 // retry topic without readable origin headers).
-const RetryDLQTopic = "_sluice.retry.dlq"
+const RetryDLQTopic = ReservedPrefix + ".retry.dlq"
 
 // SinkDLQTopic receives the aggregate results the warehouse sink cannot write (clean
 // records it cannot write go to their raw topic's .dlq).
-const SinkDLQTopic = "_sluice.sink.dlq"
+const SinkDLQTopic = ReservedPrefix + ".sink.dlq"
 
 // shortDuration writes d in its largest whole unit: 5s, 1m, 10m, 2h, 250ms.
 func shortDuration(d time.Duration) string {

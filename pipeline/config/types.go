@@ -144,7 +144,7 @@ func LateTopic(t string) string { return t + ".late" }
 // ChangelogTopic is the compacted changelog of one state store of one stage for one
 // input topic, e.g. _sluice.clean.purchases.dedup-changelog.
 func ChangelogTopic(stage, input, store string) string {
-	return "_sluice." + stage + "." + input + "." + store + "-changelog"
+	return ReservedPrefix + "." + stage + "." + input + "." + store + "-changelog"
 }
 
 // Subject is the schema registry subject of a topic's values.
@@ -155,9 +155,9 @@ func AggTopic(name string) string { return "agg." + name }
 
 // RepartitionTopic is the internal topic that re-keys an aggregation's input by its
 // group, carrying watermark markers of every source partition.
-func RepartitionTopic(agg string) string { return "_sluice." + agg + ".repartition" }
+func RepartitionTopic(agg string) string { return ReservedPrefix + "." + agg + ".repartition" }
 
 // AggChangelogTopic is the compacted changelog of one store of aggregation name.
 func AggChangelogTopic(name, store string) string {
-	return "_sluice.agg." + name + "." + store + "-changelog"
+	return ReservedPrefix + ".agg." + name + "." + store + "-changelog"
 }

@@ -14,8 +14,8 @@ import (
 const (
 	// maxTopicLen is Kafka's limit on a topic name.
 	maxTopicLen = 249
-	// reservedPrefix starts Sluice's internal topics (retry tiers, repartition, changelog).
-	reservedPrefix = "_sluice"
+	// ReservedPrefix starts Sluice's internal topics (retry tiers, repartition, changelog).
+	ReservedPrefix = "_sluice"
 	// aggPrefix starts the output topic of an aggregation.
 	aggPrefix = "agg."
 )
@@ -134,8 +134,8 @@ func (v *validator) topicName(path, name string, extra int) {
 	if bad := strings.IndexFunc(name, func(r rune) bool { return !isTopicChar(r) }); bad >= 0 {
 		v.add(path, "%q may only hold ASCII letters, digits, '.', '_' and '-'", name)
 	}
-	if strings.HasPrefix(name, reservedPrefix) {
-		v.add(path, "%q: the prefix %q is reserved for internal topics", name, reservedPrefix)
+	if strings.HasPrefix(name, ReservedPrefix) {
+		v.add(path, "%q: the prefix %q is reserved for internal topics", name, ReservedPrefix)
 	}
 }
 

@@ -156,7 +156,7 @@ func Reset(ctx context.Context, o ResetOptions) (*ResetPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reset: list topics: %w", err)
 	}
-	prefix := "_sluice." + o.Stage + "."
+	prefix := config.ReservedPrefix + "." + o.Stage + "."
 	for _, t := range topics.Names() {
 		if strings.HasPrefix(t, prefix) && strings.HasSuffix(t, "-changelog") {
 			plan.Changelogs = append(plan.Changelogs, t)

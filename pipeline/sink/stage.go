@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 )
 
@@ -23,7 +24,7 @@ const DefaultGroup = "sluice." + StageName
 
 // SinkDLQTopic receives the dead letters of topics that are not clean topics (window
 // results of agg.<name>), which have no <topic>.dlq of their own.
-const SinkDLQTopic = "_sluice.sink.dlq"
+const SinkDLQTopic = config.SinkDLQTopic
 
 // ErrStageKilled is returned by Run after Kill.
 var ErrStageKilled = errors.New("sink: stage killed")
