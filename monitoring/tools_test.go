@@ -347,6 +347,7 @@ var catalogMetrics = map[string]bool{
 	"sluice_stage_transactions_total":             true,
 	"sluice_stage_transaction_duration_seconds":   true,
 	"sluice_transaction_open_seconds":             true,
+	"sluice_stage_sessions_replaced_total":        true,
 	"sluice_state_restore_duration_seconds":       true,
 	"sluice_state_restored_records_total":         true,
 	"sluice_state_keys":                           true,

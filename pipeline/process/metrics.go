@@ -42,6 +42,8 @@ type Metrics struct {
 
 	open *openTxns
 
+	sessionsReplaced *prometheus.CounterVec
+
 	retries      *prometheus.CounterVec
 	redelivered  *prometheus.CounterVec
 	holds        *prometheus.CounterVec
@@ -136,6 +138,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.largestExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_state_largest_tombstone_batch", Help: "Most expiry tombstones (dedup ids; for a windows store, closed windows) one transaction of a task carried (since the task started).",
 	}, storeLabels)
+	m.sessionsReplaced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_stage_sessions_replaced_total",
+		Help: "Kafka sessions a stage replaced because a transaction could not end (a lost group membership, an unanswered EndTxn): its tasks were restored from their changelogs.",
+	}, []string{"stage"})
+	reg.MustRegister(m.sessionsReplaced)
 	reg.MustRegister(m.restores, m.restoredByMode, m.diskBytes, m.cacheBytes, m.expiryBacklog, m.largestExpiry)
 	m.open = &openTxns{now: time.Now, begun: map[*Stage]openTxn{},
 		desc: prometheus.NewDesc("sluice_transaction_open_seconds",
@@ -169,6 +176,12 @@ func (m *Metrics) txn(stage string, committed bool, d time.Duration) {
 	}
 	m.txns.WithLabelValues(stage, res).Inc()
 	m.txnDuration.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+func (m *Metrics) sessionReplaced(stage string) {
+	if m != nil {
+		m.sessionsReplaced.WithLabelValues(stage).Inc()
+	}
 }
 
 func (m *Metrics) restoredTask(stage string, d time.Duration, n int) {
@@ -266,6 +279,7 @@ func (m *Metrics) InitPipeline(p *config.Pipeline, aggs bool) {
 	for _, s := range stages {
 		m.txns.WithLabelValues(s, "commit")
 		m.txns.WithLabelValues(s, "abort")
+		m.sessionsReplaced.WithLabelValues(s)
 	}
 }
 

@@ -332,6 +332,7 @@ func (s *Stage) rebuild(ctx context.Context, cause error) error {
 		if err == nil {
 			s.sess = sess
 			s.log.Info("Kafka session replaced", "attempts", attempt)
+			s.cfg.Metrics.sessionReplaced(s.cfg.Name)
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -84,7 +85,9 @@ func TestStageEndAfterLostHeartbeat(t *testing.T) {
 
 	g := &gate{blocked: make(chan struct{}), release: make(chan struct{}), committed: make(chan int, 100)}
 	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
 	s, err := process.NewStage(ctx, process.StageConfig{
+		Metrics:    process.NewMetrics(reg),
 		Name:       "endstall",
 		Inputs:     []string{"in"},
 		InstanceID: "i1",
@@ -184,6 +187,21 @@ func TestStageEndAfterLostHeartbeat(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "Kafka session replaced") {
 		t.Fatalf("the stage recovered without replacing its session; log:\n%s", l)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_stage_sessions_replaced_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if n < 1 {
+		t.Fatalf("sluice_stage_sessions_replaced_total{stage=endstall} = %v after a replaced session, want >= 1", n)
 	}
 }
 
