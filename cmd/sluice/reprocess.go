@@ -21,20 +21,30 @@ import (
 // reprocessCmd is `sluice reprocess --aggregation NAME --from T --to T [--dry-run]`:
 // it recomputes the windows of one aggregation that start in [from, to) from the
 // retained <from>.clean topic, beside the live processor, and rewrites them in
-// agg.<name> (docs/OPERATIONS.md#fix-a-wrong-aggregation). It prints progress to stderr
-// and the summary (JSON) to stdout.
+// agg.<name> (docs/OPERATIONS.md#fix-a-wrong-aggregation). With --topic NAME instead it
+// re-feeds the raw records of [from, to) that are not clean and pass the current rules to
+// the live clean stage (docs/OPERATIONS.md#fix-a-wrong-rule). It prints progress to
+// stderr and the summary (JSON) to stdout.
 func reprocessCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.Context, *slog.Logger) error {
 	agg := fs.String("aggregation", "", "the `name` of the aggregation whose windows are recomputed")
 	from := fs.String("from", "", "recompute windows that start at or after this RFC 3339 `time`")
 	to := fs.String("to", "", "... and before this RFC 3339 `time`")
 	dry := fs.Bool("dry-run", false, "compute the results and print the diff against agg.<name>; write nothing")
 	show := fs.Int("show", 10, "list the before/after values of the first `N` changed windows")
+	topic := fs.String("topic", "", "instead of --aggregation: re-run the clean stage's rules over the raw records of this `topic` in [from, to)")
+	margin := fs.Duration("horizon-margin", reprocess.DefaultHorizonMargin, "--topic: --from must be at least this far inside the dedup horizon (now minus dedup.horizon)")
 	return func(ctx context.Context, log *slog.Logger) error {
 		if fs.NArg() > 0 {
-			return fmt.Errorf("reprocess: unexpected arguments %q (the clean stage cannot be reprocessed yet: --aggregation only)", fs.Args())
+			return fmt.Errorf("reprocess: unexpected arguments %q", fs.Args())
+		}
+		if *agg != "" && *topic != "" {
+			return errors.New("reprocess: give --aggregation or --topic, not both")
+		}
+		if *topic != "" {
+			return reprocessTopic(ctx, log, svc, out, *topic, *from, *to, *dry, *margin)
 		}
 		if *agg == "" || *from == "" || *to == "" {
-			return errors.New("reprocess: want --aggregation NAME --from RFC3339 --to RFC3339")
+			return errors.New("reprocess: want --aggregation NAME --from RFC3339 --to RFC3339 (or --topic NAME --from RFC3339 --to RFC3339)")
 		}
 		f, err := time.Parse(time.RFC3339Nano, *from)
 		if err != nil {
@@ -70,6 +80,50 @@ func reprocessCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(con
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)
 	}
+}
+
+// reprocessTopic is `sluice reprocess --topic NAME --from T --to T [--dry-run]
+// [--horizon-margin D]` (reprocess.RunTopic).
+func reprocessTopic(ctx context.Context, log *slog.Logger, svc *config.Service, out io.Writer, topic, from, to string, dry bool, margin time.Duration) error {
+	if from == "" || to == "" {
+		return errors.New("reprocess: want --topic NAME --from RFC3339 --to RFC3339")
+	}
+	f, err := time.Parse(time.RFC3339Nano, from)
+	if err != nil {
+		return fmt.Errorf("reprocess: --from: want an RFC 3339 time (got %q)", from)
+	}
+	t, err := time.Parse(time.RFC3339Nano, to)
+	if err != nil {
+		return fmt.Errorf("reprocess: --to: want an RFC 3339 time (got %q)", to)
+	}
+	if margin < 0 {
+		return fmt.Errorf("reprocess: --horizon-margin must not be negative (got %s)", margin)
+	}
+	p, err := loadPipeline(svc)
+	if err != nil {
+		return err
+	}
+	if _, err := reprocess.ValidateTopic(p, topic, f, t); err != nil {
+		return err
+	}
+	d, sreg, err := service.Setup(ctx, *svc, p, kafka.Config{Brokers: svc.Brokers}, log, newRegistry())
+	if err != nil {
+		return err
+	}
+	s, err := reprocess.RunTopic(ctx, reprocess.TopicOptions{Pipeline: p, Rules: d.Schemas[topic].Rules, Kafka: d.Kafka,
+		Decoder: sreg, Topic: topic, From: f, To: t, DryRun: dry, HorizonMargin: margin, Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	verb := "re-fed"
+	if s.DryRun {
+		verb = "would re-feed"
+	}
+	fmt.Fprintf(os.Stderr, "reprocess: %s %d records of %s in [%s, %s) to the live clean stage; of %d in range %d were already clean, %d still fail the rules, %d do not decode; %d records read in %.1f s\n",
+		verb, s.Refed, s.Topic, from, to, s.InRange, s.AlreadyClean, s.StillFail, s.Undecodable, s.Records, s.Seconds)
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
 }
 
 // resetCmd is `sluice reset --stage NAME [--to-earliest|--to-latest|--to-time T]
