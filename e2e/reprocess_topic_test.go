@@ -1,0 +1,274 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluicehq/sluice/harness"
+	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/reprocess"
+	"github.com/sluicehq/sluice/pipeline/rules"
+	"github.com/sluicehq/sluice/pipeline/service"
+)
+
+// withAmountMax returns a copy of p whose purchases rule on amount has maximum max.
+func withAmountMax(t *testing.T, p *config.Pipeline, max float64) *config.Pipeline {
+	t.Helper()
+	q := *p
+	q.Topics = slices.Clone(p.Topics)
+	for i := range q.Topics {
+		if q.Topics[i].Name != gen.Purchases {
+			continue
+		}
+		q.Topics[i].Rules = slices.Clone(q.Topics[i].Rules)
+		for j := range q.Topics[i].Rules {
+			if q.Topics[i].Rules[j].Field == "amount" {
+				m := max
+				q.Topics[i].Rules[j].Max = &m
+				return &q
+			}
+		}
+	}
+	t.Fatal("no purchases rule on amount")
+	return nil
+}
+
+// endOffsets are the last stable offsets of topic, by partition.
+func endOffsets(t *testing.T, p *harness.Pipeline, topic string) map[int32]int64 {
+	t.Helper()
+	offs, err := p.Admin().ListEndOffsets(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// TestReprocessTopicAddsWhatAWrongRuleDeadLettered: purchases go through a pipeline whose
+// rule on amount is wrong (max 100: every larger purchase is dead-lettered). Then more
+// purchases of the range arrive while the processor is down (the live stage has not
+// cleaned them when the reprocess reads purchases.clean: the race the dedup state
+// covers). The rule is fixed (a new pipeline file) and `reprocess --topic` runs over
+// [2m, 5m) before the fixed processor starts. Afterwards every event of the range is in
+// purchases.clean exactly once (the formerly dead-lettered ones added, the late
+// arrivals' re-fed copies dropped as duplicates), outside the range nothing changed,
+// the DLQ got nothing new, and the re-fed events that were late for the aggregations
+// carry sluice-reprocess-id in purchases.late. A second run re-feeds nothing. --dry-run
+// counts the same and writes nothing; each refusal names what is wrong.
+func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
+	wrong := withAmountMax(t, config.Default(), 100)
+	p := harness.Start(t, harness.WithPipeline(wrong), harness.WithoutProcessor())
+	pr := p.StartProcessor()
+	evs := windowEvents(t, gen.Purchases, 71, 3000, windowBase, 200*time.Millisecond, time.Second) // 10 minutes
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+
+	from, to := windowBase.Add(2*time.Minute), windowBase.Add(5*time.Minute)
+	inRange := func(pe harness.Produced) bool {
+		et, err := time.Parse(time.RFC3339Nano, pe.Event["event_time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !et.Before(from) && et.Before(to)
+	}
+	big := func(pe harness.Produced) bool { return pe.Event["amount"].(float64) > 100 }
+	var deadIn, deadOut, cleanIn int
+	for _, pe := range produced {
+		switch {
+		case big(pe) && inRange(pe):
+			deadIn++
+		case big(pe):
+			deadOut++
+		case inRange(pe):
+			cleanIn++
+		}
+	}
+	dlq0 := p.ReadAll(config.DLQTopic(gen.Purchases))
+	if len(dlq0) != deadIn+deadOut || deadIn == 0 || deadOut == 0 || cleanIn == 0 {
+		t.Fatalf("the wrong rule dead-lettered %d (%d in range, %d outside), %d clean in range: the test proves nothing", len(dlq0), deadIn, deadOut, cleanIn)
+	}
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Late arrivals of the range, produced while the processor is down: not clean yet
+	// when the reprocess reads purchases.clean, so it re-feeds them too.
+	arrivals := windowEvents(t, gen.Purchases, 72, 40, from.Add(30*time.Second), 2*time.Second, 0)
+	for _, ev := range arrivals {
+		ev["amount"] = 5.0 // pass both rules
+	}
+	lateProduced := p.ProduceEvents(gen.Purchases, arrivals)
+
+	// The fix: a new pipeline file, a new processor (the same instance id: its state).
+	fixed := withAmountMax(t, p.Deps.Pipeline, 1_000_000)
+	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = p.Deps.Now
+	p.Deps, p.Schemas = d, sreg
+
+	now := windowBase.Add(11 * time.Minute) // the pipeline's event time: the horizon check
+	opts := func(dry bool) reprocess.TopicOptions {
+		return reprocess.TopicOptions{Pipeline: fixed, Rules: d.Schemas[gen.Purchases].Rules, Kafka: d.Kafka,
+			Decoder: sreg, Topic: gen.Purchases, From: from, To: to, DryRun: dry, RunID: fmt.Sprintf("test-%v", dry),
+			Now: func() time.Time { return now }, BatchRecords: 50}
+	}
+
+	// --dry-run: the counts, nothing written.
+	raw0 := endOffsets(t, p, gen.Purchases)
+	var progress bytes.Buffer
+	o := opts(true)
+	o.Progress = &progress
+	s, err := reprocess.RunTopic(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dry run: %+v", *s)
+	wantRefed := deadIn + len(lateProduced)
+	if s.InRange != deadIn+cleanIn+len(lateProduced) || s.AlreadyClean != cleanIn || s.Refed != wantRefed ||
+		s.StillFail != 0 || s.EarlierRefeeds != 0 || s.CleanIDs != cleanIn || s.Transactions != 0 {
+		t.Errorf("dry run: %+v; want %d in range, %d already clean, %d re-fed", *s, deadIn+cleanIn+len(lateProduced), cleanIn, wantRefed)
+	}
+	if !strings.Contains(progress.String(), "reprocess: read ") {
+		t.Errorf("no progress printed: %q", progress.String())
+	}
+	if got := endOffsets(t, p, gen.Purchases); !maps.Equal(got, raw0) {
+		t.Fatalf("dry run wrote to %s: %v -> %v", gen.Purchases, raw0, got)
+	}
+	// Under the wrong rules the same range would re-feed only the late arrivals.
+	ow := opts(true)
+	ow.Rules = mustRules(t, wrong)
+	if s, err := reprocess.RunTopic(t.Context(), ow); err != nil || s.Refed != len(lateProduced) || s.StillFail != deadIn ||
+		s.StillFailRules["max on amount"] != deadIn {
+		t.Errorf("dry run with the wrong rule: %+v, %v; want %d re-fed, %d still failing max on amount", s, err, len(lateProduced), deadIn)
+	}
+
+	// The run, with the processor down, then the fixed processor.
+	s, err = reprocess.RunTopic(t.Context(), opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("run: %+v", *s)
+	if s.Refed != wantRefed || s.Transactions != (wantRefed+49)/50 {
+		t.Errorf("run: %d re-fed in %d transactions; want %d in %d", s.Refed, s.Transactions, wantRefed, (wantRefed+49)/50)
+	}
+	p.StartProcessorID(pr.InstanceID)
+	p.WaitAllCaughtUp(time.Minute)
+
+	var want []string
+	refed := map[string]bool{}
+	for _, pe := range produced {
+		if !big(pe) || inRange(pe) {
+			want = append(want, pe.EventID)
+		}
+		if big(pe) && inRange(pe) {
+			refed[pe.EventID] = true
+		}
+	}
+	for _, pe := range lateProduced {
+		want = append(want, pe.EventID)
+	}
+	clean := p.ReadAll(config.CleanTopic(gen.Purchases))
+	exactlyOnce(t, idsOf(t, clean), want)
+	for _, r := range clean {
+		id := r.Headers["sluice-event-id"]
+		if refed[id] != (r.Headers[process.HeaderReprocessID] == "test-false") {
+			t.Errorf("clean %s: %s = %q", id, process.HeaderReprocessID, r.Headers[process.HeaderReprocessID])
+		}
+		if !refed[id] {
+			continue
+		}
+		its, _ := strconv.ParseInt(r.Headers["sluice-ingest-ts"], 10, 64)
+		if its != now.UnixMicro() || r.Headers[reprocess.HeaderFirstIngestTS] == "" {
+			t.Errorf("clean %s: sluice-ingest-ts %s, %s %q; want the re-feed time and the original", id,
+				r.Headers["sluice-ingest-ts"], reprocess.HeaderFirstIngestTS, r.Headers[reprocess.HeaderFirstIngestTS])
+		}
+	}
+	if n := len(p.ReadAll(config.DLQTopic(gen.Purchases))); n != len(dlq0) {
+		t.Errorf("the DLQ has %d records, had %d: the reprocess re-fed something that failed", n, len(dlq0))
+	}
+	if got := p.Metric("sluice_clean_duplicates_total", "topic", gen.Purchases); got != float64(len(lateProduced)) {
+		t.Errorf("sluice_clean_duplicates_total = %v, want %d (the late arrivals' re-fed copies)", got, len(lateProduced))
+	}
+	// Re-fed events are late for the aggregations (their windows closed): their late
+	// records carry the header, so `reprocess --aggregation` can tell them apart.
+	marked := 0
+	for _, r := range p.ReadAll(config.LateTopic(gen.Purchases)) {
+		if id := r.Headers["sluice-event-id"]; refed[id] {
+			if r.Headers[process.HeaderReprocessID] != "test-false" {
+				t.Errorf("late %s for %s without %s", id, r.Headers[process.HeaderAggregation], process.HeaderReprocessID)
+			}
+			marked++
+		}
+	}
+	if marked == 0 {
+		t.Error("no re-fed event was late for an aggregation: the test proves less than it says")
+	}
+
+	// Again: everything in range is clean; the first run's copies are left out.
+	raw1 := endOffsets(t, p, gen.Purchases)
+	s, err = reprocess.RunTopic(t.Context(), opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Refed != 0 || s.EarlierRefeeds != wantRefed || s.AlreadyClean != s.InRange-s.EarlierRefeeds {
+		t.Errorf("second run: %+v; want nothing re-fed, %d earlier copies", *s, wantRefed)
+	}
+	if got := endOffsets(t, p, gen.Purchases); !maps.Equal(got, raw1) {
+		t.Errorf("second run wrote to %s: %v -> %v", gen.Purchases, raw1, got)
+	}
+
+	// Refusals.
+	refuse := func(o reprocess.TopicOptions, want ...string) {
+		t.Helper()
+		_, err := reprocess.RunTopic(t.Context(), o)
+		if err == nil {
+			t.Fatalf("%s: no error", want[0])
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q lacks %q", err, w)
+			}
+		}
+	}
+	o = opts(true)
+	o.Topic = "nope"
+	refuse(o, `unknown topic "nope"`, gen.Purchases)
+	o = opts(true)
+	o.From, o.To = to, from
+	refuse(o, "must be before --to")
+	o = opts(true)
+	o.Now = func() time.Time { return windowBase.Add(24 * time.Hour) } // 24h horizon, 1h margin
+	refuse(o, "older than the dedup horizon", "24h0m0s", "choose --from at or after 2026-11-01T11:00:00Z")
+	// Retention: records of purchases partition 0 before its 500th are deleted.
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: gen.Purchases, Partition: 0, At: 500})
+	if _, err := p.Admin().DeleteRecords(t.Context(), offs); err != nil {
+		t.Fatal(err)
+	}
+	o = opts(true)
+	o.From = windowBase
+	refuse(o, "no longer retained", gen.Purchases, "partition 0 from 2026-11-01T10:")
+}
+
+func mustRules(t *testing.T, p *config.Pipeline) *rules.Set {
+	t.Helper()
+	tp, _ := p.Topic(gen.Purchases)
+	rs, err := rules.Compile(tp.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
