@@ -48,6 +48,13 @@ type Options struct {
 	Now      func() time.Time
 	// BatchRecords bounds the results of one output transaction (default 5000).
 	BatchRecords int
+	// BeforeCommit, if set, is called in every output transaction once its records are
+	// flushed and before it commits, with the number of transactions committed before
+	// it. An error stops the run there and leaves that transaction open, as a process
+	// killed at that instant leaves it: a read-committed reader never sees its records,
+	// and the next run (same transactional id) fences and aborts it. For tests of a run
+	// killed mid-way.
+	BeforeCommit func(committed int) error
 }
 
 // Change is one window whose result differs from what agg.<name> held.
@@ -463,7 +470,8 @@ func write(ctx context.Context, o Options, agg string, out []*kgo.Record) error 
 		return err
 	}
 	defer cl.Close()
-	for len(out) > 0 {
+	total, done := len(out), 0
+	for txn := 0; len(out) > 0; txn++ {
 		n := min(len(out), o.BatchRecords)
 		batch := out[:n]
 		out = out[n:]
@@ -482,12 +490,20 @@ func write(ctx context.Context, o Options, agg string, out []*kgo.Record) error 
 		commit := kgo.TryCommit
 		if ferr != nil || perr != nil {
 			commit = kgo.TryAbort
+		} else if o.BeforeCommit != nil {
+			if err := o.BeforeCommit(txn); err != nil {
+				return fmt.Errorf("reprocess: stopped before committing transaction %d (%d of %d windows committed): %w", txn+1, done, total, err)
+			}
 		}
 		if err := cl.EndTransaction(ctx, commit); err != nil {
 			return fmt.Errorf("reprocess: end transaction: %w", err)
 		}
 		if ferr != nil || perr != nil {
 			return fmt.Errorf("reprocess: write %s: %w", config.AggTopic(agg), errors.Join(ferr, perr))
+		}
+		done += n
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "reprocess: committed transaction %d: %d / %d windows written to %s\n", txn+1, done, total, config.AggTopic(agg))
 		}
 	}
 	return nil
