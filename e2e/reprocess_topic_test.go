@@ -119,7 +119,7 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 	d.Now = p.Deps.Now
 	p.Deps, p.Schemas = d, sreg
 
-	now := windowBase.Add(11 * time.Minute) // the pipeline's event time: the horizon check
+	now := windowBase.Add(11 * time.Minute) // the re-feed time (sluice-ingest-ts)
 	opts := func(dry bool) reprocess.TopicOptions {
 		return reprocess.TopicOptions{Pipeline: fixed, Rules: d.Schemas[gen.Purchases].Rules, Kafka: d.Kafka,
 			Decoder: sreg, Topic: gen.Purchases, From: from, To: to, DryRun: dry, RunID: fmt.Sprintf("test-%v", dry),
@@ -249,9 +249,18 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 	o = opts(true)
 	o.From, o.To = to, from
 	refuse(o, "must be before --to")
+	// The horizon: 24h behind the latest event time in purchases.clean, plus the margin.
+	var latest time.Time
+	for _, r := range p.ReadAll(config.CleanTopic(gen.Purchases)) {
+		if r.Raw.Timestamp.After(latest) {
+			latest = r.Raw.Timestamp
+		}
+	}
 	o = opts(true)
-	o.Now = func() time.Time { return windowBase.Add(24 * time.Hour) } // 24h horizon, 1h margin
-	refuse(o, "older than the dedup horizon", "24h0m0s", "choose --from at or after 2026-11-01T11:00:00Z")
+	o.HorizonMargin = 24*time.Hour - time.Minute
+	l := latest.UTC().Format(time.RFC3339)
+	refuse(o, "older than the dedup horizon", "24h0m0s", "purchases.clean holds events up to "+l,
+		"choose --from at or after "+latest.Add(-time.Minute).UTC().Format(time.RFC3339))
 	// Retention: records of purchases partition 0 before its 500th are deleted.
 	var offs kadm.Offsets
 	offs.Add(kadm.Offset{Topic: gen.Purchases, Partition: 0, At: 500})

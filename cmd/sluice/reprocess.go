@@ -32,7 +32,7 @@ func reprocessCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(con
 	dry := fs.Bool("dry-run", false, "compute the results and print the diff against agg.<name>; write nothing")
 	show := fs.Int("show", 10, "list the before/after values of the first `N` changed windows")
 	topic := fs.String("topic", "", "instead of --aggregation: re-run the clean stage's rules over the raw records of this `topic` in [from, to)")
-	margin := fs.Duration("horizon-margin", reprocess.DefaultHorizonMargin, "--topic: --from must be at least this far inside the dedup horizon (now minus dedup.horizon)")
+	margin := fs.Duration("horizon-margin", reprocess.DefaultHorizonMargin, "--topic: --from must be at least this far inside the dedup horizon (the latest event time in <topic>.clean minus dedup.horizon)")
 	return func(ctx context.Context, log *slog.Logger) error {
 		if fs.NArg() > 0 {
 			return fmt.Errorf("reprocess: unexpected arguments %q", fs.Args())

@@ -52,8 +52,9 @@ type TopicOptions struct {
 	// DryRun reads and counts, writing nothing.
 	DryRun bool
 	// HorizonMargin: From must be at least this far inside the dedup horizon, measured
-	// back from Now (default DefaultHorizonMargin). It covers event times ahead of the
-	// clock (ingest's --max-future), the run itself and the live stage's lag.
+	// back from the latest event time in <topic>.clean when the run begins (default
+	// DefaultHorizonMargin). It covers how far the live clean stage's event time moves on
+	// before it reaches the re-fed records: its lag and the run itself.
 	HorizonMargin time.Duration
 	// RunID goes in every re-fed record's sluice-reprocess-id header (default
 	// reprocess-<now>).
@@ -72,10 +73,14 @@ type TopicSummary struct {
 	DryRun bool      `json:"dry_run"`
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
-	// DedupHorizon is the pipeline's dedup.horizon; OldestFrom the earliest --from the
-	// run accepted (Now minus the horizon plus the margin).
-	DedupHorizon string    `json:"dedup_horizon"`
-	OldestFrom   time.Time `json:"oldest_from"`
+	// DedupHorizon is the pipeline's dedup.horizon; LatestEventTime the largest record
+	// timestamp in <topic>.clean from From on when the run began (the live clean stage's
+	// dedup time: the largest event time it has cleaned); OldestFrom the earliest --from
+	// the run accepts: that minus the horizon plus the margin (zero when <topic>.clean
+	// holds nothing from From on).
+	DedupHorizon    string    `json:"dedup_horizon"`
+	LatestEventTime time.Time `json:"latest_event_time"`
+	OldestFrom      time.Time `json:"oldest_from"`
 	// CleanIDs are the event ids read from <topic>.clean in the range.
 	CleanIDs int `json:"clean_ids"`
 	// Records are the raw records read (from the offsets of From to the end offsets when
@@ -120,10 +125,10 @@ func ValidateTopic(p *config.Pipeline, topic string, from, to time.Time) (*confi
 }
 
 // oldestFrom is the earliest --from whose events the dedup state still remembers
-// whenever the live clean stage meets their re-fed copies: now minus the horizon, plus
-// the margin.
-func oldestFrom(now time.Time, horizon, margin time.Duration) time.Time {
-	return now.Add(margin - horizon).UTC()
+// whenever the live clean stage meets their re-fed copies: the latest event time of the
+// raw topic minus the horizon, plus the margin.
+func oldestFrom(latest time.Time, horizon, margin time.Duration) time.Time {
+	return latest.Add(margin - horizon).UTC()
 }
 
 // RunTopic re-runs the clean stage's rules over the raw records of o.Topic whose
@@ -144,7 +149,8 @@ func oldestFrom(now time.Time, horizon, margin time.Duration) time.Time {
 // transform still rejects). Its dedup state drops a re-fed record whose event id it
 // cleaned after this run read <topic>.clean (a record still in a retry tier, or behind
 // the live stage's lag) as long as the event is within the dedup horizon: hence the
-// refusal of a From older than Now minus dedup.horizon plus HorizonMargin.
+// refusal of a From older than the latest event time in <topic>.clean minus
+// dedup.horizon plus HorizonMargin.
 //
 // It refuses an unknown topic, From not before To, a From older than the horizon allows,
 // and a range the raw topic no longer retains, each naming what is wrong.
@@ -173,12 +179,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 	}
 	horizon := o.Pipeline.Dedup.Horizon.D()
 	s := &TopicSummary{Topic: o.Topic, RunID: o.RunID, DryRun: o.DryRun, From: o.From.UTC(), To: o.To.UTC(),
-		DedupHorizon: horizon.String(), OldestFrom: oldestFrom(began, horizon, o.HorizonMargin),
-		StillFailRules: map[string]int{}, RefedByPartition: map[int32]int{}}
-	if o.From.Before(s.OldestFrom) {
-		return nil, fmt.Errorf("reprocess: --from %s is older than the dedup horizon allows: the clean stage remembers an event id for %s of event time (dedup.horizon), so an event before %s (now minus the horizon plus a margin of %s) that became clean while the reprocess runs could be cleaned twice; choose --from at or after %s",
-			o.From.UTC().Format(time.RFC3339), horizon, s.OldestFrom.Format(time.RFC3339), o.HorizonMargin, s.OldestFrom.Format(time.RFC3339))
-	}
+		DedupHorizon: horizon.String(), StillFailRules: map[string]int{}, RefedByPartition: map[int32]int{}}
 
 	cl, err := kgo.NewClient(o.Kafka.Opts()...)
 	if err != nil {
@@ -217,8 +218,11 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 		return nil, err
 	}
 	cleanIDs := map[int32]map[string]struct{}{}
+	latest := int64(math.MinInt64)
 	err = kafka.ReadCommittedFromOffsets(ctx, o.Kafka, clean, cleanFrom, func(r *kgo.Record) error {
-		if ts := r.Timestamp.UnixMilli(); ts < from || ts >= to {
+		ts := r.Timestamp.UnixMilli()
+		latest = max(latest, ts)
+		if ts < from || ts >= to {
 			return nil
 		}
 		id := hdr(r, "sluice-event-id")
@@ -242,6 +246,17 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reprocess: read %s: %w", clean, err)
+	}
+	// The live stage's dedup time on a partition is the largest event time it cleaned
+	// there (the clean record keeps the raw record's timestamp, which ingest sets to
+	// event_time); it moves on while the run goes, by at most the margin.
+	if latest != math.MinInt64 {
+		s.LatestEventTime = time.UnixMilli(latest).UTC()
+		s.OldestFrom = oldestFrom(s.LatestEventTime, horizon, o.HorizonMargin)
+		if o.From.Before(s.OldestFrom) {
+			return nil, fmt.Errorf("reprocess: --from %s is older than the dedup horizon allows: the clean stage remembers an event id for %s (dedup.horizon) of event time behind the latest it cleaned, and %s holds events up to %s; an event before %s (that minus the horizon plus a margin of %s) that became clean while the reprocess runs could be cleaned twice; choose --from at or after %s",
+				o.From.UTC().Format(time.RFC3339), horizon, clean, s.LatestEventTime.Format(time.RFC3339), s.OldestFrom.Format(time.RFC3339), o.HorizonMargin, s.OldestFrom.Format(time.RFC3339))
+		}
 	}
 
 	var w *refeeder

@@ -50,7 +50,8 @@ func TestRefeedRecord(t *testing.T) {
 }
 
 // TestValidateTopicAndHorizon: an unknown topic lists the pipeline's, from must be
-// before to, and the oldest --from is now minus the horizon plus the margin.
+// before to, and the oldest --from is the latest event time minus the horizon plus the
+// margin.
 func TestValidateTopicAndHorizon(t *testing.T) {
 	p := config.Default()
 	from := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
@@ -63,8 +64,8 @@ func TestValidateTopicAndHorizon(t *testing.T) {
 	if tp, err := ValidateTopic(p, "purchases", from, from.Add(time.Hour)); err != nil || tp.Name != "purchases" {
 		t.Errorf("valid: %v, %v", tp, err)
 	}
-	now := from.Add(30 * time.Hour)
-	if got, want := oldestFrom(now, 24*time.Hour, time.Hour), from.Add(7*time.Hour); !got.Equal(want) {
+	latest := from.Add(30 * time.Hour)
+	if got, want := oldestFrom(latest, 24*time.Hour, time.Hour), from.Add(7*time.Hour); !got.Equal(want) {
 		t.Errorf("oldestFrom = %s, want %s", got, want)
 	}
 }
