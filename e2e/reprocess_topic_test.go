@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -280,4 +281,75 @@ func mustRules(t *testing.T, p *config.Pipeline) *rules.Set {
 		t.Fatal(err)
 	}
 	return rs
+}
+
+// TestReprocessTopicKilledMidwayRunAgain: a reprocess killed between two re-feed
+// transactions (the first committed, the second flushed and left open, as a killed
+// process leaves it) holds the live clean stage back on those partitions until the next
+// run, with the same transactional id, fences and aborts it. Run again, it re-feeds what
+// is not clean yet; the live stage, running the fixed rules throughout, drops the copies
+// it already cleaned: every event once in purchases.clean, nothing new in the DLQ.
+func TestReprocessTopicKilledMidwayRunAgain(t *testing.T) {
+	wrong := withAmountMax(t, config.Default(), 100)
+	p := harness.Start(t, harness.WithPipeline(wrong), harness.WithoutProcessor())
+	pr := p.StartProcessor()
+	evs := windowEvents(t, gen.Purchases, 73, 1500, windowBase, 200*time.Millisecond, time.Second) // 5 minutes
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+	dlq0 := len(p.ReadAll(config.DLQTopic(gen.Purchases)))
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	fixed := withAmountMax(t, p.Deps.Pipeline, 1_000_000)
+	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = p.Deps.Now
+	p.Deps, p.Schemas = d, sreg
+	p.StartProcessorID(pr.InstanceID)
+
+	from, to := windowBase.Add(time.Minute), windowBase.Add(4*time.Minute)
+	var want []string
+	deadIn := 0
+	for _, pe := range produced {
+		et, _ := time.Parse(time.RFC3339Nano, pe.Event["event_time"].(string))
+		big := pe.Event["amount"].(float64) > 100
+		if big && !et.Before(from) && et.Before(to) {
+			deadIn++
+		}
+		if !big || !et.Before(from) && et.Before(to) {
+			want = append(want, pe.EventID)
+		}
+	}
+	if deadIn <= 60 {
+		t.Fatalf("%d dead letters in range: too few for two transactions", deadIn)
+	}
+	o := reprocess.TopicOptions{Pipeline: fixed, Rules: d.Schemas[gen.Purchases].Rules, Kafka: d.Kafka, Decoder: sreg,
+		Topic: gen.Purchases, From: from, To: to, BatchRecords: 30}
+	killed := errors.New("killed")
+	o.BeforeCommit = func(committed int) error {
+		if committed == 1 {
+			return killed
+		}
+		return nil
+	}
+	if _, err := reprocess.RunTopic(t.Context(), o); !errors.Is(err, killed) {
+		t.Fatalf("the killed run: %v", err)
+	}
+	o.BeforeCommit = nil
+	s, err := reprocess.RunTopic(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second run: %+v", *s)
+	// The first transaction's 30 copies: either clean already or re-fed again.
+	if s.EarlierRefeeds != 30 || s.Refed+s.AlreadyClean != s.InRange-s.EarlierRefeeds || s.Refed < deadIn-30 {
+		t.Errorf("second run: %+v; want the 30 committed copies left out and the rest of %d re-fed", *s, deadIn)
+	}
+	p.WaitAllCaughtUp(time.Minute)
+	exactlyOnce(t, idsOf(t, p.ReadAll(config.CleanTopic(gen.Purchases))), want)
+	if n := len(p.ReadAll(config.DLQTopic(gen.Purchases))); n != dlq0 {
+		t.Errorf("the DLQ has %d records, had %d", n, dlq0)
+	}
 }

@@ -64,7 +64,18 @@ type TopicOptions struct {
 	Now      func() time.Time
 	// BatchRecords bounds the records of one re-feed transaction (default 5000).
 	BatchRecords int
+	// BeforeCommit, if set, is called in every re-feed transaction once its records are
+	// flushed and before it commits, with the number of transactions committed before
+	// it. An error stops the run there and leaves that transaction open, as a process
+	// killed at that instant leaves it: the next run (same transactional id) fences and
+	// aborts it. For tests of a run killed mid-way.
+	BeforeCommit func(committed int) error
 }
+
+// refeedTxnTimeout is the re-feed transactions' timeout: the live clean stage reads the
+// raw topic read_committed, so a transaction left open by a killed run holds its
+// partitions back until the broker aborts it (or the next run fences it).
+const refeedTxnTimeout = 15 * time.Second
 
 // TopicSummary is what a clean-stage reprocess did (or, in a dry run, would do).
 type TopicSummary struct {
@@ -261,7 +272,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 
 	var w *refeeder
 	if !o.DryRun {
-		if w, err = newRefeeder(o.Kafka, o.Topic, o.BatchRecords); err != nil {
+		if w, err = newRefeeder(o.Kafka, o.Topic, o.BatchRecords, o.BeforeCommit); err != nil {
 			return nil, err
 		}
 		defer w.close()
@@ -380,22 +391,24 @@ func refeedRecord(r *kgo.Record, runID, refedAt string) *kgo.Record {
 
 // refeeder writes re-fed records in transactions of at most batch records.
 type refeeder struct {
-	cl    *kgo.Client
-	topic string
-	batch int
-	buf   []*kgo.Record
-	txns  int
+	cl           *kgo.Client
+	topic        string
+	batch        int
+	beforeCommit func(int) error
+	buf          []*kgo.Record
+	txns         int
 }
 
-func newRefeeder(kc kafka.Config, topic string, batch int) (*refeeder, error) {
+func newRefeeder(kc kafka.Config, topic string, batch int, beforeCommit func(int) error) (*refeeder, error) {
 	cl, err := kgo.NewClient(append(kc.Opts(),
 		kgo.TransactionalID(kafka.TransactionalID("reprocess-topic", topic)),
+		kgo.TransactionTimeout(refeedTxnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)...)
 	if err != nil {
 		return nil, err
 	}
-	return &refeeder{cl: cl, topic: topic, batch: batch}, nil
+	return &refeeder{cl: cl, topic: topic, batch: batch, beforeCommit: beforeCommit}, nil
 }
 
 func (w *refeeder) add(ctx context.Context, r *kgo.Record) error {
@@ -426,6 +439,10 @@ func (w *refeeder) flush(ctx context.Context) error {
 	commit := kgo.TryCommit
 	if ferr != nil || perr != nil {
 		commit = kgo.TryAbort
+	} else if w.beforeCommit != nil {
+		if err := w.beforeCommit(w.txns); err != nil {
+			return fmt.Errorf("stopped before committing transaction %d: %w", w.txns+1, err)
+		}
 	}
 	if err := w.cl.EndTransaction(ctx, commit); err != nil {
 		return fmt.Errorf("end transaction: %w", err)
