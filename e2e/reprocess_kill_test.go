@@ -310,3 +310,66 @@ func TestReprocessKilledMidwayIsIdempotent(t *testing.T) {
 	rows := checkAggregatesTable(t, p, w, *a, after)
 	t.Logf("AGGREGATES: %d rows for %s, %d of them rewritten by the rerun", rows, a.Name, inWant)
 }
+
+// TestReprocessKilledReleasesLiveResults: a reprocess killed with its first output
+// transaction open (and not run again) holds back read-committed readers of agg.<name>
+// only until the broker aborts that transaction after the run's TxnTimeout: live windows
+// that close afterwards become visible (the kgo default of 40 s would fail the bounded
+// wait), equal to the oracle, and the killed run's records stay invisible.
+func TestReprocessKilledReleasesLiveResults(t *testing.T) {
+	p := harness.Start(t)
+	a, _ := p.Deps.Pipeline.Aggregation("revenue_by_country_1m")
+	spec, _, _ := process.Spec(*a, 3)
+	evs := windowEvents(t, gen.Purchases, 91, 3000, windowBase, 200*time.Millisecond, time.Second) // 10 minutes
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+	closed := map[string]bool{}
+	for _, w := range harness.Oracle(spec, oracleEvents(t, *a, produced)).Finals {
+		closed[fmt.Sprintf("%s@%d", w.Group, w.Start)] = true
+	}
+
+	const batch = 25
+	o := reprocess.Options{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka, Decoder: p.Schemas, Codec: p.Deps.AggCodecs[a.Name],
+		Aggregation: a.Name, From: windowBase.Add(2 * time.Minute), To: windowBase.Add(8 * time.Minute), RunID: "killed",
+		BatchRecords: batch, TxnTimeout: time.Second,
+		BeforeCommit: func(int) error { return errKilled }}
+	if _, err := reprocess.Run(t.Context(), o); !errors.Is(err, errKilled) {
+		t.Fatalf("killed run: %v", err)
+	}
+	killed := time.Now()
+
+	more := windowEvents(t, gen.Purchases, 92, 600, windowBase.Add(10*time.Minute), 200*time.Millisecond, time.Second)
+	produced = append(produced, p.ProduceEvents(gen.Purchases, more)...)
+	want := harness.Oracle(spec, oracleEvents(t, *a, produced))
+	var newly []string
+	for _, w := range want.Finals {
+		if k := fmt.Sprintf("%s@%d", w.Group, w.Start); !closed[k] {
+			newly = append(newly, k)
+		}
+	}
+	if len(newly) == 0 {
+		t.Fatal("the new events close no window: the test proves nothing")
+	}
+	var latest map[string]harness.Record
+	waitFor(t, fmt.Sprintf("%d windows closed after the kill visible in agg", len(newly)), func() bool {
+		latest, _ = latestResults(t, p, *a)
+		for _, k := range newly {
+			if _, ok := latest[k]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("live windows closed after the kill visible %s after it (transaction timeout %s)", time.Since(killed).Round(time.Millisecond), o.TxnTimeout)
+	p.WaitAllCaughtUp(time.Minute)
+	latest, _ = latestResults(t, p, *a)
+	compareWithOracle(t, *a, asResults(latest), want)
+	for k, r := range latest {
+		if id := r.Headers[process.HeaderReprocessID]; id != "" {
+			t.Errorf("window %s: a result of the killed run (%s) is visible", k, id)
+		}
+	}
+	if n := headerCounts(t, p, config.AggTopic(a.Name), process.HeaderReprocessID)["killed"]; n != batch {
+		t.Errorf("the killed run has %d records in the log, want its open transaction's %d", n, batch)
+	}
+}

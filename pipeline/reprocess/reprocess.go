@@ -48,6 +48,13 @@ type Options struct {
 	Now      func() time.Time
 	// BatchRecords bounds the results of one output transaction (default 5000).
 	BatchRecords int
+	// TxnTimeout is the output transactions' timeout (default 10 s). A run killed with a
+	// transaction open holds back every read-committed reader of agg.<name> (the sink,
+	// and so the live results in the warehouse) at that transaction until the next run
+	// fences it or the broker aborts it after this timeout (Kafka checks every
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms, 10 s by default). A
+	// transaction here is one flush of at most BatchRecords records.
+	TxnTimeout time.Duration
 	// BeforeCommit, if set, is called in every output transaction once its records are
 	// flushed and before it commits, with the number of transactions committed before
 	// it. An error stops the run there and leaves that transaction open, as a process
@@ -103,6 +110,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if o.BatchRecords <= 0 {
 		o.BatchRecords = 5000
+	}
+	if o.TxnTimeout <= 0 {
+		o.TxnTimeout = 10 * time.Second
 	}
 	began := o.Now()
 	if o.RunID == "" {
@@ -464,6 +474,7 @@ func sameResult(a, b map[string]any) bool {
 func write(ctx context.Context, o Options, agg string, out []*kgo.Record) error {
 	cl, err := kgo.NewClient(append(o.Kafka.Opts(),
 		kgo.TransactionalID(kafka.TransactionalID("reprocess", agg)),
+		kgo.TransactionTimeout(o.TxnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)...)
 	if err != nil {
