@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -352,4 +355,82 @@ func TestReprocessTopicKilledMidwayRunAgain(t *testing.T) {
 	if n := len(p.ReadAll(config.DLQTopic(gen.Purchases))); n != dlq0 {
 		t.Errorf("the DLQ has %d records, had %d", n, dlq0)
 	}
+}
+
+// TestOperationsRunbookFixRule runs the commands of docs/OPERATIONS.md's "Fix a wrong
+// rule" runbook, as written, with the sluice binary (its built-in pipeline file has the
+// right rule on amount) against a pipeline whose processor ran a wrong one and was then
+// redeployed with the fix: the dry run counts the dead-lettered events of the range and
+// writes nothing; the reprocess re-feeds them and the live clean stage adds each to
+// purchases.clean once.
+func TestOperationsRunbookFixRule(t *testing.T) {
+	cmds := runbookCommands(t, "Fix a wrong rule")
+	if len(cmds) != 2 {
+		t.Fatalf("the runbook has %d sluice commands, want 2: %v", len(cmds), cmds)
+	}
+	wrong := withAmountMax(t, config.Default(), 100)
+	p := harness.Start(t, harness.WithPipeline(wrong), harness.WithoutProcessor())
+	pr := p.StartProcessor()
+	evs := windowEvents(t, gen.Purchases, 74, 3000, windowBase, 200*time.Millisecond, time.Second)
+	produced := p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	fixed := config.Default()
+	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = p.Deps.Now
+	p.Deps, p.Schemas = d, sreg
+	p.StartProcessorID(pr.InstanceID)
+
+	// The runbook's range is [10:02, 10:05) of windowBase's day.
+	from, to := windowBase.Add(2*time.Minute), windowBase.Add(5*time.Minute)
+	var want []string
+	deadIn := 0
+	for _, pe := range produced {
+		et, _ := time.Parse(time.RFC3339Nano, pe.Event["event_time"].(string))
+		in, big := !et.Before(from) && et.Before(to), pe.Event["amount"].(float64) > 100
+		if big && in {
+			deadIn++
+		}
+		if !big || in {
+			want = append(want, pe.EventID)
+		}
+	}
+	if deadIn == 0 {
+		t.Fatal("no dead letter in the runbook's range: the test proves nothing")
+	}
+
+	bin := harness.SluiceBinary(t)
+	run := func(args []string) reprocess.TopicSummary {
+		t.Helper()
+		c := exec.CommandContext(t.Context(), bin, args...)
+		c.Env = append(os.Environ(), "SLUICE_BROKERS="+strings.Join(p.Brokers, ","), "SLUICE_REGISTRY_URL="+p.Deps.Service.RegistryURL)
+		var stdout, stderr bytes.Buffer
+		c.Stdout, c.Stderr = &stdout, &stderr
+		if err := c.Run(); err != nil {
+			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		var s reprocess.TopicSummary
+		if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+			t.Fatalf("sluice %s: output %q: %v", strings.Join(args, " "), stdout.String(), err)
+		}
+		t.Logf("sluice %s:\n%s", strings.Join(args, " "), stderr.String())
+		return s
+	}
+	raw0 := endOffsets(t, p, gen.Purchases)
+	if s := run(cmds[0]); !s.DryRun || s.Refed != deadIn || s.StillFail != 0 || s.AlreadyClean != s.InRange-deadIn {
+		t.Errorf("runbook step 1: %+v; want a dry run re-feeding the %d dead-lettered events", s, deadIn)
+	}
+	if got := endOffsets(t, p, gen.Purchases); !maps.Equal(got, raw0) {
+		t.Fatalf("the dry run wrote to %s: %v -> %v", gen.Purchases, raw0, got)
+	}
+	if s := run(cmds[1]); s.DryRun || s.Refed != deadIn || s.Transactions != 1 {
+		t.Errorf("runbook step 2: %+v; want %d re-fed in one transaction", s, deadIn)
+	}
+	p.WaitAllCaughtUp(time.Minute)
+	exactlyOnce(t, idsOf(t, p.ReadAll(config.CleanTopic(gen.Purchases))), want)
 }
