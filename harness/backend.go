@@ -120,14 +120,14 @@ func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
 	for _, s := range kafka.TopicsFor(p) {
 		names = append(names, s.Name)
 	}
-	// A test may add aggregations to the pipeline after it starts: their result topics
-	// and internal topics are not in p, so every agg.* and _sluice.* topic goes too.
+	// A test may add aggregations to the pipeline after it starts: their result topics,
+	// changelogs and repartition topics are not in p, so those of any aggregation go too.
 	all, err := adm.ListTopics(ctx)
 	if err != nil {
 		t.Fatalf("reset brokers: list topics: %v", err)
 	}
 	for _, name := range all.Names() {
-		if strings.HasPrefix(name, config.AggTopic("")) || strings.HasPrefix(name, config.ReservedPrefix+".") {
+		if config.IsAggregationTopic(name) {
 			names = append(names, name)
 		}
 	}

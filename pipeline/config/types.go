@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -155,9 +156,21 @@ func AggTopic(name string) string { return "agg." + name }
 
 // RepartitionTopic is the internal topic that re-keys an aggregation's input by its
 // group, carrying watermark markers of every source partition.
-func RepartitionTopic(agg string) string { return ReservedPrefix + "." + agg + ".repartition" }
+func RepartitionTopic(agg string) string { return ReservedPrefix + "." + agg + repartitionSuffix }
+
+const (
+	repartitionSuffix  = ".repartition"
+	aggChangelogPrefix = ReservedPrefix + ".agg."
+)
+
+// IsAggregationTopic reports whether topic is one an aggregation owns, whatever its name:
+// its results (AggTopic), its repartition topic or a changelog of its stores.
+func IsAggregationTopic(topic string) bool {
+	return strings.HasPrefix(topic, AggTopic("")) || strings.HasPrefix(topic, aggChangelogPrefix) ||
+		strings.HasPrefix(topic, ReservedPrefix+".") && strings.HasSuffix(topic, repartitionSuffix)
+}
 
 // AggChangelogTopic is the compacted changelog of one store of aggregation name.
 func AggChangelogTopic(name, store string) string {
-	return ReservedPrefix + ".agg." + name + "." + store + "-changelog"
+	return aggChangelogPrefix + name + "." + store + "-changelog"
 }
