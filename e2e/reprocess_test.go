@@ -95,10 +95,13 @@ func inRange(key string, from, to time.Time) bool {
 // wrong results (sum doubled) for every window. `reprocess` over [2m, 5m) must, in that
 // range, give every window the oracle's values (late events still left out) with the
 // sluice-reprocess-id header, leave every window outside it as it was, and run again
-// with nothing to change (idempotent). --dry-run writes nothing. The refusals each name
+// with nothing to change (idempotent); the warehouse (DuckDB sink) then has exactly one
+// row per window, with those values. --dry-run writes nothing. The refusals each name
 // what is wrong.
 func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	p := harness.Start(t)
+	w := harness.OpenWarehouse(t, harness.DuckDB)
+	p.StartSink(w)
 	a, _ := p.Deps.Pipeline.Aggregation("revenue_by_country_1m")
 	evs := windowEvents(t, gen.Purchases, 21, 3000, windowBase, 200*time.Millisecond, time.Second) // 10 minutes
 	produced := p.ProduceEvents(gen.Purchases, evs)
@@ -208,6 +211,9 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	if s.Windows != inWant || s.Changed != 0 {
 		t.Errorf("second run: %d windows, %d changed; want %d and 0", s.Windows, s.Changed, inWant)
 	}
+	// The warehouse: the sink's MERGE replaced the rewritten rows, one row per window.
+	latest, _ := latestResults(t, p, *a)
+	checkAggregatesTable(t, p, w, *a, latest)
 
 	// Refusals.
 	refuse := func(o reprocess.Options, want ...string) {
@@ -365,8 +371,10 @@ func TestNewAggregationStart(t *testing.T) {
 	bound := max(10*time.Minute, time.Duration(n/1000)*4*time.Second)
 	span := 20 * time.Minute
 	evs := windowEvents(t, gen.Purchases, 51, n, windowBase, span/time.Duration(n), time.Second)
+	began := time.Now()
 	produced := p.ProduceEvents(gen.Purchases, evs)
 	p.WaitAllCaughtUp(bound)
+	t.Logf("live pipeline over the backlog of %d events: %s", n, time.Since(began).Round(time.Millisecond))
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +399,7 @@ func TestNewAggregationStart(t *testing.T) {
 	d.Now = p.Deps.Now
 	p.Deps, p.Schemas = d, sreg
 	p.StartProcessorID(pr.InstanceID)
-	began := time.Now()
+	began = time.Now()
 	p.WaitAllCaughtUp(bound)
 	t.Logf("backfill of %d events: %s", n, time.Since(began).Round(time.Millisecond))
 

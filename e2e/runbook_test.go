@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/config"
@@ -140,4 +144,78 @@ func TestOperationsRunbookFixAggregation(t *testing.T) {
 	p.WaitAllCaughtUp(time.Minute)
 	rebuilt, _ := latestResults(t, p, *a)
 	compareWithOracle(t, *a, asResults(rebuilt), want)
+}
+
+// TestReprocessCommandRefusals runs `sluice reprocess` and `sluice reset` (the binary)
+// where each must refuse, and checks the exit status and that the message says why:
+// an unknown aggregation (listing the pipeline's), --from not before --to, a range the
+// live job has not closed (no watermark yet, then naming its watermark), a range whose
+// input is no longer retained (naming the topic and the earliest retained time), and a
+// reset of a stage whose group has a live member.
+func TestReprocessCommandRefusals(t *testing.T) {
+	p := harness.Start(t)
+	bin := harness.SluiceBinary(t)
+	refuse := func(args []string, want ...string) string {
+		t.Helper()
+		c := exec.CommandContext(t.Context(), bin, args...)
+		c.Env = append(os.Environ(), "SLUICE_BROKERS="+strings.Join(p.Brokers, ","),
+			"SLUICE_REGISTRY_URL="+p.Deps.Service.RegistryURL, "SLUICE_STATE_DIR="+t.TempDir())
+		var stdout, stderr bytes.Buffer
+		c.Stdout, c.Stderr = &stdout, &stderr
+		err := c.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("sluice %s: %v (stdout %q), want exit status 1", strings.Join(args, " "), err, stdout.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("sluice %s: %q lacks %q", strings.Join(args, " "), stderr.String(), w)
+			}
+		}
+		t.Logf("sluice %s: %s", strings.Join(args, " "), strings.TrimSpace(stderr.String()))
+		return stderr.String()
+	}
+	agg := "revenue_by_country_1m"
+	rfc := func(d time.Duration) string { return windowBase.Add(d).Format(time.RFC3339) }
+	refuse([]string{"reprocess", "--aggregation", "nope", "--from", rfc(2 * time.Minute), "--to", rfc(5 * time.Minute)},
+		`sluice: reprocess: unknown aggregation "nope" (the pipeline has: `, agg)
+	refuse([]string{"reprocess", "--aggregation", agg, "--from", rfc(5 * time.Minute), "--to", rfc(5 * time.Minute)},
+		"--from 2026-11-01T10:05:00Z must be before --to 2026-11-01T10:05:00Z")
+	refuse([]string{"reprocess", "--aggregation", agg, "--from", rfc(5 * time.Minute), "--to", rfc(2 * time.Minute)},
+		"must be before --to")
+	refuse([]string{"reprocess", "--aggregation", agg, "--from", rfc(2 * time.Minute), "--to", rfc(5 * time.Minute), "--dry-run"},
+		"the range overlaps windows the live job has not closed yet: its watermark is none yet (no window has closed)")
+
+	evs := windowEvents(t, gen.Purchases, 65, 1500, windowBase, 400*time.Millisecond, time.Second) // 10 minutes
+	p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(time.Minute)
+	refuse([]string{"reprocess", "--aggregation", agg, "--from", rfc(2 * time.Minute), "--to", rfc(30 * time.Minute), "--dry-run"},
+		"its watermark is 2026-11-01T10:09:", "the last window before --to closes at 2026-11-01T10:30:05Z")
+	refuse([]string{"reset", "--stage", process.AggregateStageName(agg)},
+		"reset: stage "+process.AggregateStageName(agg)+" is running", "1 live member(s)", "stop every process that runs it first")
+
+	clean := config.CleanTopic(gen.Purchases)
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: clean, Partition: 0, At: 200})
+	if _, err := p.Admin().DeleteRecords(t.Context(), offs); err != nil {
+		t.Fatal(err)
+	}
+	msg := refuse([]string{"reprocess", "--aggregation", agg, "--from", rfc(0), "--to", rfc(5 * time.Minute), "--dry-run"},
+		"the input is no longer retained: "+clean+" holds records only from 2026-11-01T10:", "partition 0 from", "choose --from at or after ")
+	// The --from it names is accepted (a second earlier is not).
+	m := regexp.MustCompile(`choose --from at or after (\S+)$`).FindStringSubmatch(strings.TrimSpace(msg))
+	if m == nil {
+		t.Fatalf("no --from named in %q", msg)
+	}
+	first, err := time.Parse(time.RFC3339, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse([]string{"reprocess", "--aggregation", agg, "--from", first.Add(-time.Second).Format(time.RFC3339), "--to", rfc(9 * time.Minute), "--dry-run"},
+		"no longer retained")
+	c := exec.CommandContext(t.Context(), bin, "reprocess", "--aggregation", agg, "--from", m[1], "--to", rfc(9*time.Minute), "--dry-run")
+	c.Env = append(os.Environ(), "SLUICE_BROKERS="+strings.Join(p.Brokers, ","), "SLUICE_REGISTRY_URL="+p.Deps.Service.RegistryURL)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Errorf("reprocess from the named %s: %v\n%s", m[1], err, out)
+	}
 }

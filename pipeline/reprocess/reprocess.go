@@ -166,7 +166,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 
 	// The input must still be retained from readFrom on.
-	if err := checkRetained(ctx, adm, o.Kafka, clean, readFrom); err != nil {
+	if err := checkRetained(ctx, adm, o.Kafka, clean, readFrom, lead+spec.Grace); err != nil {
 		return nil, err
 	}
 	from, err := offsetsFrom(ctx, adm, clean, readFrom)
@@ -335,7 +335,9 @@ func liveWatermark(ctx context.Context, kc kafka.Config, agg string, partitions 
 
 // checkRetained fails when a partition of topic no longer holds records from readFrom
 // on: its log start moved past 0 and its first retained record is later than readFrom.
-func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, readFrom int64) error {
+// lead is how far before --from the input is read (window size or gap, plus grace): the
+// error names the earliest --from the retained input allows.
+func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, readFrom, lead int64) error {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
@@ -365,9 +367,14 @@ func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic
 	}
 	if len(bad) > 0 {
 		slices.Sort(bad)
-		return fmt.Errorf("reprocess: the input is no longer retained: %s holds records only from %s on (%s); the range needs them from %s (--from minus the window and grace); choose --from after %s",
-			topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339), strings.Join(bad, ", "),
-			time.UnixMilli(readFrom).UTC().Format(time.RFC3339), time.UnixMilli(earliest).UTC().Format(time.RFC3339))
+		// The earliest --from whose read start is a retained record, up to a whole second.
+		first := time.UnixMilli(earliest + lead).UTC()
+		if t := first.Truncate(time.Second); t.Before(first) {
+			first = t.Add(time.Second)
+		}
+		return fmt.Errorf("reprocess: the input is no longer retained: %s holds records only from %s on (%s); the range needs them from %s (--from minus the window and grace); choose --from at or after %s",
+			topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339Nano), strings.Join(bad, ", "),
+			time.UnixMilli(readFrom).UTC().Format(time.RFC3339), first.Format(time.RFC3339))
 	}
 	return nil
 }
