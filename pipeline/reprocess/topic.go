@@ -489,9 +489,13 @@ func rawRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic s
 	}
 	if len(bad) > 0 {
 		slices.Sort(bad)
-		e := time.UnixMilli(earliest).UTC().Format(time.RFC3339)
-		return fmt.Errorf("reprocess: the range is no longer retained: %s holds records only from %s on (%s); choose --from after %s",
-			topic, e, strings.Join(bad, ", "), e)
+		// The earliest --from whose records are all retained, up to a whole second.
+		first := time.UnixMilli(earliest).UTC()
+		if t := first.Truncate(time.Second); t.Before(first) {
+			first = t.Add(time.Second)
+		}
+		return fmt.Errorf("reprocess: the range is no longer retained: %s holds records only from %s on (%s); choose --from at or after %s",
+			topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339Nano), strings.Join(bad, ", "), first.Format(time.RFC3339))
 	}
 	return nil
 }
