@@ -24,10 +24,7 @@ func TestBacklogNeverLateIdleAdvanceOnlyWhenCaughtUp(t *testing.T) {
 	clock := harness.NewClock(windowBase.Add(2 * time.Hour))
 	p := harness.Start(t, harness.WithClock(clock.Now),
 		harness.WithService(func(s *config.Service) { s.IdleAdvance = time.Minute }))
-	c := p.Cluster()
-	if c == nil {
-		t.Skip("needs broker fault injection (kfake backend)")
-	}
+	c := p.FaultCluster()
 	a, _ := p.Deps.Pipeline.Aggregation("revenue_by_country_1m")
 	stall := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: gen.Purchases, Partitions: []int32{0},
 		Err: kerr.NotLeaderForPartition, Count: -1})

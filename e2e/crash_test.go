@@ -28,10 +28,7 @@ func TestProcessorCrashMidTransaction(t *testing.T) {
 func processorCrashMidTransaction(t *testing.T, backend string) {
 	p := harness.Start(t, harness.WithoutProcessor(), harness.WithCleanOnly(),
 		harness.WithService(func(s *config.Service) { s.State.Backend = backend }))
-	c := p.Cluster()
-	if c == nil {
-		t.Skip("needs broker fault injection (kfake backend)")
-	}
+	c := p.FaultCluster()
 	const txnID = "sluice.clean.crashy"
 	var (
 		commits  atomic.Int32

@@ -17,10 +17,7 @@ import (
 // batch is in .clean exactly once.
 func TestDeadLetterProduceFailureNotCommitted(t *testing.T) {
 	p := harness.Start(t, harness.WithCleanOnly())
-	c := p.Cluster()
-	if c == nil {
-		t.Skip("needs broker fault injection (kfake backend)")
-	}
+	c := p.FaultCluster()
 	details, err := p.Admin().ListTopics(t.Context(), "purchases.dlq")
 	if err != nil {
 		t.Fatal(err)

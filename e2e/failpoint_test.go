@@ -21,10 +21,7 @@ import (
 // once. Fails if the tail restore missed the committed-but-unapplied transaction.
 func TestCommittedButNotAppliedLocally(t *testing.T) {
 	p := harness.Start(t, harness.WithoutProcessor(), harness.WithCleanOnly())
-	c := p.Cluster()
-	if c == nil {
-		t.Skip("needs broker fault injection (kfake backend)")
-	}
+	c := p.FaultCluster()
 	const txnID = "sluice.clean.failpoint"
 	var (
 		commits atomic.Int32

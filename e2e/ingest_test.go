@@ -79,10 +79,7 @@ func merge(a, b map[string]any) map[string]any {
 // deadline, never a 202; once Kafka is back every 202 is in .clean exactly once.
 func TestKafkaUnavailableNever202(t *testing.T) {
 	p := harness.Start(t, harness.WithCleanOnly(), harness.WithService(func(s *config.Service) { s.AckTimeout = 500 * time.Millisecond }))
-	c := p.Cluster()
-	if c == nil {
-		t.Skip("needs broker fault injection (kfake backend)")
-	}
+	c := p.FaultCluster()
 	var want []string
 	want = append(want, post202(t, p, "page_views", "application/json", mustJSON(t, events(t, "page_views", 1, 5))).EventIDs...)
 

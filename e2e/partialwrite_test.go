@@ -136,10 +136,7 @@ func TestAbortedRequestInvisible(t *testing.T) {
 	p := harness.Start(t, harness.WithCleanOnly(), harness.WithService(func(s *config.Service) {
 		s.AckTimeout = 500 * time.Millisecond
 	}))
-	c := p.Cluster()
-	if c == nil {
-		t.Skip("needs broker fault injection (kfake backend)")
-	}
+	c := p.FaultCluster()
 	f := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "purchases", Partitions: []int32{1},
 		Err: kerr.NotEnoughReplicas, Count: -1})
 	evs := events(t, "purchases", 31, 30)

@@ -153,9 +153,7 @@ func TestSinkExactlyOnce(t *testing.T) {
 // 2-core machine creates and deletes too slowly for a per-test reset (the next test's reset
 // timed out waiting for the deletions).
 func TestSinkFortyEightPartitions(t *testing.T) {
-	if harness.BackendFromEnv(t).Name() != "kfake" {
-		t.Skip("48 partitions per topic: kfake only (about 1,000 partitions per test on one broker)")
-	}
+	harness.Require(t, harness.BackendFromEnv(t), harness.ManyPartitions)
 	pl := config.Default()
 	for i := range pl.Topics {
 		pl.Topics[i].Partitions = 48

@@ -6,6 +6,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -28,8 +29,48 @@ type Backend interface {
 	// Start returns the broker addresses and registry URL; cleanup is registered on t.
 	Start(t testing.TB) (brokers []string, registryURL string)
 	// Cluster is the kfake cluster for fault injection, or nil when the backend cannot
-	// inject faults at the broker.
+	// inject faults at the broker (Features has no BrokerFaults).
 	Cluster() *kfake.Cluster
+	// Features is what tests may ask of the backend beyond producing and consuming.
+	Features() Features
+}
+
+// Features is a set of things a backend can do; a test that needs one asks for it
+// (Require) instead of comparing backend names.
+type Features uint
+
+const (
+	// BrokerFaults: requests can be failed, delayed or dropped at the broker, and a
+	// transactional producer killed there (the kfake cluster, Cluster).
+	BrokerFaults Features = 1 << iota
+	// ManyPartitions: a pipeline of about 1,000 partitions is created and deleted per
+	// test quickly enough (the single broker of make test-real is too slow for it).
+	ManyPartitions
+)
+
+// Has reports whether f holds every feature of x.
+func (f Features) Has(x Features) bool { return f&x == x }
+
+func (f Features) String() string {
+	var names []string
+	if f.Has(BrokerFaults) {
+		names = append(names, "fault injection at the broker")
+	}
+	if f.Has(ManyPartitions) {
+		names = append(names, "about 1,000 partitions per test")
+	}
+	if f&^(BrokerFaults|ManyPartitions) != 0 || len(names) == 0 {
+		names = append(names, fmt.Sprintf("features %#x", uint(f)))
+	}
+	return strings.Join(names, " and ")
+}
+
+// Require skips t unless backend b has every feature of need, saying which it lacks.
+func Require(t testing.TB, b Backend, need Features) {
+	t.Helper()
+	if missing := need &^ b.Features(); missing != 0 {
+		t.Skipf("needs %s, which the %s backend does not offer", missing, b.Name())
+	}
 }
 
 // Kfake is the in-memory broker backend (franz-go's kfake) with an in-process registry.
@@ -52,6 +93,9 @@ func (k *Kfake) Start(t testing.TB) ([]string, string) {
 
 // Cluster implements Backend.
 func (k *Kfake) Cluster() *kfake.Cluster { return k.emb.Cluster }
+
+// Features implements Backend.
+func (*Kfake) Features() Features { return BrokerFaults | ManyPartitions }
 
 // External uses brokers that already run (SLUICE_TEST_BROKERS, comma-separated), with an
 // in-process registry. Tests share the brokers one after another: before each test the
@@ -79,6 +123,9 @@ func (e *External) Start(t testing.TB) ([]string, string) {
 
 // Cluster implements Backend: faults cannot be injected into an external broker.
 func (*External) Cluster() *kfake.Cluster { return nil }
+
+// Features implements Backend: a real broker, nothing more.
+func (*External) Features() Features { return 0 }
 
 // Reset implements Resetter.
 func (e *External) Reset(t testing.TB, p *config.Pipeline) { resetBrokers(t, e.Brokers, p) }

@@ -1,21 +1,20 @@
 package harness
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
-// The testcontainers backend compiles everywhere and, without a Docker engine, skips
-// the test with a reason instead of panicking. Where Docker runs, the pipeline starts on
-// the container broker and its clean stage catches up.
-func TestTestcontainersBackendSkipsWithoutDocker(t *testing.T) {
-	t.Setenv("SLUICE_TEST_BACKEND", "testcontainers")
-	b := BackendFromEnv(t)
-	if b.Name() != "testcontainers" {
-		t.Fatalf("backend %s", b.Name())
+func TestFeatures(t *testing.T) {
+	if !(&Kfake{}).Features().Has(BrokerFaults | ManyPartitions) {
+		t.Error("kfake: want broker faults and many partitions")
 	}
-	t.Run("start", func(t *testing.T) {
-		p := Start(t, WithBackend(b), WithCleanOnly())
-		p.WaitCaughtUp("sluice.clean", time.Minute, "purchases")
-	})
+	for _, b := range []Backend{&External{}, &Testcontainers{}} {
+		if b.Features().Has(BrokerFaults) || b.Features().Has(ManyPartitions) {
+			t.Errorf("%s: features %s, want none", b.Name(), b.Features())
+		}
+	}
+	if got, want := (BrokerFaults | ManyPartitions).String(), "fault injection at the broker and about 1,000 partitions per test"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
+	if !Features(0).Has(0) || Features(BrokerFaults).Has(ManyPartitions) {
+		t.Error("Has: wrong on the empty set or a missing feature")
+	}
 }

@@ -204,6 +204,14 @@ func Start(t testing.TB, opts ...Option) *Pipeline {
 // Cluster is the kfake cluster for fault injection, or nil on backends without one.
 func (p *Pipeline) Cluster() *kfake.Cluster { return p.backend.Cluster() }
 
+// FaultCluster is the kfake cluster for fault injection; it skips the test on a backend
+// without BrokerFaults.
+func (p *Pipeline) FaultCluster() *kfake.Cluster {
+	p.t.Helper()
+	Require(p.t, p.backend, BrokerFaults)
+	return p.backend.Cluster()
+}
+
 // Post sends body to POST /api/v1/events/{topic} and returns the status, headers and body.
 func (p *Pipeline) Post(topic, contentType string, body []byte, headers ...string) (int, http.Header, []byte) {
 	p.t.Helper()

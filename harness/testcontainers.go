@@ -60,6 +60,9 @@ func (b *Testcontainers) Start(t testing.TB) ([]string, string) {
 // Cluster implements Backend: faults cannot be injected into a container broker.
 func (*Testcontainers) Cluster() *kfake.Cluster { return nil }
 
+// Features implements Backend: a real broker, nothing more.
+func (*Testcontainers) Features() Features { return 0 }
+
 // Reset implements Resetter; a fresh container has nothing to reset, but a test may
 // start two pipelines on one.
 func (b *Testcontainers) Reset(t testing.TB, p *config.Pipeline) { resetBrokers(t, b.brokers, p) }
