@@ -454,3 +454,49 @@ func TestOperationsRunbookFixRule(t *testing.T) {
 	p.WaitAllCaughtUp(time.Minute)
 	exactlyOnce(t, idsOf(t, waitRecords(t, p, config.CleanTopic(gen.Purchases), len(want))), want)
 }
+
+// TestMeasureReprocessTopicRate prints how fast `reprocess --topic` reads and re-feeds:
+// N purchases over an hour go through a clean stage whose amount rule is wrong (max 100),
+// then the whole hour is reprocessed with the fixed rule (dry run, then a real run, the
+// fixed clean stage running). SLUICE_MEASURE=1 runs it; SLUICE_MEASURE_EVENTS sets N
+// (default 200,000).
+func TestMeasureReprocessTopicRate(t *testing.T) {
+	if os.Getenv("SLUICE_MEASURE") == "" {
+		t.Skip("a measurement: SLUICE_MEASURE=1")
+	}
+	n := 200_000
+	if v := os.Getenv("SLUICE_MEASURE_EVENTS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	wrong := withAmountMax(t, config.Default(), 100)
+	p := harness.Start(t, harness.WithPipeline(wrong), harness.WithCleanOnly(), harness.WithoutProcessor())
+	pr := p.StartProcessor()
+	evs := windowEvents(t, gen.Purchases, 75, n, windowBase, time.Hour/time.Duration(n), time.Second)
+	began := time.Now()
+	p.ProduceEvents(gen.Purchases, evs)
+	p.WaitAllCaughtUp(10 * time.Minute)
+	t.Logf("live clean stage: %d events in %s", n, time.Since(began).Round(time.Millisecond))
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	fixed := config.Default()
+	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = p.Deps.Now
+	p.Deps, p.Schemas = d, sreg
+	p.StartProcessorID(pr.InstanceID)
+	for _, dry := range []bool{true, false} {
+		s, err := reprocess.RunTopic(t.Context(), reprocess.TopicOptions{Pipeline: fixed, Rules: d.Schemas[gen.Purchases].Rules,
+			Kafka: d.Kafka, Decoder: sreg, Topic: gen.Purchases, From: windowBase, To: windowBase.Add(time.Hour), DryRun: dry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("reprocess --topic (dry run %v): %d raw records read (and %d clean ids) in %.2f s = %.0f records/s; %d re-fed in %d transactions",
+			dry, s.Records, s.CleanIDs, s.Seconds, s.RecordsPerS, s.Refed, s.Transactions)
+	}
+	began = time.Now()
+	p.WaitAllCaughtUp(10 * time.Minute)
+	t.Logf("live clean stage took the re-fed records in %s", time.Since(began).Round(time.Millisecond))
+}
