@@ -244,7 +244,7 @@ func TestReprocessBesideLivePipeline(t *testing.T) {
 			name, clean, c50.Round(time.Millisecond), cmax.Round(time.Millisecond), len(cleanLat[phase]),
 			agg, a50.Round(time.Millisecond), amax.Round(time.Millisecond), len(aggLat[phase]))
 	}
-	if len(aggLat[1]) == 0 || len(runs) < 2 {
+	if len(aggLat[1]) == 0 || len(runs) == 0 {
 		t.Fatalf("%d windows closed and %d reprocesses ran during the measured steps: the test proves nothing", len(aggLat[1]), len(runs))
 	}
 	if _, worst := latencyStats(cleanLat[1]); worst >= time.Second {
