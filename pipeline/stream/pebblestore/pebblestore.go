@@ -150,6 +150,12 @@ type Backend[V any] struct {
 	counts map[int64]int64 // expiry bucket -> index entries
 	dirty  map[int64]bool  // counts changed since the last batch
 	cursor []byte          // ScanExpired resumes after this index key
+	// scanLow is where the transaction's first ScanExpired started: every index entry in
+	// [scanLow, cursor) was offered, so Apply deletes the span with one range deletion
+	// instead of a point tombstone per entry (and sets again those that stay).
+	scanLow []byte
+	// ranged is set while Apply writes a batch that range-deleted [scanLow, cursor).
+	ranged bool
 	// offered is the committed expiry of each key ScanExpired offered since ResetScan:
 	// Apply deletes (or renews) those without reading them again.
 	offered map[string]int64
@@ -411,6 +417,21 @@ func (b *Backend[V]) Apply(w map[string]stream.Write[V], checkpoint int64) error
 		return err
 	}
 	batch := b.db.NewBatch()
+	if len(b.offered) > 0 && b.scanLow != nil {
+		// Later entries of a batch win over its earlier range deletion: write sets the
+		// entries of offered keys that stay (renewed, or kept at their expiry) again.
+		_ = batch.DeleteRange(b.scanLow, b.cursor, nil)
+		b.ranged = true
+		defer func() { b.ranged = false }()
+		// Nothing is live below the span now but what this batch sets (setIndex lowers
+		// the floor to those): the next scan starts past the deleted entries.
+		b.floor = append([]byte(nil), b.cursor...)
+		for k, e := range b.offered {
+			if _, ok := w[k]; !ok {
+				b.setIndex(batch, indexKey(e, k)) // offered, not written: it stays
+			}
+		}
+	}
 	for k, x := range w {
 		if err := b.write(batch, k, x); err != nil {
 			_ = batch.Close()
@@ -471,6 +492,8 @@ func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) err
 	}
 	dk := b.dataKey(k)
 	oldExp, had := b.offered[k]
+	// inRange: k's index entry lies in the span this batch range-deleted.
+	inRange := had && b.ranged
 	if !had && !w.Absent {
 		var err error
 		if had, oldExp, err = b.read(dk, k); err != nil {
@@ -484,7 +507,9 @@ func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) err
 		_ = batch.Delete(dk, nil)
 		b.n--
 		if b.exp != nil {
-			_ = batch.Delete(indexKey(oldExp, k), nil)
+			if !inRange {
+				_ = batch.Delete(indexKey(oldExp, k), nil)
+			}
 			b.count(oldExp, -1)
 		}
 		return nil
@@ -500,18 +525,27 @@ func (b *Backend[V]) write(batch *pebble.Batch, k string, w stream.Write[V]) err
 	e := b.exp(w.V)
 	if had {
 		if e == oldExp {
+			if inRange {
+				b.setIndex(batch, indexKey(e, k)) // the range deletion took it
+			}
 			return nil
 		}
-		_ = batch.Delete(indexKey(oldExp, k), nil)
+		if !inRange {
+			_ = batch.Delete(indexKey(oldExp, k), nil)
+		}
 		b.count(oldExp, -1)
 	}
-	ik := indexKey(e, k)
-	_ = batch.Set(ik, nil, nil)
+	b.setIndex(batch, indexKey(e, k))
 	b.count(e, 1)
+	return nil
+}
+
+// setIndex adds index entry ik to batch, keeping the floor at or below it.
+func (b *Backend[V]) setIndex(batch *pebble.Batch, ik []byte) {
+	_ = batch.Set(ik, nil, nil)
 	if b.floor != nil && bytes.Compare(ik, b.floor) < 0 {
 		b.floor = ik
 	}
-	return nil
 }
 
 // read reports whether data key dk (of k) exists and, with an expiry index, its expiry.
@@ -695,7 +729,7 @@ func (b *Backend[V]) Wipe() error {
 	clear(b.restore)
 	clear(b.counts)
 	clear(b.dirty)
-	b.n, b.cursor, b.floor, b.broken = 0, nil, nil, nil
+	b.n, b.cursor, b.scanLow, b.floor, b.broken = 0, nil, nil, nil, nil
 	clear(b.offered)
 	m := meta{width: b.width}
 	if b.exp == nil {
@@ -790,7 +824,7 @@ func (b *Backend[V]) rebuildIndex() error {
 
 // ResetScan starts ScanExpired from the first index entry again.
 func (b *Backend[V]) ResetScan() {
-	b.cursor = nil
+	b.cursor, b.scanLow = nil, nil
 	clear(b.offered)
 }
 
@@ -813,6 +847,9 @@ func (b *Backend[V]) ScanExpired(before int64, fn func(k string) bool) error {
 	upper := ordered([]byte{'x'}, bucketOf(before, b.width)*b.width)
 	if bytes.Compare(lower, upper) >= 0 {
 		return nil
+	}
+	if b.scanLow == nil {
+		b.scanLow = append([]byte(nil), lower...)
 	}
 	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
