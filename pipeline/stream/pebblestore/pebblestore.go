@@ -164,6 +164,10 @@ type Backend[V any] struct {
 	floor []byte
 
 	kbuf, vbuf []byte
+	// it reads data keys (Get, and the reads of Apply) until the next batch commits
+	// (dropIter): a seek on an open iterator skips building one per lookup, and its
+	// bloom-filtered prefix seek answers a missing key without reading its blocks.
+	it *pebble.Iterator
 }
 
 var _ stream.Backend[int64] = (*Backend[int64])(nil)
@@ -368,15 +372,14 @@ func (b *Backend[V]) Get(k string) (V, bool, error) {
 	if err := b.flushRestore(); err != nil {
 		return zero, false, err
 	}
-	v, closer, err := b.db.Get(b.dataKey(k))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return zero, false, nil
-	}
+	v, ok, err := b.lookup(b.dataKey(k))
 	if err != nil {
 		return zero, false, fmt.Errorf("state %s: get: %w", b.dir, err)
 	}
+	if !ok {
+		return zero, false, nil
+	}
 	x, err := b.codec.Decode(v)
-	_ = closer.Close()
 	if err != nil {
 		return zero, false, fmt.Errorf("state %s: decode %q: %w", b.dir, k, err)
 	}
@@ -477,6 +480,7 @@ func (b *Backend[V]) commit(batch *pebble.Batch, checkpoint int64) error {
 		at = b.clock().UnixMilli()
 		_ = batch.Set(timeKey, binary.BigEndian.AppendUint64(nil, uint64(at)), nil)
 	}
+	b.dropIter()
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		_ = batch.Close()
 		return b.fail(fmt.Errorf("commit: %w", err))
@@ -548,16 +552,46 @@ func (b *Backend[V]) setIndex(batch *pebble.Batch, ik []byte) {
 	}
 }
 
+// lookup returns the committed value of data key dk, valid until the next lookup or
+// batch.
+func (b *Backend[V]) lookup(dk []byte) ([]byte, bool, error) {
+	if b.it == nil {
+		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'d'}, UpperBound: []byte{'e'}})
+		if err != nil {
+			return nil, false, err
+		}
+		b.it = it
+	}
+	// The default comparer's prefix is the whole key: the seek consults the bloom
+	// filters, and finds dk or nothing.
+	if !b.it.SeekPrefixGE(dk) {
+		return nil, false, b.it.Error()
+	}
+	if !bytes.Equal(b.it.Key(), dk) {
+		return nil, false, nil
+	}
+	v, err := b.it.ValueAndErr()
+	return v, err == nil, err
+}
+
+// dropIter closes the read iterator: a batch is about to commit, and the iterator would
+// not see it.
+func (b *Backend[V]) dropIter() {
+	if b.it != nil {
+		_ = b.it.Close()
+		b.it = nil
+	}
+}
+
 // read reports whether data key dk (of k) exists and, with an expiry index, its expiry.
 func (b *Backend[V]) read(dk []byte, k string) (had bool, exp int64, err error) {
-	old, closer, err := b.db.Get(dk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, 0, nil
-	}
+	old, ok, err := b.lookup(dk)
 	if err != nil {
 		return false, 0, fmt.Errorf("get %q: %w", k, err)
 	}
-	defer closer.Close()
+	if !ok {
+		return false, 0, nil
+	}
 	if b.exp == nil {
 		return true, 0, nil
 	}
@@ -642,6 +676,7 @@ func (b *Backend[V]) flushBuffered() error {
 	if b.bulk {
 		// The meta record keeps no checkpoint until finishBulk: a crash before it leaves
 		// a store that restores fully again (restoreFrom wipes it first).
+		b.dropIter()
 		if err := batch.Commit(pebble.NoSync); err != nil {
 			_ = batch.Close()
 			return b.fail(fmt.Errorf("restore: %w", err))
@@ -682,6 +717,7 @@ func (b *Backend[V]) finishBulk() error {
 		_ = batch.Set(indexKey(e, string(it.Key()[1:])), nil, nil)
 		b.count(e, 1)
 		if pending++; pending == restoreBatch {
+			b.dropIter()
 			if err := batch.Commit(pebble.NoSync); err != nil {
 				_ = it.Close()
 				_ = batch.Close()
@@ -736,6 +772,7 @@ func (b *Backend[V]) Wipe() error {
 		m.width = 0
 	}
 	_ = batch.Set(metaKey, m.encode(), nil)
+	b.dropIter()
 	if err := batch.Commit(pebble.Sync); err != nil {
 		_ = batch.Close()
 		return b.fail(fmt.Errorf("wipe: %w", err))
@@ -750,6 +787,7 @@ func (b *Backend[V]) Close() error {
 		return nil
 	}
 	err := b.flushRestore()
+	b.dropIter()
 	err = errors.Join(err, b.db.Close())
 	b.cache.Unref()
 	err = errors.Join(err, b.lock.Close())
