@@ -221,14 +221,18 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 		}
 	}
 
-	// The event ids already clean, per partition (the clean stage writes each event to
-	// the partition of its raw record, with the raw record's timestamp).
+	// The event ids already clean, on any partition: the clean stage writes each event to
+	// the partition of its raw record, with its timestamp, but a dead letter replayed
+	// with `sluice dlq replay` may have been cleaned on another partition than its
+	// original's. The header is the id the clean stage used, unless a producer wrote a
+	// value whose event_id differs from its header; then the live dedup state still
+	// drops the copy (same partition), within the horizon.
 	clean := config.CleanTopic(o.Topic)
 	cleanFrom, err := offsetsFrom(ctx, adm, clean, from)
 	if err != nil {
 		return nil, err
 	}
-	cleanIDs := map[int32]map[string]struct{}{}
+	cleanIDs := map[string]struct{}{}
 	latest := int64(math.MinInt64)
 	err = kafka.ReadCommittedFromOffsets(ctx, o.Kafka, clean, cleanFrom, func(r *kgo.Record) error {
 		ts := r.Timestamp.UnixMilli()
@@ -244,20 +248,13 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 			}
 			id, _ = v["event_id"].(string)
 		}
-		m := cleanIDs[r.Partition]
-		if m == nil {
-			m = map[string]struct{}{}
-			cleanIDs[r.Partition] = m
-		}
-		if _, ok := m[id]; !ok {
-			m[id] = struct{}{}
-			s.CleanIDs++
-		}
+		cleanIDs[id] = struct{}{}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reprocess: read %s: %w", clean, err)
 	}
+	s.CleanIDs = len(cleanIDs)
 	// The live stage's dedup time on a partition is the largest event time it cleaned
 	// there (the clean record keeps the raw record's timestamp, which ingest sets to
 	// event_time); it moves on while the run goes, by at most the margin.
@@ -277,7 +274,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 		}
 		defer w.close()
 	}
-	taken := map[int32]map[string]struct{}{}
+	taken := map[string]struct{}{}
 	refedAt := strconv.FormatInt(began.UnixMicro(), 10)
 	p := progress{w: o.Progress, now: o.Now, start: o.Now(), total: total}
 	err = kafka.ReadCommittedFromOffsets(ctx, o.Kafka, o.Topic, rawFrom, func(r *kgo.Record) error {
@@ -304,11 +301,17 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 			// be left out. Stop instead.
 			return fmt.Errorf("decode: %w", err)
 		}
+		// The id the clean stage dedups by; without one it dead-letters the record.
 		id, _ := ev["event_id"].(string)
 		if id == "" {
 			id = hdr(r, "sluice-event-id")
 		}
-		if _, ok := cleanIDs[r.Partition][id]; ok && id != "" {
+		if id == "" {
+			s.StillFail++
+			s.StillFailRules["event_id: missing"]++
+			return nil
+		}
+		if _, ok := cleanIDs[id]; ok {
 			s.AlreadyClean++
 			return nil
 		}
@@ -322,18 +325,11 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 			}
 			return nil
 		}
-		if id != "" {
-			m := taken[r.Partition]
-			if m == nil {
-				m = map[string]struct{}{}
-				taken[r.Partition] = m
-			}
-			if _, ok := m[id]; ok {
-				s.Repeats++
-				return nil
-			}
-			m[id] = struct{}{}
+		if _, ok := taken[id]; ok {
+			s.Repeats++
+			return nil
 		}
+		taken[id] = struct{}{}
 		s.Refed++
 		s.RefedByPartition[r.Partition]++
 		if w != nil {
