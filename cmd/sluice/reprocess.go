@@ -96,8 +96,8 @@ func reprocessTopic(ctx context.Context, log *slog.Logger, svc *config.Service, 
 	if err != nil {
 		return fmt.Errorf("reprocess: --to: want an RFC 3339 time (got %q)", to)
 	}
-	if margin < 0 {
-		return fmt.Errorf("reprocess: --horizon-margin must not be negative (got %s)", margin)
+	if margin <= 0 {
+		return fmt.Errorf("reprocess: --horizon-margin must be > 0 (got %s)", margin)
 	}
 	p, err := loadPipeline(svc)
 	if err != nil {

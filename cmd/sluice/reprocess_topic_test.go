@@ -18,7 +18,8 @@ func TestReprocessTopicArguments(t *testing.T) {
 		{[]string{"--topic", "purchases", "--from", "yesterday", "--to", to}, `--from: want an RFC 3339 time (got "yesterday")`},
 		{[]string{"--topic", "nope", "--from", from, "--to", to}, `unknown topic "nope" (the pipeline has: page_views, clicks, purchases)`},
 		{[]string{"--topic", "purchases", "--from", to, "--to", from}, "must be before --to"},
-		{[]string{"--topic", "purchases", "--from", from, "--to", to, "--horizon-margin", "-1h"}, "--horizon-margin must not be negative"},
+		{[]string{"--topic", "purchases", "--from", from, "--to", to, "--horizon-margin", "-1h"}, "--horizon-margin must be > 0"},
+		{[]string{"--topic", "purchases", "--from", from, "--to", to, "--horizon-margin", "0s"}, "--horizon-margin must be > 0"},
 		{[]string{"--from", from, "--to", to}, "want --aggregation NAME --from RFC3339 --to RFC3339 (or --topic NAME"},
 	} {
 		_, err := runCmd(t, t.Context(), append([]string{"reprocess", "--brokers", "127.0.0.1:1"}, c.args...)...)

@@ -52,7 +52,7 @@ type TopicOptions struct {
 	// DryRun reads and counts, writing nothing.
 	DryRun bool
 	// HorizonMargin: From must be at least this far inside the dedup horizon, measured
-	// back from the latest event time in <topic>.clean when the run begins (default
+	// back from the latest event time in <topic>.clean when the run begins (0:
 	// DefaultHorizonMargin). It covers how far the live clean stage's event time moves on
 	// before it reaches the re-fed records: its lag and the run itself.
 	HorizonMargin time.Duration
