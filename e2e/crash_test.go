@@ -104,13 +104,15 @@ func processorCrashMidTransaction(t *testing.T, backend string) {
 // A second instance joins mid-stream (a rebalance moves partitions and their dedup state)
 // and the first leaves gracefully: still exactly once.
 //
-// It runs on the memory backend: on pebble it stalled in about a third of loaded runs
-// (a static member's LeaveGroup waiting out a cooperative rebalance of the retry group,
-// once "not caught up after 30s"), not yet explained; docs/OPERATIONS.md, "State on
-// disk", lists it among the known limits.
+// It runs with the state on disk (pebble, the default backend): the dedup state moves
+// with its partitions through each directory's checkpoint and the changelog. In about
+// one run in six on kfake (either backend) the second instance's Stop waits about 70 s:
+// its retry-stage group member leaves during a cooperative rebalance and a group request
+// times out ("group manage loop errored ... i/o timeout", then "leaving group as a static
+// member"); the results are exact all the same. TestProcessorCrashMidTransaction keeps
+// a memory-backend run.
 func TestScaleOutAndInExactlyOnce(t *testing.T) {
-	p := harness.Start(t, harness.WithCleanOnly(),
-		harness.WithService(func(s *config.Service) { s.State.Backend = config.StateBackendMemory }))
+	p := harness.Start(t, harness.WithCleanOnly())
 	var want []string
 	post := func(seed uint64) {
 		a := post202(t, p, "clicks", "application/json", mustJSON(t, events(t, "clicks", seed, 30)))
