@@ -79,9 +79,8 @@ test-faults: deps
 	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -count=1 -timeout 60m -v -run '^TestFaults$$' ./faults/ | \
 	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '
 
-## test-faults-short: the short fault suite of make test (about 3 minutes: 500 ms latency and
-## connection resets under load); the broker cases are in test-faults only while they stall
-## the processor (docs/BENCHMARKS.md, Faults)
+## test-faults-short: the short suite of make test (about 4 minutes: the partition leader's
+## broker killed, and connection resets, each under load)
 test-faults-short: deps
 	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -short -count=1 -timeout 15m -v -run '^TestFaults$$' ./faults/ | \
 	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '

@@ -224,9 +224,10 @@ func cases(short bool) []faultCase {
 		e.must(e.c.Start(e.t.Context(), n))
 	}}
 	if short {
-		// The short suite of make test runs the network cases: the broker cases still
-		// stop the processor now and then (docs/BENCHMARKS.md, Faults).
-		return []faultCase{latency, resets}
+		// The short suite of make test: the partition leader's broker killed, and
+		// connection resets. coordinator-kill is in the full suite only while its 503 run
+		// misses the 5 s goal on a loaded machine (docs/BENCHMARKS.md, Faults).
+		return []faultCase{leaderKill, resets}
 	}
 	return []faultCase{
 		leaderKill,
