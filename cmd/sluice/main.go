@@ -42,7 +42,8 @@ commands:
   health     GET a service's /healthz; exit 0 on 2xx (the container health check)
   dlq        inspect a dead-letter topic, or replay its records to their topics
   console    the operator console in the browser (pipeline, dead letters, windows, events)
-  reprocess  recompute an aggregation's windows over a time range and rewrite them
+  reprocess  recompute an aggregation's windows over a time range and rewrite them, or
+             (--topic) re-feed a topic's raw records after a rule fix
   reset      delete a stopped stage's offsets, changelogs and local state (rebuild it)
 
 Every flag can also be set as SLUICE_<FLAG_IN_UPPER_SNAKE>. Each command takes only the

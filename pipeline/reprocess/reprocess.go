@@ -187,13 +187,15 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 
-	// Events the live job dead-lettered as late for this aggregation stay out.
+	// Events the live job dead-lettered as late for this aggregation stay out, except
+	// those a `reprocess --topic` re-fed (they carry its run id): they were late only
+	// because of the re-feed, and belong in the windows this run recomputes.
 	lateFrom, err := offsetsFrom(ctx, adm, config.LateTopic(a.From), readFrom)
 	if err != nil {
 		return nil, err
 	}
 	if err := kafka.ReadCommittedFromOffsets(ctx, o.Kafka, config.LateTopic(a.From), lateFrom, func(r *kgo.Record) error {
-		if hdr(r, process.HeaderAggregation) == a.Name {
+		if hdr(r, process.HeaderAggregation) == a.Name && hdr(r, process.HeaderReprocessID) == "" {
 			if id := hdr(r, "sluice-event-id"); id != "" {
 				rc.Exclude(id)
 			}
