@@ -163,6 +163,11 @@ type Backend[V any] struct {
 	// that an iterator would otherwise step over again in every transaction.
 	floor []byte
 
+	// credit gives back to the block cache what Pebble reserved in it for this store's
+	// memtables (balanceCache): returned by the cache's Reserve, nil when none.
+	credit      func()
+	creditBytes int64
+
 	kbuf, vbuf []byte
 	// it reads data keys (Get, and the reads of Apply) until the next batch commits
 	// (dropIter): a seek on an open iterator skips building one per lookup, and its
@@ -230,6 +235,7 @@ func Open[V any](dir string, c stream.Codec[V], o Options) (*Backend[V], error) 
 		_ = b.Close()
 		return nil, err
 	}
+	b.balanceCache() // the memtables the write-ahead log's replay filled
 	return b, nil
 }
 
@@ -486,7 +492,36 @@ func (b *Backend[V]) commit(batch *pebble.Batch, checkpoint int64) error {
 		return b.fail(fmt.Errorf("commit: %w", err))
 	}
 	b.checkpoint, b.checkpointAt = checkpoint, at
+	b.balanceCache()
 	return batch.Close()
+}
+
+// balanceCache keeps this store's memtables out of the block cache's size. Pebble
+// charges every memtable it allocates (up to MemTableSize each: the active one, those
+// waiting for a flush, one kept for reuse) to Options.Cache, shrinking the room for
+// blocks by as much. With a process's tasks sharing one cache, a few busy stores'
+// memtables took all of it: every lookup read its bloom filter block from the file again
+// (measured: 10% of the CPU at 100,000 events/s, docs/BENCHMARKS.md). So each store
+// gives back what its memtables hold, by a negative reservation of the same size
+// (rounded down to MiB), updated after each commit: the block cache keeps its configured
+// size and the memtables come on top of it, as docs/ARCHITECTURE.md says.
+func (b *Backend[V]) balanceCache() {
+	held := b.MemtableBytes() &^ (1<<20 - 1)
+	if held == b.creditBytes {
+		return
+	}
+	b.releaseCredit()
+	if held > 0 {
+		b.credit, b.creditBytes = b.cache.Reserve(-int(held)), held
+	}
+}
+
+// releaseCredit takes back the cache credit of balanceCache.
+func (b *Backend[V]) releaseCredit() {
+	if b.credit != nil {
+		b.credit()
+	}
+	b.credit, b.creditBytes = nil, 0
 }
 
 // write adds one write to batch, keeping the key count and the expiry index right.
@@ -681,6 +716,7 @@ func (b *Backend[V]) flushBuffered() error {
 			_ = batch.Close()
 			return b.fail(fmt.Errorf("restore: %w", err))
 		}
+		b.balanceCache()
 		return batch.Close()
 	}
 	return b.commit(batch, b.checkpoint)
@@ -789,6 +825,7 @@ func (b *Backend[V]) Close() error {
 	err := b.flushRestore()
 	b.dropIter()
 	err = errors.Join(err, b.db.Close())
+	b.releaseCredit()
 	b.cache.Unref()
 	err = errors.Join(err, b.lock.Close())
 	b.db = nil
@@ -808,6 +845,16 @@ func (b *Backend[V]) Stats() Stats {
 	}
 	m := b.db.Metrics()
 	return Stats{DiskBytes: m.DiskSpaceUsage(), CacheBytes: m.BlockCache.Size}
+}
+
+// MemtableBytes is what the store's memtables hold (in use, being flushed, kept for
+// reuse): memory beside the block cache.
+func (b *Backend[V]) MemtableBytes() int64 {
+	if b.db == nil {
+		return 0
+	}
+	m := b.db.Metrics()
+	return int64(m.MemTable.Size + m.MemTable.ZombieSize)
 }
 
 // IndexExpiry keeps the expiry index in buckets of width. The index on disk is kept

@@ -2,6 +2,7 @@ package pebblestore_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -281,5 +282,61 @@ func TestBulkRestoreMatchesMemory(t *testing.T) {
 	}
 	if err := disk.Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMemtablesLeaveTheBlockCache: stores sharing one block cache write until their
+// memtables together hold more than the cache's size (Pebble charges memtables to the
+// cache), then one store reads back keys that were flushed to its tables. The blocks it
+// reads must stay in the cache: before balanceCache the memtables' reservation left the
+// cache no room (its size stayed at 0) and every lookup read its filter and data blocks
+// from the file again.
+func TestMemtablesLeaveTheBlockCache(t *testing.T) {
+	const cacheBytes = 8 << 20
+	cache := pebblestore.NewCache(cacheBytes)
+	defer cache.Close()
+	var backends []*pebblestore.Backend[int64]
+	var stores []*stream.Store[int64]
+	for i := range 4 {
+		b, err := pebblestore.Open[int64](filepath.Join(t.TempDir(), strconv.Itoa(i)), stream.Int64Codec{}, pebblestore.Options{Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		backends = append(backends, b)
+		stores = append(stores, stream.NewStoreOn[int64]("s", stream.Int64Codec{}, b))
+	}
+	key := func(i int) string { return fmt.Sprintf("%08d-%s", i, strings.Repeat("k", 100)) }
+	// 150,000 keys of ~110 bytes per store: its memtables grow (256 KiB, doubling) past
+	// 2 MiB each, and the first keys are flushed to tables.
+	const n = 150_000
+	for i := range n {
+		for _, s := range stores {
+			s.Put(key(i), int64(i))
+		}
+		if i%5_000 == 4_999 {
+			for _, s := range stores {
+				if err := s.CommitAt(int64(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var memtables int64
+	for _, b := range backends {
+		memtables += b.MemtableBytes()
+	}
+	if memtables < cacheBytes {
+		t.Fatalf("the stores' memtables hold %d bytes, under the %d-byte cache: the test proves nothing", memtables, cacheBytes)
+	}
+	for round := range 3 {
+		for i := 0; i < 20_000; i += 7 {
+			if v, ok := stores[0].Get(key(i)); !ok || v != int64(i) {
+				t.Fatalf("round %d: Get(%d) = %d, %v", round, i, v, ok)
+			}
+		}
+	}
+	if got := backends[0].Stats().CacheBytes; got < 1<<20 {
+		t.Fatalf("block cache holds %d bytes after reading 20,000 flushed keys three times, memtables %d bytes: the memtables took the cache", got, memtables)
 	}
 }
