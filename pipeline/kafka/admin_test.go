@@ -228,3 +228,23 @@ func TestMaxMessageBytes(t *testing.T) {
 		t.Errorf("MaxMessageBytes = %v, want small=4096 plain=%d", got, kafka.DefaultMaxMessageBytes)
 	}
 }
+
+// TestRetryBackoff: 100 ms for the first retry, doubling, never over 1 s (±20% jitter).
+func TestRetryBackoff(t *testing.T) {
+	for fails := range 30 {
+		lo, hi := 80*time.Millisecond, 1200*time.Millisecond
+		switch {
+		case fails <= 1:
+			hi = 120 * time.Millisecond
+		case fails == 2:
+			lo, hi = 160*time.Millisecond, 240*time.Millisecond
+		case fails >= 5:
+			lo = 800 * time.Millisecond
+		}
+		for range 100 {
+			if d := kafka.RetryBackoff(fails); d < lo || d > hi {
+				t.Fatalf("RetryBackoff(%d) = %s, want within [%s, %s]", fails, d, lo, hi)
+			}
+		}
+	}
+}

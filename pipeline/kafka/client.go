@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -57,7 +58,7 @@ func (c Config) Opts() []kgo.Opt {
 	if id == "" {
 		id = "sluice"
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(id)}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(id), kgo.RetryBackoffFn(RetryBackoff)}
 	if c.MetadataMinAge > 0 {
 		opts = append(opts, kgo.MetadataMinAge(c.MetadataMinAge))
 	}
@@ -68,6 +69,23 @@ func (c Config) Opts() []kgo.Opt {
 	}
 	opts = append(opts, c.Security.opts(c.Dial, nil)...)
 	return append(opts, c.Extra...)
+}
+
+// RetryBackoff is how long a client waits before its fails-th retry of a request: 100 ms
+// doubling up to 1 s, with ±20% jitter (the Java client's retry.backoff.ms and
+// retry.backoff.max.ms). kgo's default doubles from 250 ms up to 5 s: after a broker is
+// killed, its retries of a commit to the dead transaction coordinator were 3.75 s apart
+// when the coordinator moved, so the commit waited ~4 s longer than the failover
+// (the fault suite's coordinator-kill case, docs/BENCHMARKS.md).
+func RetryBackoff(fails int) time.Duration {
+	const lo, hi = 100 * time.Millisecond, time.Second
+	d := hi
+	if fails <= 1 {
+		d = lo
+	} else if fails < 5 {
+		d = lo << (fails - 1)
+	}
+	return time.Duration(float64(min(d, hi)) * (0.8 + 0.4*rand.Float64()))
 }
 
 // minLevel drops records below a level.
