@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -81,25 +82,53 @@ func (s *syncBuffer) take() string {
 	return out
 }
 
-func newLocalState(t *testing.T) *localState {
+func newLocalState(t *testing.T) *localState { return newLocalStateOn(t, nil) }
+
+// newLocalStateOn is newLocalState on the brokers given (a real cluster, for
+// measurements: its topics of an earlier run are deleted first), or on kfake when none.
+func newLocalStateOn(t *testing.T, brokers []string) *localState {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, ddInput, "out"))
-	if err != nil {
-		t.Fatal(err)
+	var c *kfake.Cluster
+	if len(brokers) == 0 {
+		var err error
+		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, ddInput, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		brokers = c.ListenAddrs()
 	}
-	t.Cleanup(c.Close)
-	kc := kafka.Config{Brokers: c.ListenAddrs()}
+	kc := kafka.Config{Brokers: brokers}
 	cl, err := kgo.NewClient(append(kc.Opts(), kgo.DefaultProduceTopic(ddInput))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	resp, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, -1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, ddChangelog)
-	if err == nil {
-		err = resp.Err
+	adm := kadm.NewClient(cl)
+	topics := map[string]map[string]*string{ddChangelog: {"cleanup.policy": kadm.StringPtr("compact")}}
+	if c == nil {
+		topics[ddInput], topics["out"] = nil, nil
+		if _, err := adm.DeleteTopics(t.Context(), ddInput, "out", ddChangelog); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err != nil {
-		t.Fatal(err)
+	for topic, configs := range topics {
+		var resp kadm.CreateTopicResponse
+		tick := time.NewTicker(200 * time.Millisecond)
+		for try := 0; ; try++ { // a topic just deleted may not be gone yet: bounded poll
+			resp, err = adm.CreateTopic(t.Context(), 1, -1, configs, topic)
+			if err == nil {
+				err = resp.Err
+			}
+			if err == nil || try == 50 || !errors.Is(err, kerr.TopicAlreadyExists) {
+				break
+			}
+			<-tick.C
+		}
+		tick.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &localState{t: t, kc: kc, cluster: c, cl: cl, logs: &syncBuffer{}}
 }

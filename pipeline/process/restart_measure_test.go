@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,14 +27,18 @@ import (
 // SLUICE_STATE_DIR keeps the filled directory for the next run (filled once).
 // SLUICE_RESTORE_RECORDS=M instead writes M changelog records and times a full restore
 // of them into an empty directory (records/s); with SLUICE_STATE_BACKEND=memory into
-// memory.
+// memory. SLUICE_RESTORE_BROKERS=host:port,... runs on those brokers instead of kfake.
 func TestMeasureRestart(t *testing.T) {
 	n, errN := strconv.Atoi(os.Getenv("SLUICE_RESTART_IDS"))
 	m, errM := strconv.Atoi(os.Getenv("SLUICE_RESTORE_RECORDS"))
 	if errN != nil && errM != nil {
 		t.Skip("set SLUICE_RESTART_IDS or SLUICE_RESTORE_RECORDS (a measurement, not a test)")
 	}
-	ls := newLocalState(t)
+	var brokers []string
+	if b := os.Getenv("SLUICE_RESTORE_BROKERS"); b != "" {
+		brokers = strings.Split(b, ",")
+	}
+	ls := newLocalStateOn(t, brokers)
 	ls.wait = 30 * time.Minute
 	dir := os.Getenv("SLUICE_STATE_DIR")
 	if dir == "" || errM == nil {
