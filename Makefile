@@ -79,8 +79,9 @@ test-faults: deps
 	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -count=1 -timeout 60m -v -run '^TestFaults$$' ./faults/ | \
 	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '
 
-## test-faults-short: the short suite of make test (about 4 minutes: the partition leader's
-## broker killed, and connection resets, each under load)
+## test-faults-short: the short suite of make test (about 5 minutes: the partition leader's
+## broker killed, ingest's transaction coordinator's broker killed, connection resets, each
+## under load)
 test-faults-short: deps
 	GO=$(GO) scripts/kafka/with-cluster.sh $(GO) test -short -count=1 -timeout 15m -v -run '^TestFaults$$' ./faults/ | \
 	  grep -E '^(--- |ok|FAIL|PASS)|^    --- |faults_test.go|\| '

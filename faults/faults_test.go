@@ -224,10 +224,9 @@ func cases(short bool) []faultCase {
 		e.must(e.c.Start(e.t.Context(), n))
 	}}
 	if short {
-		// The short suite of make test: the partition leader's broker killed, and
-		// connection resets. coordinator-kill is in the full suite only while its 503 run
-		// misses the 5 s goal on a loaded machine (docs/BENCHMARKS.md, Faults).
-		return []faultCase{leaderKill, resets}
+		// The short suite of make test: a broker killed under the partition's leader and
+		// under ingest's transaction coordinator, and connection resets.
+		return []faultCase{leaderKill, coordinatorKill, resets}
 	}
 	return []faultCase{
 		leaderKill,
