@@ -41,6 +41,19 @@ func latestAfterReprocess(t *testing.T, p *harness.Pipeline, a config.Aggregatio
 	return last
 }
 
+// finalsIn is want with only the final results of the windows that start in [from, to),
+// and no late events.
+func finalsIn(want harness.OracleResult, from, to time.Time) harness.OracleResult {
+	in := want
+	in.Finals, in.Late = nil, nil
+	for _, w := range want.Finals {
+		if w.Start >= from.UnixMilli() && w.Start < to.UnixMilli() {
+			in.Finals = append(in.Finals, w)
+		}
+	}
+	return in
+}
+
 // latestResults reads agg.<name> and keeps the last result of every window, with the
 // number of records each window has in the topic.
 func latestResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) (map[string]harness.Record, map[string]int) {
@@ -193,15 +206,7 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 			t.Errorf("window %s outside the range changed: %v -> %v", k, b.Value["sum_amount"], r.Value["sum_amount"])
 		}
 	}
-	wantIn := want
-	wantIn.Finals = nil
-	for _, w := range want.Finals {
-		if w.Start >= from.UnixMilli() && w.Start < to.UnixMilli() {
-			wantIn.Finals = append(wantIn.Finals, w)
-		}
-	}
-	wantIn.Late = nil
-	compareWithOracle(t, *a, gotIn, wantIn)
+	compareWithOracle(t, *a, gotIn, finalsIn(want, from, to))
 
 	// Again: the same values, nothing changed.
 	s, err = reprocess.Run(t.Context(), opts(false))

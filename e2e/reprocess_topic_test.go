@@ -24,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/reprocess"
 	"github.com/sluicehq/sluice/pipeline/rules"
+	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/service"
 )
 
@@ -60,6 +61,19 @@ func waitRecords(t *testing.T, p *harness.Pipeline, topic string, n int) []harne
 		return len(rs) >= n
 	})
 	return rs
+}
+
+// deploy makes fixed the pipeline of p's next processor (what deploying a fixed pipeline
+// file does) and returns its dependencies and schema registry.
+func deploy(t *testing.T, p *harness.Pipeline, fixed *config.Pipeline) (service.Deps, *schema.Registry) {
+	t.Helper()
+	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = p.Deps.Now
+	p.Deps, p.Schemas = d, sreg
+	return d, sreg
 }
 
 // endOffsets are the last stable offsets of topic, by partition.
@@ -130,12 +144,7 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 
 	// The fix: a new pipeline file, a new processor (the same instance id: its state).
 	fixed := withAmountMax(t, p.Deps.Pipeline, 1_000_000)
-	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Now = p.Deps.Now
-	p.Deps, p.Schemas = d, sreg
+	d, sreg := deploy(t, p, fixed)
 
 	now := windowBase.Add(11 * time.Minute) // the re-feed time (sluice-ingest-ts)
 	opts := func(dry bool) reprocess.TopicOptions {
@@ -326,12 +335,7 @@ func TestReprocessTopicKilledMidwayRunAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixed := withAmountMax(t, p.Deps.Pipeline, 1_000_000)
-	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Now = p.Deps.Now
-	p.Deps, p.Schemas = d, sreg
+	d, sreg := deploy(t, p, fixed)
 	p.StartProcessorID(pr.InstanceID)
 
 	from, to := windowBase.Add(time.Minute), windowBase.Add(4*time.Minute)
@@ -423,12 +427,7 @@ func TestOperationsRunbookFixRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixed := config.Default()
-	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Now = p.Deps.Now
-	p.Deps, p.Schemas = d, sreg
+	deploy(t, p, fixed)
 	p.StartProcessorID(pr.InstanceID)
 
 	// The runbook's range is [10:02, 10:05) of windowBase's day.
@@ -505,12 +504,7 @@ func TestMeasureReprocessTopicRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixed := config.Default()
-	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Now = p.Deps.Now
-	p.Deps, p.Schemas = d, sreg
+	d, sreg := deploy(t, p, fixed)
 	p.StartProcessorID(pr.InstanceID)
 	for _, dry := range []bool{true, false} {
 		s, err := reprocess.RunTopic(t.Context(), reprocess.TopicOptions{Pipeline: fixed, Rules: d.Schemas[gen.Purchases].Rules,
@@ -546,12 +540,7 @@ func TestReprocessTopicThenAggregation(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixed := config.Default()
-	d, sreg, err := service.Setup(t.Context(), p.Deps.Service, fixed, p.Deps.Kafka, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Now = p.Deps.Now
-	p.Deps, p.Schemas = d, sreg
+	d, sreg := deploy(t, p, fixed)
 	p.StartProcessorID(pr.InstanceID)
 	from, to := windowBase.Add(2*time.Minute), windowBase.Add(5*time.Minute)
 	s, err := reprocess.RunTopic(t.Context(), reprocess.TopicOptions{Pipeline: fixed, Rules: d.Schemas[gen.Purchases].Rules,
@@ -589,13 +578,5 @@ func TestReprocessTopicThenAggregation(t *testing.T) {
 			gotIn[k] = asResults(map[string]harness.Record{k: r})[k]
 		}
 	}
-	wantIn := want
-	wantIn.Finals = nil
-	for _, w := range want.Finals {
-		if w.Start >= from.UnixMilli() && w.Start < to.UnixMilli() {
-			wantIn.Finals = append(wantIn.Finals, w)
-		}
-	}
-	wantIn.Late = nil
-	compareWithOracle(t, *a, gotIn, wantIn)
+	compareWithOracle(t, *a, gotIn, finalsIn(want, from, to))
 }
