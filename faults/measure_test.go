@@ -93,3 +93,15 @@ func TestRecovery(t *testing.T) {
 		})
 	}
 }
+
+func TestMax503Bound(t *testing.T) {
+	if got := max503Bound(5*time.Second, false); got != 5*time.Second {
+		t.Errorf("full suite bound %s, want the goal 5s", got)
+	}
+	if got := max503Bound(5*time.Second, true); got != 10*time.Second {
+		t.Errorf("short suite bound %s, want 10s", got)
+	}
+	if got := max503Bound(0, true); got != 0 {
+		t.Errorf("no goal: bound %s, want none", got)
+	}
+}
