@@ -157,6 +157,7 @@ fuzz: deps
 	$(GO) test ./pipeline/ingest -run '^$$' -fuzz '^FuzzParseFastMatchesDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./pipeline/rules -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/wire -run '^$$' -fuzz '^FuzzHeaderGetters$$' -fuzztime $(FUZZTIME)
 
 ## loadtest: open-model load on an in-process pipeline (kfake) with the bare franz-go loop
 ## beside it; numbers in docs/BENCHMARKS.md

@@ -10,13 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // bareTopic is the topic of the bare produce->consume loop.
-const bareTopic = "_sluice.bench.bare"
+const bareTopic = wire.ReservedPrefix + ".bench.bare"
 
 // bareValueBytes is the value size of the bare loop's records, about an Avro event of
 // the built-in schemas.

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluicehq/sluice/pipeline/config"
 )
 
 // Consumer measures true end-to-end latency: it reads <topic>.clean with
@@ -40,7 +39,7 @@ type Consumer struct {
 func StartConsumer(ctx context.Context, brokers, topics []string, runID string, tl *Timeline) (*Consumer, error) {
 	clean := make([]string, len(topics))
 	for i, t := range topics {
-		clean[i] = config.CleanTopic(t)
+		clean[i] = wire.CleanTopic(t)
 	}
 	acl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -93,7 +92,7 @@ func (c *Consumer) run(ctx context.Context) {
 				switch h.Key {
 				case RunRecordHeader:
 					run = string(h.Value)
-				case "sluice-ingest-ts":
+				case wire.HeaderIngestTS:
 					its = string(h.Value)
 				}
 			}

@@ -21,8 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The peer comparison of issue 20 (`go run ./bench --peer sluice|kstreams|flink|all
@@ -424,8 +424,8 @@ type consumedBy struct {
 func groupsOf(r peerRun, tag string, t peerTopics) []consumedBy {
 	switch r.system {
 	case peerSluice:
-		return []consumedBy{{"sluice.clean", t.input, 0}, {"sluice.repartition." + t.agg, t.clean, 1},
-			{"sluice.agg." + t.agg, config.RepartitionTopic(t.agg), 1}}
+		return []consumedBy{{wire.GroupID(wire.StageClean), t.input, 0}, {wire.GroupID(wire.StageRepartition(t.agg)), t.clean, 1},
+			{wire.GroupID(wire.StageAggregate(t.agg)), wire.RepartitionTopic(t.agg), 1}}
 	case peerKStreams:
 		return []consumedBy{{tag, t.input, 0}, {tag, tag + "-revenue_by_country_1m-repartition", 1}}
 	}
@@ -510,9 +510,9 @@ func startPeer(ctx context.Context, o peerOptions, root, work, tag string, r pee
 func runTopics(runID, tag string, r peerRun, input string) peerTopics {
 	t := peerTopics{input: input, agg: strings.ReplaceAll(tag, "-", "_")}
 	if r.system == peerSluice {
-		t.clean, t.windows = input+".clean", "agg."+t.agg
+		t.clean, t.windows = wire.CleanTopic(input), wire.AggTopic(t.agg)
 	} else {
-		t.clean, t.windows = tag+".clean", tag+".windows"
+		t.clean, t.windows = wire.CleanTopic(tag), tag+".windows"
 	}
 	return t
 }

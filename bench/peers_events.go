@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The peer comparison's input (issue 20): N purchases of the built-in schema, seeded, with
@@ -307,7 +308,7 @@ func newPeerEncoder(topic string, schemaID int) (*peerEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc := ingest.NewEncoder(ingest.Topic{Name: topic, KeyField: "user_id", Subject: config.Subject(topic), Codec: codec},
+	enc := ingest.NewEncoder(ingest.Topic{Name: topic, KeyField: "user_id", Subject: wire.Subject(topic), Codec: codec},
 		time.Now, 100*365*24*time.Hour)
 	return &peerEncoder{enc: enc}, nil
 }

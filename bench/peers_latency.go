@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -232,7 +233,7 @@ func startDedupConsumer(brokers []string, topic string) (*dedupConsumer, error) 
 // (event_id, a string).
 func eventIDOf(r *kgo.Record) string {
 	for _, h := range r.Headers {
-		if h.Key == "sluice-event-id" {
+		if h.Key == wire.HeaderEventID {
 			return string(h.Value)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The Kafka Connect alternative to `sluice sink` (docs/CONNECT.md).
@@ -55,10 +56,10 @@ func sinkTopics() []string {
 	p := config.Default()
 	var out []string
 	for _, t := range p.Topics {
-		out = append(out, config.CleanTopic(t.Name))
+		out = append(out, wire.CleanTopic(t.Name))
 	}
 	for _, a := range p.Aggregations {
-		out = append(out, config.AggTopic(a.Name))
+		out = append(out, wire.AggTopic(a.Name))
 	}
 	return out
 }

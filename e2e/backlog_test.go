@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // One source partition stalls (its raw partition cannot be fetched) while the others run
@@ -31,10 +32,10 @@ func TestBacklogNeverLateIdleAdvanceOnlyWhenCaughtUp(t *testing.T) {
 
 	evs := windowEvents(t, gen.Purchases, 21, 3000, windowBase, 200*time.Millisecond, 2*time.Second) // 10 minutes
 	produced := p.ProduceEvents(gen.Purchases, evs)
-	p.WaitCaughtUp("sluice.repartition."+a.Name, time.Minute, config.CleanTopic(gen.Purchases))
+	p.WaitCaughtUp("sluice.repartition."+a.Name, time.Minute, wire.CleanTopic(gen.Purchases))
 
 	// Quiet for longer than idle advance, in wall-clock time.
-	src := func(part int) string { return process.SourceID(config.CleanTopic(gen.Purchases), int32(part)) }
+	src := func(part int) string { return process.SourceID(wire.CleanTopic(gen.Purchases), int32(part)) }
 	// advanced: every aggregate task has seen source part's watermark move to idle time.
 	advanced := func(part int) bool {
 		for task := range 3 {
@@ -63,7 +64,7 @@ func TestBacklogNeverLateIdleAdvanceOnlyWhenCaughtUp(t *testing.T) {
 
 	stall.Remove()
 	p.WaitAllCaughtUp(time.Minute)
-	if late := p.ReadAll(config.LateTopic(gen.Purchases)); len(late) != 0 {
+	if late := p.ReadAll(wire.LateTopic(gen.Purchases)); len(late) != 0 {
 		t.Fatalf("%d records of the backlog routed late", len(late))
 	}
 

@@ -9,8 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/harness"
-	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Every event type, posted as one object, as an array and as NDJSON, appears exactly
@@ -43,8 +43,8 @@ func TestEveryTypeEveryShapeExactlyOnce(t *testing.T) {
 			if r.Key == "" || r.Key != r.Value["user_id"] {
 				t.Errorf("%s: key %q, user_id %v", topic, r.Key, r.Value["user_id"])
 			}
-			if _, err := strconv.ParseInt(r.Headers["sluice-ingest-ts"], 10, 64); err != nil {
-				t.Errorf("%s: sluice-ingest-ts %q: %v", topic, r.Headers["sluice-ingest-ts"], err)
+			if _, err := strconv.ParseInt(r.Headers[wire.HeaderIngestTS], 10, 64); err != nil {
+				t.Errorf("%s: sluice-ingest-ts %q: %v", topic, r.Headers[wire.HeaderIngestTS], err)
 			}
 			if pa, ok := r.Value["processed_at"].(time.Time); !ok || pa.IsZero() {
 				t.Errorf("%s: processed_at %v", topic, r.Value["processed_at"])
@@ -103,7 +103,7 @@ func TestDeadLetters(t *testing.T) {
 	evs[1]["amount"] = -5.0 // schema-valid, breaks the rule amount >= 0
 	recs := rawRecords(t, p, "purchases", 1, evs)
 	garbage := &kgo.Record{Topic: "purchases", Partition: 1, Key: []byte("u-1"), Value: []byte("\x00\x00\x00\x00\x01not avro"),
-		Headers: []kgo.RecordHeader{{Key: "sluice-event-id", Value: []byte("bad-1")}, {Key: "trace", Value: []byte("abc")}}}
+		Headers: []kgo.RecordHeader{{Key: wire.HeaderEventID, Value: []byte("bad-1")}, {Key: "trace", Value: []byte("abc")}}}
 	recs = []*kgo.Record{recs[0], recs[1], garbage, recs[2]}
 	p.Produce(recs...)
 	settle(t, p)
@@ -120,24 +120,24 @@ func TestDeadLetters(t *testing.T) {
 	}{{recs[1].Offset, recs[1].Value, "amount"}, {garbage.Offset, garbage.Value, "malformed"}} {
 		r := dl[i]
 		h := r.Headers
-		for _, k := range []string{dlq.HeaderClass, dlq.HeaderError, dlq.HeaderStage, dlq.HeaderOriginalTopic,
-			dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderAttempts, dlq.HeaderFirstFailureTS} {
+		for _, k := range []string{wire.HeaderClass, wire.HeaderError, wire.HeaderStage, wire.HeaderOriginalTopic,
+			wire.HeaderOriginalPartition, wire.HeaderOriginalOffset, wire.HeaderAttempts, wire.HeaderFirstFailureTS} {
 			if h[k] == "" {
 				t.Errorf("dead letter %d: header %s missing (%v)", i, k, h)
 			}
 		}
-		if h[dlq.HeaderClass] != "permanent" || h[dlq.HeaderStage] != "clean" || h[dlq.HeaderOriginalTopic] != "purchases" ||
-			h[dlq.HeaderOriginalPartition] != "1" || h[dlq.HeaderOriginalOffset] != strconv.FormatInt(want.offset, 10) || h[dlq.HeaderAttempts] != "1" {
+		if h[wire.HeaderClass] != "permanent" || h[wire.HeaderStage] != "clean" || h[wire.HeaderOriginalTopic] != "purchases" ||
+			h[wire.HeaderOriginalPartition] != "1" || h[wire.HeaderOriginalOffset] != strconv.FormatInt(want.offset, 10) || h[wire.HeaderAttempts] != "1" {
 			t.Errorf("dead letter %d headers: %v (want offset %d)", i, h, want.offset)
 		}
-		if !containsFold(h[dlq.HeaderError], want.errHas) {
-			t.Errorf("dead letter %d: sluice-error %q does not mention %q", i, h[dlq.HeaderError], want.errHas)
+		if !containsFold(h[wire.HeaderError], want.errHas) {
+			t.Errorf("dead letter %d: sluice-error %q does not mention %q", i, h[wire.HeaderError], want.errHas)
 		}
 		if string(r.Raw.Value) != string(want.value) || r.Partition != 1 {
 			t.Errorf("dead letter %d: value or partition changed", i)
 		}
 	}
-	if dl[1].Headers["trace"] != "abc" || dl[1].Headers["sluice-event-id"] != "bad-1" {
+	if dl[1].Headers["trace"] != "abc" || dl[1].Headers[wire.HeaderEventID] != "bad-1" {
 		t.Errorf("original headers not kept: %v", dl[1].Headers)
 	}
 	if got := p.Metric("sluice_dead_letters_total", "topic", "purchases", "class", "permanent"); got != 2 {

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/console"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // lagRowRE matches a row of the console's lag table for the clean stage on purchases and
@@ -36,7 +37,7 @@ func TestConsolePagesOnBroker(t *testing.T) {
 	poison := a.EventIDs[3]
 	waitFor(t, "the poison record in purchases.dlq", func() bool {
 		for _, r := range p.ReadAll("purchases.dlq") {
-			if r.Headers["sluice-event-id"] == poison {
+			if r.Headers[wire.HeaderEventID] == poison {
 				return true
 			}
 		}

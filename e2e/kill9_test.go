@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // TestMain removes the sluice binary the kill tests built.
@@ -75,7 +76,7 @@ func TestProcessKill9RestartFlowsFast(t *testing.T) {
 		for ctx.Err() == nil {
 			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 				for _, h := range r.Headers {
-					if h.Key != "sluice-event-id" {
+					if h.Key != wire.HeaderEventID {
 						continue
 					}
 					select {

@@ -9,9 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/harness"
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // BenchmarkWindowCloseToEmit measures, on kfake, the time from producing the records that
@@ -43,7 +43,7 @@ func BenchmarkWindowCloseToEmit(b *testing.B) {
 		return rs
 	}
 	cl, err := kgo.NewClient(append(p.Deps.Kafka.Opts(),
-		kgo.ConsumeTopics(config.AggTopic(a.Name)),
+		kgo.ConsumeTopics(wire.AggTopic(a.Name)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(10*time.Millisecond),

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // testNow is the wall clock of the event generators, fixed for the whole run so the same
@@ -92,8 +93,8 @@ func idsOf(t *testing.T, rs []harness.Record) map[string]int {
 			t.Fatalf("%s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, r.DecodeErr)
 		}
 		id, _ := r.Value["event_id"].(string)
-		if id == "" || r.Headers["sluice-event-id"] != id {
-			t.Fatalf("%s/%d@%d: event_id %q, header %q", r.Topic, r.Partition, r.Offset, id, r.Headers["sluice-event-id"])
+		if id == "" || r.Headers[wire.HeaderEventID] != id {
+			t.Fatalf("%s/%d@%d: event_id %q, header %q", r.Topic, r.Partition, r.Offset, id, r.Headers[wire.HeaderEventID])
 		}
 		ids[id]++
 	}

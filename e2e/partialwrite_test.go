@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // TestRetriedBatchesExactlyOnce: concurrent batches larger than a small ingest buffer
@@ -110,7 +111,7 @@ func TestRetriedBatchesExactlyOnce(t *testing.T) {
 
 	p.WaitSinkCaughtUp(w, sinkCaughtUp)
 	got := map[string]int{}
-	rows, err := w.Query(t.Context(), "SELECT EVENT_ID FROM "+sink.TableName(config.CleanTopic("purchases")))
+	rows, err := w.Query(t.Context(), "SELECT EVENT_ID FROM "+sink.TableName(wire.CleanTopic("purchases")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func readUncommitted(t *testing.T, p *harness.Pipeline, topic string, until []st
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key == "sluice-event-id" {
+				if h.Key == wire.HeaderEventID {
 					ids = append(ids, string(h.Value))
 					delete(left, string(h.Value))
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // replayAll re-publishes dead letters the way `sluice dlq replay` does and returns how
@@ -78,11 +79,11 @@ func TestReplay(t *testing.T) {
 	}
 	// The replay is partitioned by key, so its dead letter may sit on another partition.
 	again := dl[0]
-	if again.Headers[dlq.HeaderReplayed] == "" {
+	if again.Headers[wire.HeaderReplayed] == "" {
 		again = dl[1]
 	}
-	if again.Headers[dlq.HeaderReplayed] != "true" || again.Headers[dlq.HeaderOriginalTopic] != "purchases" ||
-		again.Headers[dlq.HeaderStage] != "clean" || again.Headers[dlq.HeaderClass] != "permanent" {
+	if again.Headers[wire.HeaderReplayed] != "true" || again.Headers[wire.HeaderOriginalTopic] != "purchases" ||
+		again.Headers[wire.HeaderStage] != "clean" || again.Headers[wire.HeaderClass] != "permanent" {
 		t.Errorf("dead letter of the replay: headers %v", again.Headers)
 	}
 	if string(again.Raw.Value) != string(first.Raw.Value) || again.Key != first.Key {
@@ -92,9 +93,9 @@ func TestReplay(t *testing.T) {
 	if got, want := headerCount(t, again), headerCount(t, first)+1; got != want {
 		t.Errorf("dead letter of the replay has %d headers, want %d: %v", got, want, again.Headers)
 	}
-	if got, was := dlq.Attempts(again.Raw), dlq.Attempts(first.Raw); got <= was {
+	if got, was := wire.Attempts(again.Raw), wire.Attempts(first.Raw); got <= was {
 		t.Errorf("sluice-attempts = %d after a replay of a letter with %d: the count is not carried on "+
-			"(dlq.DeadLetter should write dlq.Attempts(rec)+1)", got, was)
+			"(dlq.DeadLetter should write wire.Attempts(rec)+1)", got, was)
 	}
 	if ids := idsOf(t, p.ReadAll("purchases.clean")); len(ids) != 0 {
 		t.Errorf("clean has %v, want nothing", ids)

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/reprocess"
 	"github.com/sluicehq/sluice/pipeline/sink"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // warehouseRow is one row of AGGREGATES.
@@ -228,7 +229,7 @@ func TestReprocessKilledMidwayIsIdempotent(t *testing.T) {
 	mid := latestAfterReprocess(t, p, *a, 2*batch)
 	fixed := 0
 	for k, r := range mid {
-		switch id := r.Headers[process.HeaderReprocessID]; {
+		switch id := r.Headers[wire.HeaderReprocessID]; {
 		case id == "killed":
 			fixed++
 			if !inRange(k, from, to) {
@@ -265,7 +266,7 @@ func TestReprocessKilledMidwayIsIdempotent(t *testing.T) {
 		after, _ = latestResults(t, p, *a)
 		n := 0
 		for _, r := range after {
-			if r.Headers[process.HeaderReprocessID] == "rerun" {
+			if r.Headers[wire.HeaderReprocessID] == "rerun" {
 				n++
 			}
 		}
@@ -277,7 +278,7 @@ func TestReprocessKilledMidwayIsIdempotent(t *testing.T) {
 			gotIn[k] = asResults(map[string]harness.Record{k: r})[k]
 			continue
 		}
-		if r.Value["sum_amount"] != before[k].Value["sum_amount"] || r.Headers[process.HeaderReprocessID] != "" {
+		if r.Value["sum_amount"] != before[k].Value["sum_amount"] || r.Headers[wire.HeaderReprocessID] != "" {
 			t.Errorf("window %s outside the range changed: %v -> %v", k, before[k].Value["sum_amount"], r.Value["sum_amount"])
 		}
 	}
@@ -286,10 +287,10 @@ func TestReprocessKilledMidwayIsIdempotent(t *testing.T) {
 	// The killed run's open transaction was aborted: its records are in the log, and a
 	// read-committed reader sees only the two committed transactions.
 	committed := map[string]int{}
-	for _, r := range p.ReadAll(config.AggTopic(a.Name)) {
-		committed[r.Headers[process.HeaderReprocessID]]++
+	for _, r := range p.ReadAll(wire.AggTopic(a.Name)) {
+		committed[r.Headers[wire.HeaderReprocessID]]++
 	}
-	all := headerCounts(t, p, config.AggTopic(a.Name), process.HeaderReprocessID)
+	all := headerCounts(t, p, wire.AggTopic(a.Name), wire.HeaderReprocessID)
 	if committed["killed"] != 2*batch || all["killed"] != 3*batch {
 		t.Errorf("killed run: %d records committed and %d in the log, want %d and %d (one open transaction aborted)",
 			committed["killed"], all["killed"], 2*batch, 3*batch)
@@ -364,11 +365,11 @@ func TestReprocessKilledReleasesLiveResults(t *testing.T) {
 	latest, _ = latestResults(t, p, *a)
 	compareWithOracle(t, *a, asResults(latest), want)
 	for k, r := range latest {
-		if id := r.Headers[process.HeaderReprocessID]; id != "" {
+		if id := r.Headers[wire.HeaderReprocessID]; id != "" {
 			t.Errorf("window %s: a result of the killed run (%s) is visible", k, id)
 		}
 	}
-	if n := headerCounts(t, p, config.AggTopic(a.Name), process.HeaderReprocessID)["killed"]; n != batch {
+	if n := headerCounts(t, p, wire.AggTopic(a.Name), wire.HeaderReprocessID)["killed"]; n != batch {
 		t.Errorf("the killed run has %d records in the log, want its open transaction's %d", n, batch)
 	}
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/harness"
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/reprocess"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // visibility records when each record of the topics it reads first became visible to a
@@ -60,12 +60,12 @@ func watchVisibility(t *testing.T, p *harness.Pipeline, topics ...string) *visib
 			v.mu.Lock()
 			fs.EachRecord(func(r *kgo.Record) {
 				k := string(r.Key)
-				if r.Topic == config.CleanTopic(gen.Purchases) {
-					k = hdrValue(r, "sluice-event-id")
-					if ms, err := strconv.ParseInt(hdrValue(r, "sluice-ingest-ts"), 10, 64); err == nil {
+				if r.Topic == wire.CleanTopic(gen.Purchases) {
+					k = hdrValue(r, wire.HeaderEventID)
+					if ms, err := strconv.ParseInt(hdrValue(r, wire.HeaderIngestTS), 10, 64); err == nil {
 						v.ingest[k] = time.UnixMicro(ms)
 					}
-				} else if hdrValue(r, process.HeaderReprocessID) != "" {
+				} else if hdrValue(r, wire.HeaderReprocessID) != "" {
 					return
 				}
 				if _, ok := v.seen[r.Topic+"/"+k]; !ok {
@@ -124,7 +124,7 @@ func TestReprocessBesideLivePipeline(t *testing.T) {
 
 	const baseline, under, per = 6, 16, 30
 	live := windowEvents(t, gen.Purchases, 82, (baseline+under)*per, windowBase.Add(10*time.Minute), time.Second, 0)
-	clean, agg := config.CleanTopic(gen.Purchases), config.AggTopic(a.Name)
+	clean, agg := wire.CleanTopic(gen.Purchases), wire.AggTopic(a.Name)
 	vis := watchVisibility(t, p, clean, agg)
 	closed := map[string]bool{}
 	for _, w := range harness.Oracle(spec, oracleEvents(t, *a, produced)).Finals {
@@ -266,7 +266,7 @@ func TestReprocessBesideLivePipeline(t *testing.T) {
 		}
 		res := asResults(map[string]harness.Record{r.Key: r})[r.Key]
 		latest[r.Key] = res
-		if id := r.Headers[process.HeaderReprocessID]; id != "" {
+		if id := r.Headers[wire.HeaderReprocessID]; id != "" {
 			if !inRange(r.Key, from, to) {
 				t.Errorf("reprocess %s wrote window %s outside [%s, %s)", id, r.Key, from, to)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/reprocess"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // latestAfterReprocess is latestResults once at least n windows carry the reprocess
@@ -32,7 +33,7 @@ func latestAfterReprocess(t *testing.T, p *harness.Pipeline, a config.Aggregatio
 		last, _ = latestResults(t, p, a)
 		got := 0
 		for _, r := range last {
-			if r.Headers[process.HeaderReprocessID] != "" {
+			if r.Headers[wire.HeaderReprocessID] != "" {
 				got++
 			}
 		}
@@ -59,7 +60,7 @@ func finalsIn(want harness.OracleResult, from, to time.Time) harness.OracleResul
 func latestResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) (map[string]harness.Record, map[string]int) {
 	t.Helper()
 	last, n := map[string]harness.Record{}, map[string]int{}
-	for _, r := range p.ReadAll(config.AggTopic(a.Name)) {
+	for _, r := range p.ReadAll(wire.AggTopic(a.Name)) {
 		if r.DecodeErr != nil {
 			t.Fatalf("%s: %v", a.Name, r.DecodeErr)
 		}
@@ -125,7 +126,7 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	// On a real broker the last late records may become visible after the groups
 	// report caught up (seen once in CI: 4 of 20): wait for them, bounded.
 	waitFor(t, "every late record in purchases.late", func() bool {
-		return len(p.ReadAll(config.LateTopic(gen.Purchases))) == len(late)
+		return len(p.ReadAll(wire.LateTopic(gen.Purchases))) == len(late)
 	})
 	spec, _, _ := process.Spec(*a, 3)
 	want := harness.Oracle(spec, oracleEvents(t, *a, produced))
@@ -160,7 +161,7 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	}
 
 	// --dry-run: the diff, nothing written.
-	n0 := len(p.ReadAll(config.AggTopic(a.Name)))
+	n0 := len(p.ReadAll(wire.AggTopic(a.Name)))
 	var progress bytes.Buffer
 	o := opts(true)
 	o.Progress = &progress
@@ -179,7 +180,7 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	if !strings.Contains(progress.String(), "reprocess: read ") {
 		t.Errorf("no progress printed: %q", progress.String())
 	}
-	if n := len(p.ReadAll(config.AggTopic(a.Name))); n != n0 {
+	if n := len(p.ReadAll(wire.AggTopic(a.Name))); n != n0 {
 		t.Fatalf("dry run wrote %d records to agg", n-n0)
 	}
 
@@ -197,12 +198,12 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 	for k, r := range after {
 		if inRange(k, from, to) {
 			gotIn[k] = asResults(map[string]harness.Record{k: r})[k]
-			if r.Headers[process.HeaderReprocessID] != "test-false" {
-				t.Errorf("window %s: %s = %q", k, process.HeaderReprocessID, r.Headers[process.HeaderReprocessID])
+			if r.Headers[wire.HeaderReprocessID] != "test-false" {
+				t.Errorf("window %s: %s = %q", k, wire.HeaderReprocessID, r.Headers[wire.HeaderReprocessID])
 			}
 			continue
 		}
-		if b := before[k]; b.Value["sum_amount"] != r.Value["sum_amount"] || r.Headers[process.HeaderReprocessID] != "" {
+		if b := before[k]; b.Value["sum_amount"] != r.Value["sum_amount"] || r.Headers[wire.HeaderReprocessID] != "" {
 			t.Errorf("window %s outside the range changed: %v -> %v", k, b.Value["sum_amount"], r.Value["sum_amount"])
 		}
 	}
@@ -245,7 +246,7 @@ func TestReprocessRewritesWindowsInRange(t *testing.T) {
 
 	// Retention: records of purchases.clean partition 0 before its 1000th are deleted.
 	adm := p.Admin()
-	clean := config.CleanTopic(gen.Purchases)
+	clean := wire.CleanTopic(gen.Purchases)
 	var offs kadm.Offsets
 	offs.Add(kadm.Offset{Topic: clean, Partition: 0, At: 500})
 	if _, err := adm.DeleteRecords(t.Context(), offs); err != nil {
@@ -271,7 +272,7 @@ func TestResetStageRebuildsState(t *testing.T) {
 	spec, _, _ := process.Spec(*a, 3)
 	want := harness.Oracle(spec, oracleEvents(t, *a, produced))
 
-	stage := process.AggregateStageName(a.Name)
+	stage := wire.StageAggregate(a.Name)
 	opts := reprocess.ResetOptions{Pipeline: p.Deps.Pipeline, Kafka: p.Deps.Kafka, Stage: stage,
 		StateDirs: []string{p.StateDir(pr.InstanceID)}}
 	if _, err := reprocess.Reset(t.Context(), opts); err == nil || !strings.Contains(err.Error(), "live member") {
@@ -292,7 +293,7 @@ func TestResetStageRebuildsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLogs := []string{config.AggChangelogTopic(a.Name, "marks"), config.AggChangelogTopic(a.Name, "windows")}
+	wantLogs := []string{wire.AggChangelogTopic(a.Name, "marks"), wire.AggChangelogTopic(a.Name, "windows")}
 	if !slices.Equal(plan.Changelogs, wantLogs) || !slices.Equal(plan.StateDirs, []string{stateDir}) || len(plan.Offsets) != 3 {
 		t.Errorf("dry run plan %+v; want changelogs %v, state %s, 3 offsets", plan, wantLogs, stateDir)
 	}
@@ -312,14 +313,14 @@ func TestResetStageRebuildsState(t *testing.T) {
 	if n := len(p.ReadAll(wantLogs[1])); n != 0 {
 		t.Errorf("changelog %s has %d records after the reset", wantLogs[1], n)
 	}
-	resultsBefore := len(p.ReadAll(config.AggTopic(a.Name)))
+	resultsBefore := len(p.ReadAll(wire.AggTopic(a.Name)))
 
 	p.StartProcessorID(pr.InstanceID)
 	p.WaitAllCaughtUp(time.Minute)
 	last, n := latestResults(t, p, *a)
 	compareWithOracle(t, *a, asResults(last), want)
 	// Every closed window was emitted again (from the start of the repartition topic).
-	if got := len(p.ReadAll(config.AggTopic(a.Name))); got != 2*resultsBefore {
+	if got := len(p.ReadAll(wire.AggTopic(a.Name))); got != 2*resultsBefore {
 		t.Errorf("agg has %d results after the rebuild, want %d (each window twice)", got, 2*resultsBefore)
 	}
 	for k, c := range n {
@@ -412,22 +413,22 @@ func TestNewAggregationStart(t *testing.T) {
 	spec, _, _ := process.Spec(early, 3)
 	e, _ := latestResults(t, p, early)
 	compareWithOracle(t, early, asResults(e), harness.Oracle(spec, oracleEvents(t, early, produced)))
-	for _, r := range p.ReadAll(config.LateTopic(gen.Purchases)) {
-		t.Errorf("late record for %s in the backfill", r.Headers[process.HeaderAggregation])
+	for _, r := range p.ReadAll(wire.LateTopic(gen.Purchases)) {
+		t.Errorf("late record for %s in the backfill", r.Headers[wire.HeaderAggregation])
 	}
 	// a time: the oracle over the records of <from>.clean from the offsets the broker
 	// lists for that time (the first record at or after it; kfake answers by batch).
-	offs, err := p.Admin().ListOffsetsAfterMilli(t.Context(), at.UnixMilli(), config.CleanTopic(gen.Purchases))
+	offs, err := p.Admin().ListOffsetsAfterMilli(t.Context(), at.UnixMilli(), wire.CleanTopic(gen.Purchases))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cleanOffset := map[string]int64{}
-	for _, r := range p.ReadAll(config.CleanTopic(gen.Purchases)) {
-		cleanOffset[r.Headers["sluice-event-id"]] = r.Offset
+	for _, r := range p.ReadAll(wire.CleanTopic(gen.Purchases)) {
+		cleanOffset[r.Headers[wire.HeaderEventID]] = r.Offset
 	}
 	var after []harness.Produced
 	for _, pe := range produced {
-		o, ok := offs.Lookup(config.CleanTopic(gen.Purchases), pe.Partition)
+		o, ok := offs.Lookup(wire.CleanTopic(gen.Purchases), pe.Partition)
 		if !ok {
 			t.Fatalf("no offset listed for partition %d", pe.Partition)
 		}

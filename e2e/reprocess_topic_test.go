@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/rules"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // withAmountMax returns a copy of p whose purchases rule on amount has maximum max.
@@ -127,7 +128,7 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 			cleanIn++
 		}
 	}
-	dlq0 := waitRecords(t, p, config.DLQTopic(gen.Purchases), deadIn+deadOut)
+	dlq0 := waitRecords(t, p, wire.DLQTopic(gen.Purchases), deadIn+deadOut)
 	if len(dlq0) != deadIn+deadOut || deadIn == 0 || deadOut == 0 || cleanIn == 0 {
 		t.Fatalf("the wrong rule dead-lettered %d (%d in range, %d outside), %d clean in range: the test proves nothing", len(dlq0), deadIn, deadOut, cleanIn)
 	}
@@ -207,23 +208,23 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 	for _, pe := range lateProduced {
 		want = append(want, pe.EventID)
 	}
-	clean := waitRecords(t, p, config.CleanTopic(gen.Purchases), len(want))
+	clean := waitRecords(t, p, wire.CleanTopic(gen.Purchases), len(want))
 	exactlyOnce(t, idsOf(t, clean), want)
 	for _, r := range clean {
-		id := r.Headers["sluice-event-id"]
-		if refed[id] != (r.Headers[process.HeaderReprocessID] == "test-false") {
-			t.Errorf("clean %s: %s = %q", id, process.HeaderReprocessID, r.Headers[process.HeaderReprocessID])
+		id := r.Headers[wire.HeaderEventID]
+		if refed[id] != (r.Headers[wire.HeaderReprocessID] == "test-false") {
+			t.Errorf("clean %s: %s = %q", id, wire.HeaderReprocessID, r.Headers[wire.HeaderReprocessID])
 		}
 		if !refed[id] {
 			continue
 		}
-		its, _ := strconv.ParseInt(r.Headers["sluice-ingest-ts"], 10, 64)
-		if its != now.UnixMicro() || r.Headers[reprocess.HeaderFirstIngestTS] == "" {
+		its, _ := strconv.ParseInt(r.Headers[wire.HeaderIngestTS], 10, 64)
+		if its != now.UnixMicro() || r.Headers[wire.HeaderFirstIngestTS] == "" {
 			t.Errorf("clean %s: sluice-ingest-ts %s, %s %q; want the re-feed time and the original", id,
-				r.Headers["sluice-ingest-ts"], reprocess.HeaderFirstIngestTS, r.Headers[reprocess.HeaderFirstIngestTS])
+				r.Headers[wire.HeaderIngestTS], wire.HeaderFirstIngestTS, r.Headers[wire.HeaderFirstIngestTS])
 		}
 	}
-	if n := len(p.ReadAll(config.DLQTopic(gen.Purchases))); n != len(dlq0) {
+	if n := len(p.ReadAll(wire.DLQTopic(gen.Purchases))); n != len(dlq0) {
 		t.Errorf("the DLQ has %d records, had %d: the reprocess re-fed something that failed", n, len(dlq0))
 	}
 	if got := p.Metric("sluice_clean_duplicates_total", "topic", gen.Purchases); got != float64(len(lateProduced)) {
@@ -233,10 +234,10 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 	// their late records carry the header, so `reprocess --aggregation` can tell them
 	// apart. The late arrivals' originals are late too, without it.
 	marked := 0
-	for _, r := range waitRecords(t, p, config.LateTopic(gen.Purchases), len(refed)+len(lateProduced)) {
-		if id := r.Headers["sluice-event-id"]; refed[id] {
-			if r.Headers[process.HeaderReprocessID] != "test-false" {
-				t.Errorf("late %s for %s without %s", id, r.Headers[process.HeaderAggregation], process.HeaderReprocessID)
+	for _, r := range waitRecords(t, p, wire.LateTopic(gen.Purchases), len(refed)+len(lateProduced)) {
+		if id := r.Headers[wire.HeaderEventID]; refed[id] {
+			if r.Headers[wire.HeaderReprocessID] != "test-false" {
+				t.Errorf("late %s for %s without %s", id, r.Headers[wire.HeaderAggregation], wire.HeaderReprocessID)
 			}
 			marked++
 		}
@@ -279,7 +280,7 @@ func TestReprocessTopicAddsWhatAWrongRuleDeadLettered(t *testing.T) {
 	refuse(o, "must be before --to")
 	// The horizon: 24h behind the latest event time in purchases.clean, plus the margin.
 	var latest time.Time
-	for _, r := range p.ReadAll(config.CleanTopic(gen.Purchases)) {
+	for _, r := range p.ReadAll(wire.CleanTopic(gen.Purchases)) {
 		if r.Raw.Timestamp.After(latest) {
 			latest = r.Raw.Timestamp
 		}
@@ -330,7 +331,7 @@ func TestReprocessTopicKilledMidwayRunAgain(t *testing.T) {
 			bigAll++
 		}
 	}
-	dlq0 := len(waitRecords(t, p, config.DLQTopic(gen.Purchases), bigAll))
+	dlq0 := len(waitRecords(t, p, wire.DLQTopic(gen.Purchases), bigAll))
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -359,18 +360,18 @@ func TestReprocessTopicKilledMidwayRunAgain(t *testing.T) {
 	// partitioner): the fixed stage cleans it there. The reprocess must not re-feed its
 	// original, whose partition's dedup state never saw the id.
 	var replayed string
-	for _, r := range p.ReadAll(config.DLQTopic(gen.Purchases)) {
+	for _, r := range p.ReadAll(wire.DLQTopic(gen.Purchases)) {
 		if ts := r.Raw.Timestamp; !ts.Before(from) && ts.Before(to) {
 			rr := dlq.ReplayRecord(r.Raw, "")
 			rr.Partition = (r.Partition + 1) % 3
 			p.Produce(rr)
-			replayed = r.Headers["sluice-event-id"]
+			replayed = r.Headers[wire.HeaderEventID]
 			break
 		}
 	}
 	waitFor(t, "the replayed dead letter in purchases.clean", func() bool {
-		for _, r := range p.ReadAll(config.CleanTopic(gen.Purchases)) {
-			if r.Headers["sluice-event-id"] == replayed {
+		for _, r := range p.ReadAll(wire.CleanTopic(gen.Purchases)) {
+			if r.Headers[wire.HeaderEventID] == replayed {
 				return true
 			}
 		}
@@ -400,8 +401,8 @@ func TestReprocessTopicKilledMidwayRunAgain(t *testing.T) {
 		t.Errorf("second run: %+v; want the 30 committed copies left out and the rest of %d re-fed", *s, deadIn-1)
 	}
 	p.WaitAllCaughtUp(time.Minute)
-	exactlyOnce(t, idsOf(t, waitRecords(t, p, config.CleanTopic(gen.Purchases), len(want))), want)
-	if n := len(p.ReadAll(config.DLQTopic(gen.Purchases))); n != dlq0 {
+	exactlyOnce(t, idsOf(t, waitRecords(t, p, wire.CleanTopic(gen.Purchases), len(want))), want)
+	if n := len(p.ReadAll(wire.DLQTopic(gen.Purchases))); n != dlq0 {
 		t.Errorf("the DLQ has %d records, had %d", n, dlq0)
 	}
 }
@@ -476,7 +477,7 @@ func TestOperationsRunbookFixRule(t *testing.T) {
 		t.Errorf("runbook step 2: %+v; want %d re-fed in one transaction", s, deadIn)
 	}
 	p.WaitAllCaughtUp(time.Minute)
-	exactlyOnce(t, idsOf(t, waitRecords(t, p, config.CleanTopic(gen.Purchases), len(want))), want)
+	exactlyOnce(t, idsOf(t, waitRecords(t, p, wire.CleanTopic(gen.Purchases), len(want))), want)
 }
 
 // TestMeasureReprocessTopicRate prints how fast `reprocess --topic` reads and re-feeds:
@@ -556,8 +557,8 @@ func TestReprocessTopicThenAggregation(t *testing.T) {
 	// read purchases.clean): wait until this one's are there.
 	waitFor(t, fmt.Sprintf("%d re-fed late records of %s", s.Refed, a.Name), func() bool {
 		n := 0
-		for _, r := range p.ReadAll(config.LateTopic(gen.Purchases)) {
-			if r.Headers[process.HeaderAggregation] == a.Name && r.Headers[process.HeaderReprocessID] != "" {
+		for _, r := range p.ReadAll(wire.LateTopic(gen.Purchases)) {
+			if r.Headers[wire.HeaderAggregation] == a.Name && r.Headers[wire.HeaderReprocessID] != "" {
 				n++
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/gen"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // flaky is a user transform standing for an enrichment service: per event id it fails
@@ -75,7 +76,7 @@ func only(fails map[string]int, poison map[string]bool) func(string) (int, bool)
 func retryTopics(p *harness.Pipeline) []string {
 	var out []string
 	for _, d := range p.Deps.Pipeline.RetryTiers {
-		out = append(out, config.RetryTopic(d.D()))
+		out = append(out, wire.RetryTopic(d.D()))
 	}
 	return out
 }
@@ -139,7 +140,7 @@ func TestTransientFailureHealsExactlyOnce(t *testing.T) {
 	if len(rs) != 1 || rs[0].Topic != "_sluice.retry.5s" {
 		t.Fatalf("retry records %d (want 1 in _sluice.retry.5s): %v", len(rs), rs)
 	}
-	if h := rs[0].Headers; h[dlq.HeaderAttempts] != "1" || h[dlq.HeaderClass] != "transient" || h[dlq.HeaderOriginalTopic] != "purchases" {
+	if h := rs[0].Headers; h[wire.HeaderAttempts] != "1" || h[wire.HeaderClass] != "transient" || h[wire.HeaderOriginalTopic] != "purchases" {
 		t.Errorf("retry record headers: %v", h)
 	}
 	if got := p.Metric("sluice_retries_total", "topic", "purchases"); got != 1 {
@@ -165,8 +166,8 @@ func TestTransientFailureNeverHealsDeadLettered(t *testing.T) {
 		t.Fatalf("dlq has %d records, want 1", len(dl))
 	}
 	h := dl[0].Headers
-	if h[dlq.HeaderAttempts] != "4" || h[dlq.HeaderClass] != "transient" || h[dlq.HeaderStage] != "clean" ||
-		h[dlq.HeaderError] != "transform: enrich: timeout" || dl[0].Value["event_id"] != id {
+	if h[wire.HeaderAttempts] != "4" || h[wire.HeaderClass] != "transient" || h[wire.HeaderStage] != "clean" ||
+		h[wire.HeaderError] != "transform: enrich: timeout" || dl[0].Value["event_id"] != id {
 		t.Errorf("dead letter headers %v", h)
 	}
 	calls := tr.callsOf(id)
@@ -181,7 +182,7 @@ func TestTransientFailureNeverHealsDeadLettered(t *testing.T) {
 	}
 	byRound := map[string]harness.Record{}
 	for _, r := range rs {
-		byRound[r.Headers[dlq.HeaderAttempts]] = r
+		byRound[r.Headers[wire.HeaderAttempts]] = r
 	}
 	for n, want := range []struct {
 		wait time.Duration
@@ -191,7 +192,7 @@ func TestTransientFailureNeverHealsDeadLettered(t *testing.T) {
 		if !ok {
 			t.Fatalf("no retry record with attempts %d", n+1)
 		}
-		at, _ := dlq.RetryAt(r.Raw)
+		at, _ := wire.RetryAt(r.Raw)
 		lastCall := calls[3*n+2]
 		if r.Topic != want.tier || at.Sub(lastCall) != want.wait {
 			t.Errorf("retry %d: in %s waiting %s, want %s waiting %s", n+1, r.Topic, at.Sub(lastCall), want.tier, want.wait)
@@ -225,13 +226,13 @@ func TestPoisonFromTransformDeadLetteredAtOnce(t *testing.T) {
 	if len(dl) != 1 {
 		t.Fatalf("dlq has %d records, want 1", len(dl))
 	}
-	for _, k := range []string{dlq.HeaderClass, dlq.HeaderError, dlq.HeaderStage, dlq.HeaderOriginalTopic,
-		dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderAttempts, dlq.HeaderFirstFailureTS} {
+	for _, k := range []string{wire.HeaderClass, wire.HeaderError, wire.HeaderStage, wire.HeaderOriginalTopic,
+		wire.HeaderOriginalPartition, wire.HeaderOriginalOffset, wire.HeaderAttempts, wire.HeaderFirstFailureTS} {
 		if dl[0].Headers[k] == "" {
 			t.Errorf("header %s missing: %v", k, dl[0].Headers)
 		}
 	}
-	if h := dl[0].Headers; h[dlq.HeaderClass] != "permanent" || h[dlq.HeaderAttempts] != "1" || h[dlq.HeaderOriginalPartition] != "1" {
+	if h := dl[0].Headers; h[wire.HeaderClass] != "permanent" || h[wire.HeaderAttempts] != "1" || h[wire.HeaderOriginalPartition] != "1" {
 		t.Errorf("dead letter headers %v", h)
 	}
 	if got := len(tr.callsOf(id)); got != 1 {
@@ -389,7 +390,7 @@ func TestDeadLetterReplayedFiveTimesBoundedHeaders(t *testing.T) {
 		}
 		last := dl[0]
 		for _, r := range dl {
-			if dlq.Attempts(r.Raw) > dlq.Attempts(last.Raw) {
+			if wire.Attempts(r.Raw) > wire.Attempts(last.Raw) {
 				last = r
 			}
 		}

@@ -18,9 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sluicehq/sluice/harness"
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // runbookCommands returns the `sluice ...` lines of the sh blocks of the section titled
@@ -98,13 +98,13 @@ func TestOperationsRunbookFixAggregation(t *testing.T) {
 		Windows, Changed int
 		DryRun           bool `json:"dry_run"`
 	}
-	n0 := len(p.ReadAll(config.AggTopic(a.Name)))
+	n0 := len(p.ReadAll(wire.AggTopic(a.Name)))
 	var s summary
 	run(cmds[0], &s)
 	if !s.DryRun || s.Windows == 0 || s.Changed != s.Windows {
 		t.Errorf("runbook step 1: %+v; want a dry run with every window changed", s)
 	}
-	if n := len(p.ReadAll(config.AggTopic(a.Name))); n != n0 {
+	if n := len(p.ReadAll(wire.AggTopic(a.Name))); n != n0 {
 		t.Fatalf("the dry run wrote %d records", n-n0)
 	}
 	run(cmds[1], &s)
@@ -114,7 +114,7 @@ func TestOperationsRunbookFixAggregation(t *testing.T) {
 	after := latestAfterReprocess(t, p, *a, s.Windows)
 	fixed := 0
 	for k, r := range after {
-		if r.Headers[process.HeaderReprocessID] != "" {
+		if r.Headers[wire.HeaderReprocessID] != "" {
 			fixed++
 			if got, was := r.Value["sum_amount"].(float64), live[k].Value["sum_amount"].(float64); math.Abs(got-was) > 1e-9*math.Max(1, math.Abs(was)) {
 				t.Errorf("window %s: sum %v after the reprocess, the live job had %v", k, r.Value["sum_amount"], live[k].Value["sum_amount"])
@@ -137,7 +137,7 @@ func TestOperationsRunbookFixAggregation(t *testing.T) {
 		t.Errorf("runbook step 3: %+v; want the two changelogs and the state dir", plan)
 	}
 	run(cmds[3], &plan)
-	if _, err := os.Stat(filepath.Join(stateDir, process.AggregateStageName(a.Name))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(stateDir, wire.StageAggregate(a.Name))); !os.IsNotExist(err) {
 		t.Errorf("the stage's state is still there: %v", err)
 	}
 	p.StartProcessorID(pr.InstanceID)
@@ -191,10 +191,10 @@ func TestReprocessCommandRefusals(t *testing.T) {
 	p.WaitAllCaughtUp(time.Minute)
 	refuse([]string{"reprocess", "--aggregation", agg, "--from", rfc(2 * time.Minute), "--to", rfc(30 * time.Minute), "--dry-run"},
 		"its watermark is 2026-11-01T10:09:", "the last window before --to closes at 2026-11-01T10:30:05Z")
-	refuse([]string{"reset", "--stage", process.AggregateStageName(agg)},
-		"reset: stage "+process.AggregateStageName(agg)+" is running", "1 live member(s)", "stop every process that runs it first")
+	refuse([]string{"reset", "--stage", wire.StageAggregate(agg)},
+		"reset: stage "+wire.StageAggregate(agg)+" is running", "1 live member(s)", "stop every process that runs it first")
 
-	clean := config.CleanTopic(gen.Purchases)
+	clean := wire.CleanTopic(gen.Purchases)
 	var offs kadm.Offsets
 	offs.Add(kadm.Offset{Topic: clean, Partition: 0, At: 200})
 	if _, err := p.Admin().DeleteRecords(t.Context(), offs); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The sink suite: the whole pipeline through the harness, then every clean event and every
@@ -59,11 +60,11 @@ func checkWarehouse(t *testing.T, p *harness.Pipeline, w sink.Warehouse, aggrega
 	ctx := t.Context()
 	for _, topic := range gen.Topics() {
 		var want []string
-		for id := range idsOf(t, p.ReadAll(config.CleanTopic(topic))) {
+		for id := range idsOf(t, p.ReadAll(wire.CleanTopic(topic))) {
 			want = append(want, id)
 		}
 		got := map[string]int{}
-		table := sink.TableName(config.CleanTopic(topic))
+		table := sink.TableName(wire.CleanTopic(topic))
 		rows, err := w.Query(ctx, "SELECT EVENT_ID FROM "+table)
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +80,7 @@ func checkWarehouse(t *testing.T, p *harness.Pipeline, w sink.Warehouse, aggrega
 			t.Fatal(err)
 		}
 		if len(want) == 0 {
-			t.Fatalf("%s is empty: nothing to compare", config.CleanTopic(topic))
+			t.Fatalf("%s is empty: nothing to compare", wire.CleanTopic(topic))
 		}
 		exactlyOnce(t, got, want)
 		t.Logf("%s: %d events in .clean, %d rows in %s", topic, len(want), len(got), table)
@@ -166,7 +167,7 @@ func TestSinkFortyEightPartitions(t *testing.T) {
 	p.WaitAllCaughtUp(sinkCaughtUp)
 	p.WaitSinkCaughtUp(w, sinkCaughtUp)
 	checkWarehouse(t, p, w, true)
-	rows, err := w.Query(t.Context(), "SELECT count(*) FROM SLUICE_OFFSETS WHERE TOPIC = ?", config.CleanTopic(gen.Purchases))
+	rows, err := w.Query(t.Context(), "SELECT count(*) FROM SLUICE_OFFSETS WHERE TOPIC = ?", wire.CleanTopic(gen.Purchases))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/gen"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // windowBase is the event time the window tests start at: far enough in the past that
@@ -60,7 +61,7 @@ func oracleEvents(t *testing.T, a config.Aggregation, ps []harness.Produced) []s
 			vals[i] = fmt.Sprint(p.Event[f])
 		}
 		ev := stream.Event{
-			Source:      process.SourceID(config.CleanTopic(a.From), p.Partition),
+			Source:      process.SourceID(wire.CleanTopic(a.From), p.Partition),
 			Time:        et.UnixMilli(),
 			Group:       stream.GroupKey(vals),
 			GroupValues: vals,
@@ -88,7 +89,7 @@ type aggResult struct {
 func readResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) map[string]aggResult {
 	t.Helper()
 	out := map[string]aggResult{}
-	for _, r := range p.ReadAll(config.AggTopic(a.Name)) {
+	for _, r := range p.ReadAll(wire.AggTopic(a.Name)) {
 		if r.DecodeErr != nil {
 			t.Fatalf("%s: %v", a.Name, r.DecodeErr)
 		}
@@ -102,7 +103,7 @@ func readResults(t *testing.T, p *harness.Pipeline, a config.Aggregation) map[st
 		if _, dup := out[k]; dup {
 			t.Errorf("%s: window %s emitted twice", a.Name, k)
 		}
-		if r.Headers["sluice-ingest-ts"] == "" || r.Headers["sluice-event-id"] == "" {
+		if r.Headers[wire.HeaderIngestTS] == "" || r.Headers[wire.HeaderEventID] == "" {
 			t.Errorf("%s: result %s without sluice-ingest-ts/sluice-event-id headers", a.Name, k)
 		}
 		out[k] = aggResult{key: k, count: r.Value["count"].(int64), measures: r.Value}
@@ -227,7 +228,7 @@ func TestWindowsExactAcrossCrashRebalanceRestart(t *testing.T) {
 		}
 		want := harness.Oracle(spec, oracleEvents(t, a, produced[a.From]))
 		compareWithOracle(t, a, readResults(t, p, a), want)
-		if late := p.ReadAll(config.LateTopic(a.From)); len(late) != 0 {
+		if late := p.ReadAll(wire.LateTopic(a.From)); len(late) != 0 {
 			t.Errorf("%s: %d records routed late", a.From, len(late))
 		}
 	}
@@ -263,12 +264,12 @@ func TestLateDataRoutedAndResultsUnchanged(t *testing.T) {
 			t.Errorf("window %s changed: count %d -> %d", k, b.count, after[k].count)
 		}
 	}
-	lr := p.ReadAll(config.LateTopic(gen.Purchases))
+	lr := p.ReadAll(wire.LateTopic(gen.Purchases))
 	if len(lr) != len(late) {
 		t.Fatalf("purchases.late has %d records, want %d", len(lr), len(late))
 	}
 	for _, r := range lr {
-		if r.Headers["sluice-late-reason"] == "" || r.Headers["sluice-aggregation"] != a.Name || r.Headers["sluice-error-class"] != "late" {
+		if r.Headers[wire.HeaderLateReason] == "" || r.Headers[wire.HeaderAggregation] != a.Name || r.Headers[wire.HeaderClass] != "late" {
 			t.Errorf("late record headers %v", r.Headers)
 		}
 		if r.DecodeErr != nil || r.Value["event_id"] == nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/sluicehq/sluice/harness"
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/gen"
-	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/sink"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The topic and aggregation the suite drives: one event type keeps the per-case topic
@@ -393,7 +393,7 @@ func runCase(t *testing.T, c *Cluster, fc faultCase, rate int, seed uint64) resu
 	e := env{t: t, c: c, p: p}
 	e.waitInSync(time.Minute)
 
-	tail, err := StartTail(t.Context(), c.Direct(), config.CleanTopic(faultTopic))
+	tail, err := StartTail(t.Context(), c.Direct(), wire.CleanTopic(faultTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,18 +539,18 @@ func checkExactlyOnce(t *testing.T, p *harness.Pipeline, w sink.Warehouse, load 
 	count := func(topic string) map[string]int {
 		m := map[string]int{}
 		for _, r := range p.ReadAll(topic) {
-			m[r.Headers[ingest.HeaderEventID]]++
+			m[r.Headers[wire.HeaderEventID]]++
 		}
 		return m
 	}
 	inRaw := count(faultTopic)
 	inClean := map[string]int{}
 	if clean {
-		inClean = count(config.CleanTopic(faultTopic))
+		inClean = count(wire.CleanTopic(faultTopic))
 	}
 	inWarehouse := map[string]int{}
 	if warehouse {
-		rows, err := w.Query(t.Context(), "SELECT EVENT_ID FROM "+sink.TableName(config.CleanTopic(faultTopic)))
+		rows, err := w.Query(t.Context(), "SELECT EVENT_ID FROM "+sink.TableName(wire.CleanTopic(faultTopic)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -625,10 +625,10 @@ func checkWindows(t *testing.T, p *harness.Pipeline, w sink.Warehouse) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := p.ReadAll(config.CleanTopic(faultTopic))
+	recs := p.ReadAll(wire.CleanTopic(faultTopic))
 	// Arrival order (ingest time); with no late event the closed windows do not depend on it.
 	slices.SortStableFunc(recs, func(x, y harness.Record) int {
-		return strings.Compare(fmt.Sprintf("%020s", x.Headers[ingest.HeaderIngestTS]), fmt.Sprintf("%020s", y.Headers[ingest.HeaderIngestTS]))
+		return strings.Compare(fmt.Sprintf("%020s", x.Headers[wire.HeaderIngestTS]), fmt.Sprintf("%020s", y.Headers[wire.HeaderIngestTS]))
 	})
 	evs := make([]stream.Event, 0, len(recs))
 	for _, r := range recs {
@@ -645,9 +645,9 @@ func checkWindows(t *testing.T, p *harness.Pipeline, w sink.Warehouse) {
 			t.Fatalf("event_time %T", v)
 		}
 		vals := []string{fmt.Sprint(r.Value["country"])}
-		evs = append(evs, stream.Event{Source: process.SourceID(config.CleanTopic(faultTopic), r.Partition),
+		evs = append(evs, stream.Event{Source: process.SourceID(wire.CleanTopic(faultTopic), r.Partition),
 			Time: ms, Group: stream.GroupKey(vals), GroupValues: vals, Values: map[string]any{},
-			EventID: r.Headers[ingest.HeaderEventID]})
+			EventID: r.Headers[wire.HeaderEventID]})
 	}
 	want := harness.Oracle(spec, evs)
 	if len(want.Late) != 0 {
@@ -655,7 +655,7 @@ func checkWindows(t *testing.T, p *harness.Pipeline, w sink.Warehouse) {
 	}
 	got := map[string]int64{}
 	var topicRows []string
-	for _, r := range p.ReadAll(config.AggTopic(a.Name)) {
+	for _, r := range p.ReadAll(wire.AggTopic(a.Name)) {
 		if r.DecodeErr != nil {
 			t.Fatal(r.DecodeErr)
 		}
@@ -685,7 +685,7 @@ func checkWindows(t *testing.T, p *harness.Pipeline, w sink.Warehouse) {
 	if len(want.Finals) == 0 {
 		t.Error("the oracle closed no window: the case proves nothing")
 	}
-	if late := p.ReadAll(config.LateTopic(faultTopic)); len(late) != 0 {
+	if late := p.ReadAll(wire.LateTopic(faultTopic)); len(late) != 0 {
 		t.Errorf("%d events routed late", len(late))
 	}
 	// AGGREGATES: every result of the agg topic once, with its count.
@@ -716,7 +716,7 @@ func checkWindows(t *testing.T, p *harness.Pipeline, w sink.Warehouse) {
 	slices.Sort(topicRows)
 	slices.Sort(whRows)
 	if !slices.Equal(topicRows, whRows) {
-		t.Errorf("AGGREGATES (%d rows) differs from %s (%d results)", len(whRows), config.AggTopic(a.Name), len(topicRows))
+		t.Errorf("AGGREGATES (%d rows) differs from %s (%d results)", len(whRows), wire.AggTopic(a.Name), len(topicRows))
 	}
 	t.Logf("%d windows equal the oracle's; AGGREGATES holds the %d results once each", len(want.Finals), len(whRows))
 }

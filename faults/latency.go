@@ -7,9 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluicehq/sluice/pipeline/ingest"
 )
 
 // Tail reads a topic (read_committed) as records are committed and records, per second of
@@ -44,7 +43,7 @@ func (t *Tail) run(ctx context.Context) {
 		now := time.Now()
 		fs.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key != ingest.HeaderIngestTS {
+				if h.Key != wire.HeaderIngestTS {
 					continue
 				}
 				us, err := strconv.ParseInt(string(h.Value), 10, 64)

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Backend provides a Kafka cluster and a schema registry for one test.
@@ -154,7 +155,7 @@ func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
 	}
 	var stale []string
 	for _, g := range groups.Groups() {
-		if strings.HasPrefix(g, "sluice.") {
+		if _, ok := wire.StageOfGroup(g); ok {
 			stale = append(stale, g)
 		}
 	}
@@ -174,7 +175,7 @@ func resetBrokers(t testing.TB, brokers []string, p *config.Pipeline) {
 		t.Fatalf("reset brokers: list topics: %v", err)
 	}
 	for _, name := range all.Names() {
-		if config.IsAggregationTopic(name) {
+		if wire.IsAggregationTopic(name) {
 			names = append(names, name)
 		}
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Produced is one event written by ProduceEvents: where it went and what it was.
@@ -30,7 +30,7 @@ func (p *Pipeline) ProduceEvents(topic string, events []map[string]any) []Produc
 		p.t.Fatalf("produce events: unknown topic %s", topic)
 	}
 	enc := ingest.NewEncoder(ingest.Topic{Name: topic, KeyField: ts.Topic.KeyField,
-		Subject: config.Subject(topic), Codec: ts.Raw}, time.Now, 100*365*24*time.Hour)
+		Subject: wire.Subject(topic), Codec: ts.Raw}, time.Now, 100*365*24*time.Hour)
 	recs := make([]*kgo.Record, len(events))
 	out := make([]Produced, len(events))
 	for i, ev := range events {
@@ -61,16 +61,17 @@ func (p *Pipeline) ProduceEvents(topic string, events []map[string]any) []Produc
 
 // Groups lists the consumer groups of every stage of the pipeline, for WaitCaughtUp.
 func (p *Pipeline) Groups() map[string][]string {
-	g := map[string][]string{"sluice.clean": nil}
+	clean := wire.GroupID(wire.StageClean)
+	g := map[string][]string{clean: nil}
 	for _, t := range p.Deps.Pipeline.Topics {
-		g["sluice.clean"] = append(g["sluice.clean"], t.Name)
+		g[clean] = append(g[clean], t.Name)
 	}
 	if p.cleanOnly {
 		return g
 	}
 	for _, a := range p.Deps.Pipeline.Aggregations {
-		g["sluice.repartition."+a.Name] = []string{config.CleanTopic(a.From)}
-		g["sluice.agg."+a.Name] = []string{config.RepartitionTopic(a.Name)}
+		g[wire.GroupID(wire.StageRepartition(a.Name))] = []string{wire.CleanTopic(a.From)}
+		g[wire.GroupID(wire.StageAggregate(a.Name))] = []string{wire.RepartitionTopic(a.Name)}
 	}
 	return g
 }
@@ -80,13 +81,15 @@ func (p *Pipeline) Groups() map[string][]string {
 func (p *Pipeline) WaitAllCaughtUp(timeout time.Duration) {
 	p.t.Helper()
 	g := p.Groups()
-	p.WaitCaughtUp("sluice.clean", timeout, g["sluice.clean"]...)
+	clean := wire.GroupID(wire.StageClean)
+	p.WaitCaughtUp(clean, timeout, g[clean]...)
 	if p.cleanOnly {
 		return
 	}
-	for _, stage := range []string{"sluice.repartition.", "sluice.agg."} {
+	for _, stage := range []func(string) string{wire.StageRepartition, wire.StageAggregate} {
 		for _, a := range p.Deps.Pipeline.Aggregations {
-			p.WaitCaughtUp(stage+a.Name, timeout, g[stage+a.Name]...)
+			group := wire.GroupID(stage(a.Name))
+			p.WaitCaughtUp(group, timeout, g[group]...)
 		}
 	}
 }

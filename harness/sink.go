@@ -13,9 +13,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/service"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // WarehouseKind is where a test's sinks write: "duckdb" (a file in the test's temp dir)
@@ -147,10 +147,10 @@ func (s *Sink) Crash() { s.stage.Kill() }
 func (p *Pipeline) SinkTopics() []string {
 	var ts []string
 	for _, t := range p.Deps.Pipeline.Topics {
-		ts = append(ts, config.CleanTopic(t.Name))
+		ts = append(ts, wire.CleanTopic(t.Name))
 	}
 	for _, a := range p.Deps.Pipeline.Aggregations {
-		ts = append(ts, config.AggTopic(a.Name))
+		ts = append(ts, wire.AggTopic(a.Name))
 	}
 	return ts
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // wantAlarm is one alarm of modules/alarms: the metrics it reads, their namespace (a
@@ -225,7 +226,7 @@ func TestAlarmMetricsArePublished(t *testing.T) {
 	// The code exports these metrics: the dead-letter gauges (dlq.Monitor), the
 	// end-to-end histogram (process.Metrics) and the sink's freshness.
 	reg := prometheus.NewRegistry()
-	mon, err := dlq.NewMonitor(dlq.MonitorConfig{DLQTopics: []string{config.DLQTopic("t")}}, reg)
+	mon, err := dlq.NewMonitor(dlq.MonitorConfig{DLQTopics: []string{wire.DLQTopic("t")}}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,10 +294,10 @@ func TestAlarmMetricsArePublished(t *testing.T) {
 func TestAlarmsCoverEveryDeadLetterTopicAndBroker(t *testing.T) {
 	p := config.Default()
 	var raw []string
-	want := []string{config.RetryDLQTopic, config.SinkDLQTopic}
+	want := []string{wire.RetryDLQTopic, wire.SinkDLQTopic}
 	for _, tp := range p.Topics {
 		raw = append(raw, tp.Name)
-		want = append(want, config.DLQTopic(tp.Name))
+		want = append(want, wire.DLQTopic(tp.Name))
 	}
 	stack := loadEvalModule(t, "stack", map[string]cty.Value{"event_topics": stringsVal(raw), "environment": cty.StringVal("test")})
 	call := stack.block(t, "module", "alarms")

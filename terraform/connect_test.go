@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The optional Kafka Connect worker (modules/connect) runs the connector of
@@ -105,10 +106,10 @@ func TestConnectPolicyMatchesWhatTheWorkerDoes(t *testing.T) {
 	// What the connector reads: its topics, which are every clean and aggregate topic.
 	var want []string
 	for _, tp := range p.Topics {
-		want = append(want, config.CleanTopic(tp.Name))
+		want = append(want, wire.CleanTopic(tp.Name))
 	}
 	for _, a := range p.Aggregations {
-		want = append(want, config.AggTopic(a.Name))
+		want = append(want, wire.AggTopic(a.Name))
 	}
 	topics := strings.Split(conn.Config["topics"], ",")
 	sort.Strings(topics)

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/service"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The MSK IAM policies of the three services (modules/ecs/iam_msk.tf) are checked against
@@ -93,20 +94,20 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 	}
 
 	// ingest (service.StartIngest): transactional writes of the raw topics under
-	// kafka.TransactionalID("ingest", instance) + ".<client>", their max.message.bytes,
+	// wire.TransactionalID("ingest", instance) + ".<client>", their max.message.bytes,
 	// and the WebSocket stream (fanout, direct partition reads, no group) of every clean
 	// topic (ingest.WebSockets.streamable) and every aggregate topic (AllowStream).
 	in := acc["ingest"]
 	in.write.add(raw...)
 	in.configs.add(raw...)
 	for i := range 2 {
-		in.txn.add(fmt.Sprintf("%s.%d", kafka.TransactionalID("ingest", sampleInstance), i))
+		in.txn.add(fmt.Sprintf("%s.%d", wire.TransactionalID("ingest", sampleInstance), i))
 	}
 	for _, tp := range raw {
-		in.read.add(config.CleanTopic(tp))
+		in.read.add(wire.CleanTopic(tp))
 	}
 	for _, ag := range p.Aggregations {
-		in.read.add(config.AggTopic(ag.Name))
+		in.read.add(wire.AggTopic(ag.Name))
 	}
 
 	// process (service.NewProcessor): the stages, as their exported StageConfig builders
@@ -129,15 +130,15 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 	// Clean: clean records, dead letters (dlq.DeadLetter), retries into the tier topics.
 	cleanStage := stage{cfg: cleanCfg, writes: tiers, stores: []string{"dedup"}}
 	for _, tp := range cleanCfg.Inputs {
-		cleanStage.writes = append(cleanStage.writes, config.CleanTopic(tp), config.DLQTopic(tp))
+		cleanStage.writes = append(cleanStage.writes, wire.CleanTopic(tp), wire.DLQTopic(tp))
 	}
 	stages := []stage{cleanStage}
 	if len(tiers) > 0 {
 		// Retry: delivers back to the original topic (dlq.Redelivery), which is a clean
-		// stage input; what it cannot deliver goes to config.RetryDLQTopic.
+		// stage input; what it cannot deliver goes to wire.RetryDLQTopic.
 		r := &process.Retry{Topics: tiers}
 		stages = append(stages, stage{cfg: r.StageConfig(process.StageConfig{}),
-			writes: append(slices.Clone(cleanCfg.Inputs), config.RetryDLQTopic)})
+			writes: append(slices.Clone(cleanCfg.Inputs), wire.RetryDLQTopic)})
 	}
 	for _, ag := range p.Aggregations {
 		src, ok := p.Topic(ag.From)
@@ -146,17 +147,17 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 		}
 		rp := &process.Repartition{Agg: ag, Partitions: src.Partitions}
 		stages = append(stages, stage{cfg: rp.StageConfig(process.StageConfig{}),
-			writes: []string{config.RepartitionTopic(ag.Name), config.DLQTopic(ag.From)}})
+			writes: []string{wire.RepartitionTopic(ag.Name), wire.DLQTopic(ag.From)}})
 		agg := &process.Aggregate{Agg: ag, Partitions: src.Partitions}
 		cfg, err := agg.StageConfig(process.StageConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		stages = append(stages, stage{cfg: cfg, stores: []string{"windows", "marks"},
-			writes: []string{config.AggTopic(ag.Name), config.LateTopic(ag.From), config.DLQTopic(ag.From)}})
+			writes: []string{wire.AggTopic(ag.Name), wire.LateTopic(ag.From), wire.DLQTopic(ag.From)}})
 		// The repartition stage asks the clean stage's group how far behind the source
 		// partition is (process.Repartition.Lag).
-		pr.describeGroups.add(stageGroup(process.CleanStageName))
+		pr.describeGroups.add(stageGroup(wire.StageClean))
 		pr.describeTopics.add(ag.From)
 	}
 	// Every stage checks its transaction timeout against the brokers'
@@ -168,7 +169,7 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 			t.Fatalf("stage %s: group %s is not one of service.Groups %v", s.cfg.Name, g, groups.sorted())
 		}
 		pr.join.add(g)
-		pr.txn.add(kafka.TransactionalID(s.cfg.Name, sampleInstance))
+		pr.txn.add(wire.TransactionalID(s.cfg.Name, sampleInstance))
 		pr.read.add(s.cfg.Inputs...)
 		pr.write.add(s.writes...)
 		for _, input := range s.cfg.Inputs {
@@ -183,15 +184,15 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 	}
 
 	// sink (service.NewSink): every clean topic and every aggregate topic, group
-	// sink.DefaultGroup, dead letters to sink.DefaultDLQ of the topic; not transactional
+	// wire.GroupID(wire.StageSink), dead letters to sink.DefaultDLQ of the topic; not transactional
 	// (the warehouse holds the offsets).
 	sk := acc["sink"]
-	sk.join.add(sink.DefaultGroup)
+	sk.join.add(wire.GroupID(wire.StageSink))
 	for _, tp := range raw {
-		sk.read.add(config.CleanTopic(tp))
+		sk.read.add(wire.CleanTopic(tp))
 	}
 	for _, ag := range p.Aggregations {
-		sk.read.add(config.AggTopic(ag.Name))
+		sk.read.add(wire.AggTopic(ag.Name))
 	}
 	for tp := range sk.read {
 		sk.write.add(sink.DefaultDLQ(tp))
@@ -203,15 +204,15 @@ func deriveAccess(t *testing.T, p *config.Pipeline) map[string]*kafkaAccess {
 	for _, name := range []string{"process", "sink"} {
 		a := acc[name]
 		for _, tp := range raw {
-			a.read.add(config.DLQTopic(tp))
+			a.read.add(wire.DLQTopic(tp))
 		}
 		if len(tiers) > 0 {
-			a.read.add(config.RetryDLQTopic)
+			a.read.add(wire.RetryDLQTopic)
 			a.describeTopics.add(tiers...)
-			a.describeGroups.add(stageGroup(process.RetryStageName))
+			a.describeGroups.add(stageGroup(wire.StageRetry))
 		}
 		if len(p.Aggregations) > 0 {
-			a.read.add(config.SinkDLQTopic)
+			a.read.add(wire.SinkDLQTopic)
 		}
 		a.describeGroups.add(service.Groups(p)...)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/service"
-	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // TestConsumersScaleOnEveryGroupTheyRun checks that the process service scales on the
@@ -27,11 +27,11 @@ func TestConsumersScaleOnEveryGroupTheyRun(t *testing.T) {
 
 	var wantProcess []string
 	for _, g := range service.Groups(p) {
-		if g != sink.DefaultGroup {
+		if g != wire.GroupID(wire.StageSink) {
 			wantProcess = append(wantProcess, g)
 		}
 	}
-	want := map[string][]string{"process": wantProcess, "sink": {sink.DefaultGroup}}
+	want := map[string][]string{"process": wantProcess, "sink": {wire.GroupID(wire.StageSink)}}
 	for svc, groups := range want {
 		got := ctyStrings(t, lg.GetAttr(svc), "local.lag_groups."+svc)
 		slices.Sort(got)

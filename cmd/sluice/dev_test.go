@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // consumedLine is one line printed by `sluice consume`.
@@ -231,12 +232,12 @@ func TestDev(t *testing.T) {
 		if l.Value["event_id"] != eventID || l.Value["country"] != "DE" || l.Value["amount"] != 19.99 {
 			t.Errorf("value = %v", l.Value)
 		}
-		if l.Headers["sluice-event-id"] != eventID {
-			t.Errorf("sluice-event-id header = %q, want %q", l.Headers["sluice-event-id"], eventID)
+		if l.Headers[wire.HeaderEventID] != eventID {
+			t.Errorf("sluice-event-id header = %q, want %q", l.Headers[wire.HeaderEventID], eventID)
 		}
-		us, err := strconv.ParseInt(l.Headers["sluice-ingest-ts"], 10, 64)
+		us, err := strconv.ParseInt(l.Headers[wire.HeaderIngestTS], 10, 64)
 		if err != nil || time.Since(time.UnixMicro(us)).Abs() > time.Minute {
-			t.Errorf("sluice-ingest-ts header = %q (%v), want unix micros of about now", l.Headers["sluice-ingest-ts"], err)
+			t.Errorf("sluice-ingest-ts header = %q (%v), want unix micros of about now", l.Headers[wire.HeaderIngestTS], err)
 		}
 		pa, _ := l.Value["processed_at"].(string)
 		if ts, err := time.Parse(time.RFC3339Nano, pa); err != nil || time.Since(ts).Abs() > time.Minute {
@@ -307,7 +308,7 @@ func TestDevGenerate(t *testing.T) {
 	}
 	for _, l := range lines {
 		if l.Topic != "page_views.clean" || l.Error != "" || l.Value["processed_at"] == nil ||
-			l.Headers["sluice-event-id"] == "" || l.Headers["sluice-event-id"] != l.Value["event_id"] {
+			l.Headers[wire.HeaderEventID] == "" || l.Headers[wire.HeaderEventID] != l.Value["event_id"] {
 			t.Errorf("record = %+v", l)
 		}
 	}

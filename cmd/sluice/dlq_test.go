@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 func TestParseFilter(t *testing.T) {
@@ -138,7 +139,7 @@ func TestDlqInspectAndReplay(t *testing.T) {
 			t.Fatalf("%d samples, want 2", len(got.Samples))
 		}
 		for _, s := range got.Samples {
-			if s.Topic != "purchases.dlq" || s.Headers[dlq.HeaderOriginalTopic] != "purchases" || s.Value != nil && s.Error == "" {
+			if s.Topic != "purchases.dlq" || s.Headers[wire.HeaderOriginalTopic] != "purchases" || s.Value != nil && s.Error == "" {
 				t.Errorf("sample = %+v", s)
 			}
 		}
@@ -177,8 +178,8 @@ func TestDlqInspectAndReplay(t *testing.T) {
 			t.Fatalf("replay.out has %d records, want 3:\n%s", len(lines), out)
 		}
 		for _, l := range lines {
-			if l.Key != "u-1" || l.Headers[dlq.HeaderReplayed] != "true" || l.Headers["trace"] != "t" ||
-				l.Headers[dlq.HeaderError] != "" || l.Headers[dlq.HeaderOriginalTopic] != "" || l.Headers[dlq.HeaderAttempts] == "" {
+			if l.Key != "u-1" || l.Headers[wire.HeaderReplayed] != "true" || l.Headers["trace"] != "t" ||
+				l.Headers[wire.HeaderError] != "" || l.Headers[wire.HeaderOriginalTopic] != "" || l.Headers[wire.HeaderAttempts] == "" {
 				t.Errorf("replayed record = %+v", l)
 			}
 		}

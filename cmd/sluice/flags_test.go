@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 var helpFlag = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
@@ -192,7 +193,7 @@ func TestDevOnExternalBroker(t *testing.T) {
 		found := false
 		fs.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key == "sluice-event-id" && string(h.Value) == eventID {
+				if h.Key == wire.HeaderEventID && string(h.Value) == eventID {
 					found = true
 				}
 			}

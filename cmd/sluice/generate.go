@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 func generateCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.Context, *slog.Logger) error {
@@ -63,7 +64,7 @@ func generateCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(cont
 			kt := &kafkaTarget{prod: prod, enc: map[string]*ingest.Encoder{}, timeout: svc.AckTimeout}
 			for _, t := range p.Topics {
 				ts := d.Schemas[t.Name]
-				kt.enc[t.Name] = ingest.NewEncoder(ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: config.Subject(t.Name), Codec: ts.Raw}, time.Now, svc.MaxFuture)
+				kt.enc[t.Name] = ingest.NewEncoder(ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: wire.Subject(t.Name), Codec: ts.Raw}, time.Now, svc.MaxFuture)
 			}
 			target = kt
 		default:

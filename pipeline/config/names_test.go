@@ -1,22 +1,26 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/sluicehq/sluice/pipeline/wire"
+)
 
 func TestIsAggregationTopic(t *testing.T) {
 	for _, c := range []struct {
 		topic string
 		want  bool
 	}{
-		{AggTopic("dev_earliest"), true},
-		{RepartitionTopic("dev_earliest"), true},
-		{AggChangelogTopic("dev_earliest", "windows"), true},
-		{CleanTopic("purchases"), false},
-		{RetryTopic(DefaultRetryTiers[0].D()), false},
-		{RetryDLQTopic, false},
-		{SinkDLQTopic, false},
-		{ChangelogTopic("clean", "purchases", "dedup"), false},
+		{wire.AggTopic("dev_earliest"), true},
+		{wire.RepartitionTopic("dev_earliest"), true},
+		{wire.AggChangelogTopic("dev_earliest", "windows"), true},
+		{wire.CleanTopic("purchases"), false},
+		{wire.RetryTopic(DefaultRetryTiers[0].D()), false},
+		{wire.RetryDLQTopic, false},
+		{wire.SinkDLQTopic, false},
+		{wire.ChangelogTopic("clean", "purchases", "dedup"), false},
 	} {
-		if got := IsAggregationTopic(c.topic); got != c.want {
+		if got := wire.IsAggregationTopic(c.topic); got != c.want {
 			t.Errorf("IsAggregationTopic(%q) = %v, want %v", c.topic, got, c.want)
 		}
 	}

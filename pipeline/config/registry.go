@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Compatibility modes of a schema registry subject, as Confluent's Schema Registry names
@@ -106,7 +108,7 @@ func (r Registry) ForPipeline(p *Pipeline) Registry {
 		if t.Compatibility == "" {
 			continue
 		}
-		for _, subject := range []string{Subject(t.Name), Subject(CleanTopic(t.Name))} {
+		for _, subject := range []string{wire.Subject(t.Name), wire.Subject(wire.CleanTopic(t.Name))} {
 			if _, set := r.SubjectCompatibility[subject]; set {
 				continue
 			}

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"time"
+
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Retry defaults (docs/DESIGN.md#decorators), applied by ApplyDefaults to the zero fields.
@@ -63,31 +64,6 @@ type Breaker struct {
 	// (doubling, with full jitter).
 	ProbeBase Duration `yaml:"probe_base"`
 	ProbeCap  Duration `yaml:"probe_cap"`
-}
-
-// RetryTopic is the delay-tier retry topic for waits up to d, e.g. _sluice.retry.5s.
-func RetryTopic(d time.Duration) string { return ReservedPrefix + ".retry." + shortDuration(d) }
-
-// RetryDLQTopic receives what the retry stage itself cannot deliver (a record in a
-// retry topic without readable origin headers).
-const RetryDLQTopic = ReservedPrefix + ".retry.dlq"
-
-// SinkDLQTopic receives the aggregate results the warehouse sink cannot write (clean
-// records it cannot write go to their raw topic's .dlq).
-const SinkDLQTopic = ReservedPrefix + ".sink.dlq"
-
-// shortDuration writes d in its largest whole unit: 5s, 1m, 10m, 2h, 250ms.
-func shortDuration(d time.Duration) string {
-	switch {
-	case d >= time.Hour && d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
-	case d >= time.Minute && d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
-	case d >= time.Second && d%time.Second == 0:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	default:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	}
 }
 
 // RetryPartitions is the partition count of the retry topics: the largest of the
@@ -164,7 +140,7 @@ func (v *validator) retryTiers(tiers []Duration) {
 			continue
 		}
 		v.wholeMillis(path, d)
-		name := RetryTopic(d.D())
+		name := wire.RetryTopic(d.D())
 		if seen[name] {
 			v.add(path, "duplicate tier %q", d)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // defaultRetry is a topic's Retry after ApplyDefaults when the file sets none of it.
@@ -325,13 +326,13 @@ func TestRetryTopic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := config.RetryTopic(tt.d); got != tt.want {
+			if got := wire.RetryTopic(tt.d); got != tt.want {
 				t.Errorf("RetryTopic(%s) = %q, want %q", tt.d, got, tt.want)
 			}
 		})
 	}
-	if config.RetryDLQTopic != "_sluice.retry.dlq" {
-		t.Errorf("RetryDLQTopic = %q", config.RetryDLQTopic)
+	if wire.RetryDLQTopic != "_sluice.retry.dlq" {
+		t.Errorf("RetryDLQTopic = %q", wire.RetryDLQTopic)
 	}
 }
 

@@ -4,7 +4,6 @@ package config
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -129,48 +128,3 @@ type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// Topic names derived from a raw topic (docs/DESIGN.md#topics). They live here so every
-// package names topics the same way.
-
-// CleanTopic is the topic of validated, deduplicated events of raw topic t.
-func CleanTopic(t string) string { return t + ".clean" }
-
-// DLQTopic is the dead-letter topic of raw topic t.
-func DLQTopic(t string) string { return t + ".dlq" }
-
-// LateTopic is the topic of late events of raw topic t.
-func LateTopic(t string) string { return t + ".late" }
-
-// ChangelogTopic is the compacted changelog of one state store of one stage for one
-// input topic, e.g. _sluice.clean.purchases.dedup-changelog.
-func ChangelogTopic(stage, input, store string) string {
-	return ReservedPrefix + "." + stage + "." + input + "." + store + "-changelog"
-}
-
-// Subject is the schema registry subject of a topic's values.
-func Subject(topic string) string { return topic + "-value" }
-
-// AggTopic is the output topic of aggregation name.
-func AggTopic(name string) string { return "agg." + name }
-
-// RepartitionTopic is the internal topic that re-keys an aggregation's input by its
-// group, carrying watermark markers of every source partition.
-func RepartitionTopic(agg string) string { return ReservedPrefix + "." + agg + repartitionSuffix }
-
-const (
-	repartitionSuffix  = ".repartition"
-	aggChangelogPrefix = ReservedPrefix + ".agg."
-)
-
-// IsAggregationTopic reports whether topic is one an aggregation owns, whatever its name:
-// its results (AggTopic), its repartition topic or a changelog of its stores.
-func IsAggregationTopic(topic string) bool {
-	return strings.HasPrefix(topic, AggTopic("")) || strings.HasPrefix(topic, aggChangelogPrefix) ||
-		strings.HasPrefix(topic, ReservedPrefix+".") && strings.HasSuffix(topic, repartitionSuffix)
-}
-
-// AggChangelogTopic is the compacted changelog of one store of aggregation name.
-func AggChangelogTopic(name, store string) string {
-	return aggChangelogPrefix + name + "." + store + "-changelog"
-}

@@ -8,20 +8,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Kafka topic name limits and the names Sluice derives from the pipeline.
 const (
 	// maxTopicLen is Kafka's limit on a topic name.
 	maxTopicLen = 249
-	// ReservedPrefix starts Sluice's internal topics (retry tiers, repartition, changelog).
-	ReservedPrefix = "_sluice"
-	// aggPrefix starts the output topic of an aggregation.
-	aggPrefix = "agg."
 )
-
-// derivedSuffixes are appended to a raw topic name for the topics Sluice creates from it.
-var derivedSuffixes = [...]string{"", ".clean", ".dlq", ".late"}
 
 // Window types.
 const (
@@ -59,7 +54,7 @@ func (p *Pipeline) Validate() error {
 		v.topic(path, t)
 		if t.Name != "" {
 			if _, dup := owner[t.Name]; !dup {
-				for _, s := range derivedSuffixes {
+				for _, s := range wire.DerivedSuffixes {
 					claim(path+".name", t.Name+s)
 				}
 			} else {
@@ -85,7 +80,7 @@ func (p *Pipeline) Validate() error {
 		a := &p.Aggregations[i]
 		v.aggregation(path, a, p)
 		if a.Name != "" {
-			claim(path+".name", aggPrefix+a.Name)
+			claim(path+".name", wire.AggPrefix+a.Name)
 		}
 	}
 	return errors.Join(v.errs...)
@@ -99,7 +94,7 @@ func (v *validator) add(path, format string, args ...any) {
 }
 
 func (v *validator) topic(path string, t *Topic) {
-	v.topicName(path+".name", t.Name, len(".clean"))
+	v.topicName(path+".name", t.Name, len(wire.CleanSuffix))
 	if t.Schema == "" {
 		v.add(path+".schema", "must name an .avsc file")
 	}
@@ -134,8 +129,8 @@ func (v *validator) topicName(path, name string, extra int) {
 	if bad := strings.IndexFunc(name, func(r rune) bool { return !isTopicChar(r) }); bad >= 0 {
 		v.add(path, "%q may only hold ASCII letters, digits, '.', '_' and '-'", name)
 	}
-	if strings.HasPrefix(name, ReservedPrefix) {
-		v.add(path, "%q: the prefix %q is reserved for internal topics", name, ReservedPrefix)
+	if strings.HasPrefix(name, wire.ReservedPrefix) {
+		v.add(path, "%q: the prefix %q is reserved for internal topics", name, wire.ReservedPrefix)
 	}
 }
 
@@ -174,7 +169,7 @@ func (v *validator) rule(path string, r *Rule) {
 }
 
 func (v *validator) aggregation(path string, a *Aggregation, p *Pipeline) {
-	v.topicName(path+".name", a.Name, len(aggPrefix))
+	v.topicName(path+".name", a.Name, len(wire.AggPrefix))
 	if _, ok := p.Topic(a.From); !ok {
 		v.add(path+".from", "must name a topic of this pipeline (got %q)", a.From)
 	}

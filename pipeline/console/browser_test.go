@@ -19,9 +19,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluicehq/sluice/pipeline/dlq"
 )
 
 // browser is a headless Chromium driven by chromedp, with the page's console errors,
@@ -208,10 +207,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cl.Close()
 	evil := &kgo.Record{Topic: "purchases.dlq", Partition: 0, Key: []byte("u-evil"), Value: []byte(`{"note":"<script>window.__xss=5</script>"}`),
 		Headers: []kgo.RecordHeader{
-			{Key: dlq.HeaderClass, Value: []byte("permanent")}, {Key: dlq.HeaderStage, Value: []byte("clean")},
-			{Key: dlq.HeaderError, Value: []byte(`bad value "><img src=x onerror="window.__xss=3">`)},
-			{Key: dlq.HeaderOriginalTopic, Value: []byte("purchases")},
-			{Key: dlq.HeaderFirstFailureTS, Value: []byte(fmt.Sprint(time.Now().UnixMicro()))},
+			{Key: wire.HeaderClass, Value: []byte("permanent")}, {Key: wire.HeaderStage, Value: []byte("clean")},
+			{Key: wire.HeaderError, Value: []byte(`bad value "><img src=x onerror="window.__xss=3">`)},
+			{Key: wire.HeaderOriginalTopic, Value: []byte("purchases")},
+			{Key: wire.HeaderFirstFailureTS, Value: []byte(fmt.Sprint(time.Now().UnixMicro()))},
 			{Key: "x-evil", Value: []byte(`<script>window.__xss=4</script>`)},
 		}}
 	if err := cl.ProduceSync(context.Background(), evil).FirstErr(); err != nil {
@@ -359,7 +358,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.run(t, "confirm", chromedp.Click(css("#replay-yes")), chromedp.WaitVisible(css("#replay-result")))
 		eventually(t, "the replayed record dead-lettered again", 30*time.Second, func() bool {
 			for _, r := range pl.records(t, "purchases.dlq") {
-				if string(r.Key) == "u-evil" && r.Offset > 0 && headerValue(r, dlq.HeaderReplayed) == "true" {
+				if string(r.Key) == "u-evil" && r.Offset > 0 && headerValue(r, wire.HeaderReplayed) == "true" {
 					return true
 				}
 			}

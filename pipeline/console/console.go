@@ -31,6 +31,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // ScopeAdmin is the scope a token needs to use a console exposed beyond loopback.
@@ -127,7 +128,7 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	kc := o.Kafka
-	kc.ClientID = "sluice-console"
+	kc.ClientID = wire.ClientID("console")
 	cl, err := kgo.NewClient(kc.Opts()...)
 	if err != nil {
 		return nil, err

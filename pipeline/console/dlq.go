@@ -17,10 +17,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // errEnough stops a read at MaxDeadLetters.
@@ -47,7 +47,7 @@ func (c *Console) readDLQ(ctx context.Context, topic string) (recs []*kgo.Record
 func (c *Console) dlqTopics() []string {
 	var ts []string
 	for _, t := range c.o.Pipeline.Topics {
-		ts = append(ts, config.DLQTopic(t.Name))
+		ts = append(ts, wire.DLQTopic(t.Name))
 	}
 	return ts
 }
@@ -158,17 +158,7 @@ func (q query) match(r *kgo.Record) bool {
 	if q.Text == "" {
 		return true
 	}
-	return strings.Contains(strings.ToLower(headerOf(r, dlq.HeaderError)), strings.ToLower(q.Text))
-}
-
-func headerOf(r *kgo.Record, key string) string {
-	v := ""
-	for _, h := range r.Headers {
-		if h.Key == key {
-			v = string(h.Value)
-		}
-	}
-	return v
+	return strings.Contains(strings.ToLower(wire.Header(r, wire.HeaderError)), strings.ToLower(q.Text))
 }
 
 func recordID(r *kgo.Record) string { return fmt.Sprintf("%d@%d", r.Partition, r.Offset) }
@@ -188,10 +178,10 @@ type row struct {
 }
 
 func (c *Console) toRow(topic string, r *kgo.Record) row {
-	at, _ := dlq.FirstFailure(r)
+	at, _ := wire.FirstFailure(r)
 	return row{ID: recordID(r), Partition: r.Partition, Offset: r.Offset, Key: string(r.Key),
-		Class: headerOf(r, dlq.HeaderClass), Stage: headerOf(r, dlq.HeaderStage), Error: headerOf(r, dlq.HeaderError),
-		FirstFailure: at, Original: headerOf(r, dlq.HeaderOriginalTopic), Replayed: c.replayedAt(topic, r)}
+		Class: wire.Header(r, wire.HeaderClass), Stage: wire.Header(r, wire.HeaderStage), Error: wire.Header(r, wire.HeaderError),
+		FirstFailure: at, Original: wire.Header(r, wire.HeaderOriginalTopic), Replayed: c.replayedAt(topic, r)}
 }
 
 func (c *Console) replayedAt(topic string, r *kgo.Record) time.Time {
@@ -450,7 +440,7 @@ func (c *Console) replayProducer() (*kafka.Producer, error) {
 		return c.producer, nil
 	}
 	kc := c.o.Kafka
-	kc.ClientID = "sluice-console-replay"
+	kc.ClientID = wire.ClientID("console-replay")
 	p, err := kafka.NewProducer(kc, kafka.ProducerOptions{})
 	if err != nil {
 		return nil, err

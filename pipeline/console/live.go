@@ -12,9 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/fanout"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // latestPerAgg is how many of the newest results the Windows page shows per aggregation.
@@ -43,7 +43,7 @@ func (c *Console) getWindows(w http.ResponseWriter, r *http.Request) {
 	cur, _ := c.scrape(r.Context())
 	var views []aggView
 	for _, a := range c.o.Pipeline.Aggregations {
-		v := aggView{Name: a.Name, Topic: config.AggTopic(a.Name), Late: cur.get(`sluice_late_events_total{aggregation="` + a.Name + `"}`)}
+		v := aggView{Name: a.Name, Topic: wire.AggTopic(a.Name), Late: cur.get(`sluice_late_events_total{aggregation="` + a.Name + `"}`)}
 		if v.Late == "" {
 			v.Late = "0"
 		}
@@ -118,10 +118,10 @@ func compact(s string) string {
 func (c *Console) liveTopics() []string {
 	var ts []string
 	for _, t := range c.o.Pipeline.Topics {
-		ts = append(ts, config.CleanTopic(t.Name))
+		ts = append(ts, wire.CleanTopic(t.Name))
 	}
 	for _, a := range c.o.Pipeline.Aggregations {
-		ts = append(ts, config.AggTopic(a.Name))
+		ts = append(ts, wire.AggTopic(a.Name))
 	}
 	return ts
 }
@@ -130,7 +130,7 @@ func (c *Console) liveTopics() []string {
 func (c *Console) getEvents(w http.ResponseWriter, r *http.Request) {
 	var clean []string
 	for _, t := range c.o.Pipeline.Topics {
-		clean = append(clean, config.CleanTopic(t.Name))
+		clean = append(clean, wire.CleanTopic(t.Name))
 	}
 	topic := r.URL.Query().Get("topic")
 	if topic == "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // edge is one stage of the topology: what it reads, what it writes.
@@ -31,24 +32,24 @@ func topology(p *config.Pipeline) []edge {
 	}
 	var outs []string
 	for _, t := range p.Topics {
-		outs = append(outs, config.CleanTopic(t.Name), config.DLQTopic(t.Name))
+		outs = append(outs, wire.CleanTopic(t.Name), wire.DLQTopic(t.Name))
 	}
-	es = append(es, edge{Inputs: raws, Stage: "clean", Group: "sluice.clean", Outputs: outs})
-	es = append(es, edge{Inputs: []string{"_sluice.retry.*"}, Stage: "retry", Group: "sluice.retry", Outputs: []string{"(the original topics)"}})
+	es = append(es, edge{Inputs: raws, Stage: wire.StageClean, Group: wire.GroupID(wire.StageClean), Outputs: outs})
+	es = append(es, edge{Inputs: []string{wire.RetryTopicPrefix + "*"}, Stage: wire.StageRetry, Group: wire.GroupID(wire.StageRetry), Outputs: []string{"(the original topics)"}})
 	for _, a := range p.Aggregations {
-		es = append(es, edge{Inputs: []string{config.CleanTopic(a.From)}, Stage: "repartition " + a.Name,
-			Group: "sluice.repartition." + a.Name, Outputs: []string{config.RepartitionTopic(a.Name)}})
-		es = append(es, edge{Inputs: []string{config.RepartitionTopic(a.Name)}, Stage: "aggregate " + a.Name,
-			Group: "sluice.agg." + a.Name, Outputs: []string{config.AggTopic(a.Name), config.LateTopic(a.From)}})
+		es = append(es, edge{Inputs: []string{wire.CleanTopic(a.From)}, Stage: "repartition " + a.Name,
+			Group: wire.GroupID(wire.StageRepartition(a.Name)), Outputs: []string{wire.RepartitionTopic(a.Name)}})
+		es = append(es, edge{Inputs: []string{wire.RepartitionTopic(a.Name)}, Stage: "aggregate " + a.Name,
+			Group: wire.GroupID(wire.StageAggregate(a.Name)), Outputs: []string{wire.AggTopic(a.Name), wire.LateTopic(a.From)}})
 	}
 	var sinkIn []string
 	for _, t := range p.Topics {
-		sinkIn = append(sinkIn, config.CleanTopic(t.Name))
+		sinkIn = append(sinkIn, wire.CleanTopic(t.Name))
 	}
 	for _, a := range p.Aggregations {
-		sinkIn = append(sinkIn, config.AggTopic(a.Name))
+		sinkIn = append(sinkIn, wire.AggTopic(a.Name))
 	}
-	es = append(es, edge{Inputs: sinkIn, Stage: "sink", Group: "sluice.sink", Outputs: []string{"(warehouse)"}})
+	es = append(es, edge{Inputs: sinkIn, Stage: wire.StageSink, Group: wire.GroupID(wire.StageSink), Outputs: []string{"(warehouse)"}})
 	return es
 }
 
@@ -159,7 +160,7 @@ func (c *Console) stats(ctx context.Context) pipelineStats {
 			st.LagErr = g + ": " + gl.Error().Error()
 			continue
 		}
-		stage := strings.TrimPrefix(g, "sluice.") // the stage's metrics label
+		stage, _ := wire.StageOfGroup(g) // the stage's metrics label
 		for topic, ps := range gl.Lag {
 			for p, l := range ps {
 				if l.Err != nil {
@@ -212,7 +213,7 @@ func (c *Console) stats(ctx context.Context) pipelineStats {
 		}
 	}
 	for _, g := range c.o.Groups {
-		s := strings.TrimPrefix(g, "sluice.")
+		s, _ := wire.StageOfGroup(g)
 		row := stageRow{Stage: s,
 			Committed: cur.get(`sluice_stage_transactions_total{result="commit",stage="` + s + `"}`),
 			Aborted:   cur.get(`sluice_stage_transactions_total{result="abort",stage="` + s + `"}`)}

@@ -3,23 +3,11 @@ package dlq
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
-)
-
-// Header names added to a dead letter (docs/DESIGN.md#headers).
-const (
-	HeaderClass             = "sluice-error-class"
-	HeaderError             = "sluice-error"
-	HeaderStage             = "sluice-stage"
-	HeaderOriginalTopic     = "sluice-original-topic"
-	HeaderOriginalPartition = "sluice-original-partition"
-	HeaderOriginalOffset    = "sluice-original-offset"
-	HeaderAttempts          = "sluice-attempts"
-	HeaderFirstFailureTS    = "sluice-first-failure-ts"
 )
 
 // maxErrorLen bounds the sluice-error header so a dead letter's size stays bounded.
@@ -62,14 +50,14 @@ func Record(rec *kgo.Record, topic string, l Letter) *kgo.Record {
 		attempts = 1
 	}
 	hs = append(hs,
-		kgo.RecordHeader{Key: HeaderClass, Value: []byte(l.Class)},
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(msg)},
-		kgo.RecordHeader{Key: HeaderStage, Value: []byte(l.Stage)},
-		kgo.RecordHeader{Key: HeaderOriginalTopic, Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
-		kgo.RecordHeader{Key: HeaderOriginalOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
-		kgo.RecordHeader{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
-		kgo.RecordHeader{Key: HeaderFirstFailureTS, Value: strconv.AppendInt(nil, l.FirstFailure.UnixMicro(), 10)},
+		kgo.RecordHeader{Key: wire.HeaderClass, Value: []byte(l.Class)},
+		kgo.RecordHeader{Key: wire.HeaderError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: wire.HeaderStage, Value: []byte(l.Stage)},
+		kgo.RecordHeader{Key: wire.HeaderOriginalTopic, Value: []byte(rec.Topic)},
+		kgo.RecordHeader{Key: wire.HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
+		kgo.RecordHeader{Key: wire.HeaderOriginalOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
+		kgo.RecordHeader{Key: wire.HeaderAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
+		kgo.RecordHeader{Key: wire.HeaderFirstFailureTS, Value: strconv.AppendInt(nil, l.FirstFailure.UnixMicro(), 10)},
 	)
 	return &kgo.Record{
 		Topic:     topic,
@@ -83,11 +71,11 @@ func Record(rec *kgo.Record, topic string, l Letter) *kgo.Record {
 
 func isLetterHeader(k string) bool {
 	switch k {
-	case HeaderClass, HeaderError, HeaderStage, HeaderOriginalTopic, HeaderOriginalPartition,
-		HeaderOriginalOffset, HeaderAttempts, HeaderFirstFailureTS:
+	case wire.HeaderClass, wire.HeaderError, wire.HeaderStage, wire.HeaderOriginalTopic, wire.HeaderOriginalPartition,
+		wire.HeaderOriginalOffset, wire.HeaderAttempts, wire.HeaderFirstFailureTS:
 		return true
 	}
-	return strings.HasPrefix(k, "sluice-error") || strings.HasPrefix(k, "sluice-retry-")
+	return wire.IsFailureHeader(k)
 }
 
 // DeadLetter decorates next: a permanent error sends the record to the dead-letter topic
@@ -100,11 +88,11 @@ func DeadLetter(stage string, topicOf func(string) string, now func() time.Time,
 			return err
 		}
 		// A replayed record carries its earlier attempts and first failure on.
-		first, ok := FirstFailure(rec)
+		first, ok := wire.FirstFailure(rec)
 		if !ok {
 			first = now()
 		}
-		emit(Record(rec, topicOf(rec.Topic), Letter{Stage: stage, Class: Permanent, Err: err, Attempts: Attempts(rec) + 1, FirstFailure: first}))
+		emit(Record(rec, topicOf(rec.Topic), Letter{Stage: stage, Class: Permanent, Err: err, Attempts: wire.Attempts(rec) + 1, FirstFailure: first}))
 		if onLetter != nil {
 			onLetter(rec, Permanent, err)
 		}

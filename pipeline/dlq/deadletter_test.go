@@ -13,12 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // letterHeaders are the headers every dead letter carries (docs/DESIGN.md#headers).
 var letterHeaders = []string{
-	dlq.HeaderClass, dlq.HeaderError, dlq.HeaderStage, dlq.HeaderOriginalTopic,
-	dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderAttempts, dlq.HeaderFirstFailureTS,
+	wire.HeaderClass, wire.HeaderError, wire.HeaderStage, wire.HeaderOriginalTopic,
+	wire.HeaderOriginalPartition, wire.HeaderOriginalOffset, wire.HeaderAttempts, wire.HeaderFirstFailureTS,
 }
 
 var (
@@ -36,8 +37,8 @@ func source() *kgo.Record {
 		Value:     []byte("\x00\x00\x00\x00\x01body"),
 		Timestamp: recTS,
 		Headers: []kgo.RecordHeader{
-			{Key: "sluice-event-id", Value: []byte("01JD")},
-			{Key: "sluice-ingest-ts", Value: []byte("1796292000000000")},
+			{Key: wire.HeaderEventID, Value: []byte("01JD")},
+			{Key: wire.HeaderIngestTS, Value: []byte("1796292000000000")},
 			{Key: "trace", Value: []byte("abc")},
 		},
 	}
@@ -87,16 +88,16 @@ func TestRecordKeepsOriginalAndAddsLetter(t *testing.T) {
 	}
 	h := headers(t, dl)
 	want := map[string]string{
-		dlq.HeaderClass:             "permanent",
-		dlq.HeaderError:             "amount: must be >= 0",
-		dlq.HeaderStage:             "clean",
-		dlq.HeaderOriginalTopic:     "purchases",
-		dlq.HeaderOriginalPartition: "2",
-		dlq.HeaderOriginalOffset:    "41",
-		dlq.HeaderAttempts:          "3",
-		dlq.HeaderFirstFailureTS:    strconv.FormatInt(failedAt.UnixMicro(), 10),
-		"sluice-event-id":           "01JD",
-		"trace":                     "abc",
+		wire.HeaderClass:             "permanent",
+		wire.HeaderError:             "amount: must be >= 0",
+		wire.HeaderStage:             "clean",
+		wire.HeaderOriginalTopic:     "purchases",
+		wire.HeaderOriginalPartition: "2",
+		wire.HeaderOriginalOffset:    "41",
+		wire.HeaderAttempts:          "3",
+		wire.HeaderFirstFailureTS:    strconv.FormatInt(failedAt.UnixMicro(), 10),
+		wire.HeaderEventID:           "01JD",
+		"trace":                      "abc",
 	}
 	for k, v := range want {
 		if h[k] != v {
@@ -117,7 +118,7 @@ func TestRecordAttemptsAtLeastOne(t *testing.T) {
 	}{{"zero", 0, "1"}, {"negative", -2, "1"}, {"one", 1, "1"}, {"five", 5, "5"}} {
 		t.Run(c.name, func(t *testing.T) {
 			dl := dlq.Record(source(), "purchases.dlq", dlq.Letter{Stage: "clean", Class: dlq.Permanent, Err: errors.New("x"), Attempts: c.attempts})
-			if got := headers(t, dl)[dlq.HeaderAttempts]; got != c.want {
+			if got := headers(t, dl)[wire.HeaderAttempts]; got != c.want {
 				t.Errorf("attempts header = %q, want %q", got, c.want)
 			}
 		})
@@ -146,20 +147,20 @@ func TestRecordTwiceReplacesHeaders(t *testing.T) {
 		}
 		h := headers(t, rec)
 		want := map[string]string{
-			dlq.HeaderClass:             "permanent",
-			dlq.HeaderError:             fmt.Sprintf("rejected %d", i),
-			dlq.HeaderStage:             "sink",
-			dlq.HeaderAttempts:          "1",
-			dlq.HeaderFirstFailureTS:    strconv.FormatInt(later.UnixMicro(), 10),
-			"trace":                     "abc",
-			dlq.HeaderOriginalPartition: "1",
+			wire.HeaderClass:             "permanent",
+			wire.HeaderError:             fmt.Sprintf("rejected %d", i),
+			wire.HeaderStage:             "sink",
+			wire.HeaderAttempts:          "1",
+			wire.HeaderFirstFailureTS:    strconv.FormatInt(later.UnixMicro(), 10),
+			"trace":                      "abc",
+			wire.HeaderOriginalPartition: "1",
 		}
 		if v, ok := h["sluice-error-detail"]; ok {
 			t.Errorf("round %d: stale sluice-error-detail = %q kept", i, v)
 		}
 		if i == 0 {
-			want[dlq.HeaderOriginalTopic] = "purchases"
-			want[dlq.HeaderOriginalOffset] = "900"
+			want[wire.HeaderOriginalTopic] = "purchases"
+			want[wire.HeaderOriginalOffset] = "900"
 		}
 		for k, v := range want {
 			if h[k] != v {
@@ -183,7 +184,7 @@ func TestRecordTruncatesError(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dl := dlq.Record(source(), "purchases.dlq", dlq.Letter{Stage: "clean", Class: dlq.Permanent, Err: errors.New(c.msg)})
-			got := headers(t, dl)[dlq.HeaderError]
+			got := headers(t, dl)[wire.HeaderError]
 			if len(got) != c.want {
 				t.Errorf("sluice-error is %d bytes, want %d", len(got), c.want)
 			}
@@ -258,10 +259,10 @@ func TestDeadLetter(t *testing.T) {
 			}
 			dl := emitted[0]
 			h2 := headers(t, dl)
-			if h2[dlq.HeaderClass] != "permanent" || h2[dlq.HeaderStage] != "clean" ||
-				!strings.Contains(h2[dlq.HeaderError], "bad amount") ||
-				h2[dlq.HeaderFirstFailureTS] != strconv.FormatInt(failedAt.UnixMicro(), 10) ||
-				h2[dlq.HeaderOriginalOffset] != "41" || h2[dlq.HeaderAttempts] != "1" {
+			if h2[wire.HeaderClass] != "permanent" || h2[wire.HeaderStage] != "clean" ||
+				!strings.Contains(h2[wire.HeaderError], "bad amount") ||
+				h2[wire.HeaderFirstFailureTS] != strconv.FormatInt(failedAt.UnixMicro(), 10) ||
+				h2[wire.HeaderOriginalOffset] != "41" || h2[wire.HeaderAttempts] != "1" {
 				t.Errorf("dead letter headers = %v", h2)
 			}
 			if string(dl.Value) != string(rec.Value) || dl.Partition != rec.Partition {

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // FuzzRecord dead-letters records with arbitrary headers (any producer can write them)
@@ -48,7 +49,7 @@ func isLetter(k string) bool {
 			return true
 		}
 	}
-	return strings.HasPrefix(k, "sluice-error") || strings.HasPrefix(k, "sluice-retry-")
+	return strings.HasPrefix(k, wire.HeaderError) || strings.HasPrefix(k, "sluice-retry-")
 }
 
 func check(t *testing.T, dl *kgo.Record, kept []kgo.RecordHeader, msg string) {
@@ -64,7 +65,7 @@ func check(t *testing.T, dl *kgo.Record, kept []kgo.RecordHeader, msg string) {
 	seen := map[string]int{}
 	for _, h := range dl.Headers[len(kept):] {
 		seen[h.Key]++
-		if h.Key == dlq.HeaderError {
+		if h.Key == wire.HeaderError {
 			if len(h.Value) > 1024 || !strings.HasPrefix(msg, string(h.Value)) {
 				t.Fatalf("sluice-error is %d bytes, not a prefix of the message within 1024 bytes", len(h.Value))
 			}
@@ -99,7 +100,7 @@ func FuzzRetryRoundTrip(f *testing.F) {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 		}
 		_, _ = dlq.Redelivery(rec)
-		_, _ = dlq.RetryAt(rec)
+		_, _ = wire.RetryAt(rec)
 		var own []kgo.RecordHeader
 		for _, h := range rec.Headers {
 			if !isLetter(h.Key) {
@@ -116,7 +117,7 @@ func FuzzRetryRoundTrip(f *testing.F) {
 			if waiting.Partition != partition%3 {
 				t.Fatalf("retry record on partition %d, want %d", waiting.Partition, partition%3)
 			}
-			if got, ok := dlq.RetryAt(waiting); !ok || !got.Equal(time.UnixMicro(at.UnixMicro())) {
+			if got, ok := wire.RetryAt(waiting); !ok || !got.Equal(time.UnixMicro(at.UnixMicro())) {
 				t.Fatalf("RetryAt = %v, %v; want %v", got, ok, at)
 			}
 			back, ok := dlq.Redelivery(waiting)

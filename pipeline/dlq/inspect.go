@@ -5,6 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -39,10 +40,10 @@ func Summarize(recs []*kgo.Record, now time.Time, samples int) Summary {
 	s := Summary{ByClass: map[string]int{}, ByStage: map[string]int{}, ByReason: map[string]int{}}
 	for _, r := range recs {
 		s.Total++
-		s.ByClass[orUnknown(header(r, HeaderClass))]++
-		s.ByStage[orUnknown(header(r, HeaderStage))]++
-		s.ByReason[Reason(header(r, HeaderError))]++
-		if at, ok := FirstFailure(r); ok && (s.Oldest.IsZero() || at.Before(s.Oldest)) {
+		s.ByClass[orUnknown(wire.Header(r, wire.HeaderClass))]++
+		s.ByStage[orUnknown(wire.Header(r, wire.HeaderStage))]++
+		s.ByReason[Reason(wire.Header(r, wire.HeaderError))]++
+		if at, ok := wire.FirstFailure(r); ok && (s.Oldest.IsZero() || at.Before(s.Oldest)) {
 			s.Oldest = at
 		}
 		if len(s.Samples) < samples {

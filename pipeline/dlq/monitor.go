@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -348,7 +349,7 @@ func (st *dlqPartition) add(r *kgo.Record, end int64) {
 	if r.Attrs.IsControl() {
 		return
 	}
-	at, ok := FirstFailure(r)
+	at, ok := wire.FirstFailure(r)
 	if !ok {
 		at = r.Timestamp
 	}

@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// HeaderReplayed marks a record re-published from a dead-letter topic by ReplayRecord.
-const HeaderReplayed = "sluice-replayed"
 
 // Filter selects dead letters to replay. A zero Filter selects every dead letter.
 type Filter struct {
@@ -31,16 +27,16 @@ type Filter struct {
 // Match reports whether dead letter r passes f's class, stage and time filters. The time
 // is r's sluice-first-failure-ts; a record without a readable one fails any time bound.
 func (f Filter) Match(r *kgo.Record) bool {
-	if len(f.Classes) > 0 && !slices.Contains(f.Classes, header(r, HeaderClass)) {
+	if len(f.Classes) > 0 && !slices.Contains(f.Classes, wire.Header(r, wire.HeaderClass)) {
 		return false
 	}
-	if len(f.Stages) > 0 && !slices.Contains(f.Stages, header(r, HeaderStage)) {
+	if len(f.Stages) > 0 && !slices.Contains(f.Stages, wire.Header(r, wire.HeaderStage)) {
 		return false
 	}
 	if f.Since.IsZero() && f.Until.IsZero() {
 		return true
 	}
-	at, ok := FirstFailure(r)
+	at, ok := wire.FirstFailure(r)
 	if !ok {
 		return false
 	}
@@ -51,34 +47,6 @@ func (f Filter) Match(r *kgo.Record) bool {
 		return false
 	}
 	return true
-}
-
-// FirstFailure returns r's sluice-first-failure-ts (unix microseconds) and whether it
-// has a readable one.
-func FirstFailure(r *kgo.Record) (time.Time, bool) {
-	v, ok := lookup(r, HeaderFirstFailureTS)
-	if !ok {
-		return time.Time{}, false
-	}
-	us, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMicro(us).UTC(), true
-}
-
-// Attempts returns r's sluice-attempts, or 0 if it has none or it does not parse. A stage
-// dead-lettering a replayed record can carry the count on with Attempts(rec)+1.
-func Attempts(r *kgo.Record) int {
-	v, ok := lookup(r, HeaderAttempts)
-	if !ok {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
 }
 
 // ReplayRecord rebuilds the original record of dead letter dead, to re-publish it. The
@@ -94,26 +62,25 @@ func Attempts(r *kgo.Record) int {
 // order among themselves but may land after newer records of the same key.
 func ReplayRecord(dead *kgo.Record, to string) *kgo.Record {
 	if to == "" {
-		to = header(dead, HeaderOriginalTopic)
+		to = wire.Header(dead, wire.HeaderOriginalTopic)
 	}
 	hs := make([]kgo.RecordHeader, 0, len(dead.Headers)+1)
 	attempts := -1 // index in hs of the kept sluice-attempts
 	for _, h := range dead.Headers {
 		switch {
-		case h.Key == HeaderAttempts:
+		case h.Key == wire.HeaderAttempts:
 			if attempts >= 0 {
 				hs[attempts] = h // keep one, the last
 				continue
 			}
 			attempts = len(hs)
-		case h.Key == HeaderReplayed, h.Key == HeaderStage, h.Key == HeaderFirstFailureTS,
-			h.Key == HeaderClass, strings.HasPrefix(h.Key, "sluice-error"), strings.HasPrefix(h.Key, "sluice-retry-"),
-			strings.HasPrefix(h.Key, "sluice-original-"):
+		case h.Key == wire.HeaderReplayed, h.Key == wire.HeaderStage, h.Key == wire.HeaderFirstFailureTS,
+			h.Key == wire.HeaderClass, wire.IsFailureHeader(h.Key), wire.IsOriginHeader(h.Key):
 			continue
 		}
 		hs = append(hs, h)
 	}
-	hs = append(hs, kgo.RecordHeader{Key: HeaderReplayed, Value: []byte("true")})
+	hs = append(hs, kgo.RecordHeader{Key: wire.HeaderReplayed, Value: []byte("true")})
 	return &kgo.Record{
 		Topic:     to,
 		Partition: -1,
@@ -145,7 +112,7 @@ func Replay(ctx context.Context, p Producer, dead []*kgo.Record, to string, f Fi
 		}
 		rr := ReplayRecord(r, to)
 		if rr.Topic == "" {
-			return 0, fmt.Errorf("replay %s/%d@%d: no --to and no %s header", r.Topic, r.Partition, r.Offset, HeaderOriginalTopic)
+			return 0, fmt.Errorf("replay %s/%d@%d: no --to and no %s header", r.Topic, r.Partition, r.Offset, wire.HeaderOriginalTopic)
 		}
 		out = append(out, rr)
 	}
@@ -156,20 +123,4 @@ func Replay(ctx context.Context, p Producer, dead []*kgo.Record, to string, f Fi
 		return 0, fmt.Errorf("replay %d records: %w", len(out), err)
 	}
 	return len(out), nil
-}
-
-// lookup returns the value of r's last header named key.
-func lookup(r *kgo.Record, key string) (string, bool) {
-	for i := len(r.Headers) - 1; i >= 0; i-- {
-		if r.Headers[i].Key == key {
-			return string(r.Headers[i].Value), true
-		}
-	}
-	return "", false
-}
-
-// header returns the value of r's last header named key, or "".
-func header(r *kgo.Record, key string) string {
-	v, _ := lookup(r, key)
-	return v
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 var replayAt = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -23,7 +24,7 @@ func original() *kgo.Record {
 		Key: []byte("u-7"), Value: []byte("\x00\x00\x00\x00\x01body"),
 		Timestamp: replayAt.Add(-time.Hour),
 		Headers: []kgo.RecordHeader{
-			{Key: "sluice-event-id", Value: []byte("01JX")},
+			{Key: wire.HeaderEventID, Value: []byte("01JX")},
 			{Key: "trace", Value: []byte("t-1")},
 		},
 	}
@@ -111,8 +112,8 @@ func TestReplayRecord(t *testing.T) {
 			}
 			h := headerMap(t, r)
 			want := map[string]string{
-				"sluice-event-id": "01JX", "trace": "t-1",
-				dlq.HeaderAttempts: c.wantAtt, dlq.HeaderReplayed: "true",
+				wire.HeaderEventID: "01JX", "trace": "t-1",
+				wire.HeaderAttempts: c.wantAtt, wire.HeaderReplayed: "true",
 			}
 			if len(h) != len(want) {
 				t.Errorf("headers = %v, want %v", h, want)
@@ -131,18 +132,18 @@ func TestReplayRecordDropsStaleHeaders(t *testing.T) {
 	dead.Headers = append(dead.Headers,
 		kgo.RecordHeader{Key: "sluice-error-detail", Value: []byte("x")},
 		kgo.RecordHeader{Key: "sluice-original-key", Value: []byte("y")},
-		kgo.RecordHeader{Key: dlq.HeaderReplayed, Value: []byte("true")},
-		kgo.RecordHeader{Key: dlq.HeaderAttempts, Value: []byte("3")},
+		kgo.RecordHeader{Key: wire.HeaderReplayed, Value: []byte("true")},
+		kgo.RecordHeader{Key: wire.HeaderAttempts, Value: []byte("3")},
 	)
 	h := headerMap(t, dlq.ReplayRecord(dead, ""))
 	for k := range h {
-		if strings.HasPrefix(k, "sluice-error") || strings.HasPrefix(k, "sluice-original-") ||
-			k == dlq.HeaderStage || k == dlq.HeaderFirstFailureTS {
+		if strings.HasPrefix(k, wire.HeaderError) || strings.HasPrefix(k, "sluice-original-") ||
+			k == wire.HeaderStage || k == wire.HeaderFirstFailureTS {
 			t.Errorf("letter header %s kept", k)
 		}
 	}
-	if h[dlq.HeaderAttempts] != "3" {
-		t.Errorf("attempts = %q, want the last one, 3", h[dlq.HeaderAttempts])
+	if h[wire.HeaderAttempts] != "3" {
+		t.Errorf("attempts = %q, want the last one, 3", h[wire.HeaderAttempts])
 	}
 }
 
@@ -154,9 +155,9 @@ func TestReplayCyclesBounded(t *testing.T) {
 	for i := range 5 {
 		dead := dlq.Record(rec, "purchases.dlq", dlq.Letter{
 			Stage: "clean", Class: dlq.Permanent, Err: fmt.Errorf("amount: cycle %d", i),
-			Attempts: dlq.Attempts(rec) + 1, FirstFailure: replayAt.Add(time.Duration(i) * time.Minute),
+			Attempts: wire.Attempts(rec) + 1, FirstFailure: replayAt.Add(time.Duration(i) * time.Minute),
 		})
-		if got := dlq.Attempts(dead); got != i+1 {
+		if got := wire.Attempts(dead); got != i+1 {
 			t.Fatalf("cycle %d: attempts %d, want %d", i, got, i+1)
 		}
 		rec = dlq.ReplayRecord(dead, "")
@@ -171,7 +172,7 @@ func TestReplayCyclesBounded(t *testing.T) {
 			t.Fatalf("header counts grow over cycles: %v", sizes)
 		}
 	}
-	if h := headerMap(t, rec); h[dlq.HeaderAttempts] != "5" || h["trace"] != "t-1" {
+	if h := headerMap(t, rec); h[wire.HeaderAttempts] != "5" || h["trace"] != "t-1" {
 		t.Errorf("after 5 cycles: headers %v", h)
 	}
 }
@@ -183,13 +184,13 @@ func TestAttempts(t *testing.T) {
 		want int
 	}{
 		{"none", nil, 0},
-		{"number", []kgo.RecordHeader{{Key: dlq.HeaderAttempts, Value: []byte("7")}}, 7},
-		{"garbage", []kgo.RecordHeader{{Key: dlq.HeaderAttempts, Value: []byte("x")}}, 0},
-		{"negative", []kgo.RecordHeader{{Key: dlq.HeaderAttempts, Value: []byte("-3")}}, 0},
-		{"last wins", []kgo.RecordHeader{{Key: dlq.HeaderAttempts, Value: []byte("1")}, {Key: dlq.HeaderAttempts, Value: []byte("2")}}, 2},
+		{"number", []kgo.RecordHeader{{Key: wire.HeaderAttempts, Value: []byte("7")}}, 7},
+		{"garbage", []kgo.RecordHeader{{Key: wire.HeaderAttempts, Value: []byte("x")}}, 0},
+		{"negative", []kgo.RecordHeader{{Key: wire.HeaderAttempts, Value: []byte("-3")}}, 0},
+		{"last wins", []kgo.RecordHeader{{Key: wire.HeaderAttempts, Value: []byte("1")}, {Key: wire.HeaderAttempts, Value: []byte("2")}}, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := dlq.Attempts(&kgo.Record{Headers: c.hs}); got != c.want {
+			if got := wire.Attempts(&kgo.Record{Headers: c.hs}); got != c.want {
 				t.Errorf("Attempts = %d, want %d", got, c.want)
 			}
 		})
@@ -220,7 +221,7 @@ func TestReplay(t *testing.T) {
 		letter(dlq.Permanent, "clean", replayAt.Add(3*time.Minute), 1),
 	}
 	noOrigin := letter(dlq.Permanent, "clean", replayAt, 1)
-	noOrigin.Headers = []kgo.RecordHeader{{Key: dlq.HeaderClass, Value: []byte("permanent")}}
+	noOrigin.Headers = []kgo.RecordHeader{{Key: wire.HeaderClass, Value: []byte("permanent")}}
 	boom := errors.New("broker down")
 	cases := []struct {
 		name    string
@@ -261,7 +262,7 @@ func TestReplay(t *testing.T) {
 				if want == "" {
 					want = "purchases"
 				}
-				if r.Topic != want || headerMap(t, r)[dlq.HeaderReplayed] != "true" {
+				if r.Topic != want || headerMap(t, r)[wire.HeaderReplayed] != "true" {
 					t.Errorf("replayed %s with %v", r.Topic, r.Headers)
 				}
 			}
@@ -270,12 +271,12 @@ func TestReplay(t *testing.T) {
 }
 
 func TestFirstFailure(t *testing.T) {
-	at, ok := dlq.FirstFailure(letter(dlq.Permanent, "clean", replayAt.Add(123*time.Microsecond), 1))
+	at, ok := wire.FirstFailure(letter(dlq.Permanent, "clean", replayAt.Add(123*time.Microsecond), 1))
 	if !ok || !at.Equal(replayAt.Add(123*time.Microsecond)) {
 		t.Errorf("FirstFailure = %v, %v", at, ok)
 	}
-	bad := &kgo.Record{Headers: []kgo.RecordHeader{{Key: dlq.HeaderFirstFailureTS, Value: []byte(strconv.Quote("x"))}}}
-	if _, ok := dlq.FirstFailure(bad); ok {
+	bad := &kgo.Record{Headers: []kgo.RecordHeader{{Key: wire.HeaderFirstFailureTS, Value: []byte(strconv.Quote("x"))}}}
+	if _, ok := wire.FirstFailure(bad); ok {
 		t.Errorf("FirstFailure of garbage ok")
 	}
 }
@@ -285,24 +286,24 @@ func TestFirstFailure(t *testing.T) {
 // letter header, one sluice-replayed and at most one sluice-attempts, and a reason stays
 // short.
 func FuzzReplayRecord(f *testing.F) {
-	f.Add("sluice-error", "amount: bad", "sluice-first-failure-ts", "12", "sluice-attempts", "3")
-	f.Add("sluice-original-topic", "", "sluice-replayed", "false", "sluice-attempts", "x")
-	f.Add("trace", "é:", "sluice-first-failure-ts", "-9223372036854775808", "sluice-stage", "clean")
+	f.Add(wire.HeaderError, "amount: bad", wire.HeaderFirstFailureTS, "12", wire.HeaderAttempts, "3")
+	f.Add(wire.HeaderOriginalTopic, "", wire.HeaderReplayed, "false", wire.HeaderAttempts, "x")
+	f.Add("trace", "é:", wire.HeaderFirstFailureTS, "-9223372036854775808", wire.HeaderStage, "clean")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		dead := &kgo.Record{Topic: "t.dlq", Key: []byte("k"), Value: []byte("v"), Headers: []kgo.RecordHeader{
 			{Key: k1, Value: []byte(v1)}, {Key: k2, Value: []byte(v2)}, {Key: k3, Value: []byte(v3)},
-			{Key: dlq.HeaderAttempts, Value: []byte(v3)},
+			{Key: wire.HeaderAttempts, Value: []byte(v3)},
 		}}
 		r := dlq.ReplayRecord(dead, "")
 		replayed, attempts := 0, 0
 		for _, h := range r.Headers {
 			switch {
-			case h.Key == dlq.HeaderReplayed:
+			case h.Key == wire.HeaderReplayed:
 				replayed++
-			case h.Key == dlq.HeaderAttempts:
+			case h.Key == wire.HeaderAttempts:
 				attempts++
-			case strings.HasPrefix(h.Key, "sluice-error"), strings.HasPrefix(h.Key, "sluice-original-"),
-				h.Key == dlq.HeaderStage, h.Key == dlq.HeaderFirstFailureTS:
+			case strings.HasPrefix(h.Key, wire.HeaderError), strings.HasPrefix(h.Key, "sluice-original-"),
+				h.Key == wire.HeaderStage, h.Key == wire.HeaderFirstFailureTS:
 				t.Errorf("letter header %s kept: %v", h.Key, r.Headers)
 			}
 		}

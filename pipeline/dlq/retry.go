@@ -3,7 +3,6 @@ package dlq
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -92,29 +91,8 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// AttemptsOf returns the record's sluice-attempts header: the number of deliveries of
-// the record that already failed. It is 0 when the header is absent, not a decimal
-// integer, or negative. If the header repeats, the last one counts.
-func AttemptsOf(rec *kgo.Record) int {
-	if rec == nil {
-		return 0
-	}
-	n := 0
-	for _, h := range rec.Headers {
-		if h.Key != HeaderAttempts {
-			continue
-		}
-		v, err := strconv.Atoi(string(h.Value))
-		if err != nil || v < 0 {
-			v = 0
-		}
-		n = v
-	}
-	return n
-}
-
 // TierFor chooses the retry tier after a failed delivery. attempts is the number of
-// failed deliveries of the record including this one (AttemptsOf(rec)+1, the value the
+// failed deliveries of the record including this one (wire.Attempts(rec)+1, the value the
 // retried record carries in sluice-attempts): the i-th tier retry (attempts == i) waits
 // tiers[i-1]. It returns false when the tiers are exhausted (attempts > len(tiers)) and
 // the record goes to the DLQ. attempts below 1 are treated as 1.

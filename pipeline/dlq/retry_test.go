@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // fakeSleep records the requested delays and never waits; it fails once ctx is done.
@@ -223,7 +224,7 @@ func TestAttemptsError(t *testing.T) {
 func attemptsHeader(vs ...string) *kgo.Record {
 	r := &kgo.Record{Headers: []kgo.RecordHeader{{Key: "other", Value: []byte("9")}}}
 	for _, v := range vs {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: dlq.HeaderAttempts, Value: []byte(v)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: wire.HeaderAttempts, Value: []byte(v)})
 	}
 	return r
 }
@@ -248,7 +249,7 @@ func TestAttemptsOf(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := dlq.AttemptsOf(c.rec); got != c.want {
+			if got := wire.Attempts(c.rec); got != c.want {
 				t.Errorf("AttemptsOf = %d, want %d", got, c.want)
 			}
 		})
@@ -257,7 +258,7 @@ func TestAttemptsOf(t *testing.T) {
 
 func TestAttemptsRoundTripThroughRecord(t *testing.T) {
 	letter := dlq.Record(&kgo.Record{Topic: "orders"}, "orders.dlq", dlq.Letter{Attempts: 4})
-	if got := dlq.AttemptsOf(letter); got != 4 {
+	if got := wire.Attempts(letter); got != 4 {
 		t.Errorf("AttemptsOf(dead letter) = %d, want 4", got)
 	}
 }
@@ -296,7 +297,7 @@ func FuzzAttemptsOf(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
-		n := dlq.AttemptsOf(&kgo.Record{Headers: []kgo.RecordHeader{{Key: dlq.HeaderAttempts, Value: v}}})
+		n := wire.Attempts(&kgo.Record{Headers: []kgo.RecordHeader{{Key: wire.HeaderAttempts, Value: v}}})
 		if n < 0 {
 			t.Fatalf("AttemptsOf(%q) = %d", v, n)
 		}

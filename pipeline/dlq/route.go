@@ -7,18 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/pipeline/wire"
 	"github.com/twmb/franz-go/pkg/kgo"
-)
-
-// Headers of a record waiting in a retry topic, besides the dead-letter headers.
-const (
-	// HeaderRetryAt is when the record may be delivered again (unix microseconds).
-	HeaderRetryAt = "sluice-retry-at"
-	// HeaderRetryAttempts counts the failed deliveries since the record was last
-	// replayed from a dead-letter topic (sluice-attempts counts all of them): the retry
-	// budget is per replay, so a replayed record is retried again before it returns to
-	// the DLQ.
-	HeaderRetryAttempts = "sluice-retry-attempts"
 )
 
 // Tier is one delay-tier retry topic, shared by every topic of the pipeline.
@@ -114,11 +104,11 @@ func (f *Failures) Handler(next Handler) Handler {
 			err = ae.Err
 		}
 		now := f.Now()
-		first, ok := FirstFailure(rec)
+		first, ok := wire.FirstFailure(rec)
 		if !ok {
 			first = now
 		}
-		total := Attempts(rec) + 1
+		total := wire.Attempts(rec) + 1
 		class := ClassOf(err)
 		if class == Permanent {
 			f.letter(rec, Letter{Stage: f.Stage, Class: Permanent, Err: err, Attempts: total, FirstFailure: first}, emit)
@@ -136,12 +126,12 @@ func (f *Failures) Handler(next Handler) Handler {
 			if head.attempts >= p.MaxAttempts {
 				n := head.attempts
 				head.set = false
-				f.letter(rec, Letter{Stage: f.Stage, Class: Transient, Err: err, Attempts: Attempts(rec) + n, FirstFailure: head.first}, emit)
+				f.letter(rec, Letter{Stage: f.Stage, Class: Transient, Err: err, Attempts: wire.Attempts(rec) + n, FirstFailure: head.first}, emit)
 				return nil
 			}
 			return &WaitError{Until: now.Add(p.Backoff.Delay(head.attempts, f.Rand)), Reason: "ordered-retry", Err: err}
 		}
-		round := retryAttempts(rec) + 1
+		round := wire.RetryAttempts(rec) + 1
 		l := Letter{Stage: f.Stage, Class: Transient, Err: err, Attempts: total, FirstFailure: first}
 		if round >= p.MaxAttempts || len(p.Tiers) == 0 {
 			f.letter(rec, l, emit)
@@ -170,8 +160,8 @@ func (f *Failures) letter(rec *kgo.Record, l Letter, emit func(*kgo.Record)) {
 func RetryRecord(rec *kgo.Record, tier Tier, l Letter, round int, retryAt time.Time) *kgo.Record {
 	r := Record(rec, tier.Topic, l)
 	r.Headers = append(r.Headers,
-		kgo.RecordHeader{Key: HeaderRetryAttempts, Value: strconv.AppendInt(nil, int64(round), 10)},
-		kgo.RecordHeader{Key: HeaderRetryAt, Value: strconv.AppendInt(nil, retryAt.UnixMicro(), 10)},
+		kgo.RecordHeader{Key: wire.HeaderRetryAttempts, Value: strconv.AppendInt(nil, int64(round), 10)},
+		kgo.RecordHeader{Key: wire.HeaderRetryAt, Value: strconv.AppendInt(nil, retryAt.UnixMicro(), 10)},
 	)
 	r.Partition = 0
 	if tier.Partitions > 0 {
@@ -180,38 +170,25 @@ func RetryRecord(rec *kgo.Record, tier Tier, l Letter, round int, retryAt time.T
 	return r
 }
 
-// RetryAt returns a retry record's sluice-retry-at and whether it has a readable one.
-func RetryAt(rec *kgo.Record) (time.Time, bool) {
-	v, ok := lookup(rec, HeaderRetryAt)
-	if !ok {
-		return time.Time{}, false
-	}
-	us, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMicro(us), true
-}
-
 // Redelivery rebuilds, from a record waiting in a retry topic, the record to deliver
 // again: to its sluice-original-topic and -partition, with its key, value, timestamp and
 // headers, minus the dead-letter and retry-time headers but keeping sluice-attempts,
 // sluice-retry-attempts and sluice-first-failure-ts, so the next failure counts on. It
 // returns false when the origin headers are missing or unreadable.
 func Redelivery(rec *kgo.Record) (*kgo.Record, bool) {
-	topic, ok := lookup(rec, HeaderOriginalTopic)
+	topic, ok := wire.Lookup(rec, wire.HeaderOriginalTopic)
 	if !ok || topic == "" {
 		return nil, false
 	}
-	ps, _ := lookup(rec, HeaderOriginalPartition)
+	ps, _ := wire.Lookup(rec, wire.HeaderOriginalPartition)
 	p, err := strconv.ParseInt(ps, 10, 32)
 	if err != nil || p < 0 {
 		return nil, false
 	}
-	keep := []string{HeaderAttempts, HeaderRetryAttempts, HeaderFirstFailureTS}
+	keep := []string{wire.HeaderAttempts, wire.HeaderRetryAttempts, wire.HeaderFirstFailureTS}
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers))
 	for _, h := range rec.Headers {
-		if h.Key == HeaderRetryAt || (isLetterHeader(h.Key) && !slices.Contains(keep, h.Key)) {
+		if h.Key == wire.HeaderRetryAt || (isLetterHeader(h.Key) && !slices.Contains(keep, h.Key)) {
 			continue
 		}
 		hs = append(hs, h)
@@ -224,17 +201,4 @@ func Redelivery(rec *kgo.Record) (*kgo.Record, bool) {
 		Headers:   hs,
 		Timestamp: rec.Timestamp,
 	}, true
-}
-
-// retryAttempts returns rec's sluice-retry-attempts, 0 if absent or unreadable.
-func retryAttempts(rec *kgo.Record) int {
-	v, ok := lookup(rec, HeaderRetryAttempts)
-	if !ok {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
 }

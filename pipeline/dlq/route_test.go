@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // routeNow is the fixed wall clock of the routing tests.
@@ -34,7 +35,7 @@ func routePolicy() dlq.Policy {
 
 // userHeaders are the headers a producer put on the source record.
 var userHeaders = []kgo.RecordHeader{
-	{Key: "sluice-event-id", Value: []byte("01JD")},
+	{Key: wire.HeaderEventID, Value: []byte("01JD")},
 	{Key: "trace", Value: []byte("abc")},
 }
 
@@ -114,7 +115,7 @@ func TestFailuresHandler(t *testing.T) {
 	errBad := dlq.AsPermanent(errors.New("amount: must be >= 0"))
 	earlier := routeNow.Add(-time.Hour)
 	wait := &dlq.WaitError{Until: routeNow.Add(time.Second), Reason: "not-before"}
-	retryHeaders := []string{dlq.HeaderRetryAt, dlq.HeaderRetryAttempts}
+	retryHeaders := []string{wire.HeaderRetryAt, wire.HeaderRetryAttempts}
 
 	cases := []struct {
 		name      string
@@ -134,29 +135,29 @@ func TestFailuresHandler(t *testing.T) {
 			name: "permanent goes to the DLQ at once", policy: routePolicy(), rec: failedSource(), err: errBad,
 			topic: "purchases.dlq", partition: 5, letters: 1,
 			want: map[string]string{
-				dlq.HeaderClass: "permanent", dlq.HeaderError: "amount: must be >= 0", dlq.HeaderStage: "clean",
-				dlq.HeaderOriginalTopic: "purchases", dlq.HeaderOriginalPartition: "5", dlq.HeaderOriginalOffset: "41",
-				dlq.HeaderAttempts: "1", dlq.HeaderFirstFailureTS: micros(routeNow),
+				wire.HeaderClass: "permanent", wire.HeaderError: "amount: must be >= 0", wire.HeaderStage: "clean",
+				wire.HeaderOriginalTopic: "purchases", wire.HeaderOriginalPartition: "5", wire.HeaderOriginalOffset: "41",
+				wire.HeaderAttempts: "1", wire.HeaderFirstFailureTS: micros(routeNow),
 			},
 			absent: retryHeaders,
 		},
 		{
 			name: "permanent carries earlier attempts and first failure", policy: routePolicy(),
-			rec:   failedSource(hdr(dlq.HeaderAttempts, "2"), hdr(dlq.HeaderFirstFailureTS, micros(earlier))),
+			rec:   failedSource(hdr(wire.HeaderAttempts, "2"), hdr(wire.HeaderFirstFailureTS, micros(earlier))),
 			err:   &dlq.AttemptsError{Attempts: 1, Err: errBad},
 			topic: "purchases.dlq", partition: 5, letters: 1,
 			want: map[string]string{
-				dlq.HeaderClass: "permanent", dlq.HeaderAttempts: "3", dlq.HeaderFirstFailureTS: micros(earlier),
-				dlq.HeaderOriginalOffset: "41", dlq.HeaderError: "amount: must be >= 0",
+				wire.HeaderClass: "permanent", wire.HeaderAttempts: "3", wire.HeaderFirstFailureTS: micros(earlier),
+				wire.HeaderOriginalOffset: "41", wire.HeaderError: "amount: must be >= 0",
 			},
 			absent: retryHeaders,
 		},
 		{
 			name: "permanent on a retried record drops its retry headers", policy: routePolicy(),
-			rec:   failedSource(hdr(dlq.HeaderAttempts, "1"), hdr(dlq.HeaderRetryAttempts, "1")),
+			rec:   failedSource(hdr(wire.HeaderAttempts, "1"), hdr(wire.HeaderRetryAttempts, "1")),
 			err:   errBad,
 			topic: "purchases.dlq", partition: 5, letters: 1,
-			want:   map[string]string{dlq.HeaderClass: "permanent", dlq.HeaderAttempts: "2"},
+			want:   map[string]string{wire.HeaderClass: "permanent", wire.HeaderAttempts: "2"},
 			absent: retryHeaders,
 		},
 		{
@@ -164,70 +165,70 @@ func TestFailuresHandler(t *testing.T) {
 			err:   &dlq.AttemptsError{Attempts: 3, Err: errRegistry},
 			topic: "_sluice.retry.5s", partition: 2, retries: 1,
 			want: map[string]string{
-				dlq.HeaderClass: "transient", dlq.HeaderError: "registry timeout", dlq.HeaderStage: "clean",
-				dlq.HeaderOriginalTopic: "purchases", dlq.HeaderOriginalPartition: "5", dlq.HeaderOriginalOffset: "41",
-				dlq.HeaderAttempts: "1", dlq.HeaderFirstFailureTS: micros(routeNow),
-				dlq.HeaderRetryAttempts: "1", dlq.HeaderRetryAt: micros(routeNow.Add(5 * time.Second)),
+				wire.HeaderClass: "transient", wire.HeaderError: "registry timeout", wire.HeaderStage: "clean",
+				wire.HeaderOriginalTopic: "purchases", wire.HeaderOriginalPartition: "5", wire.HeaderOriginalOffset: "41",
+				wire.HeaderAttempts: "1", wire.HeaderFirstFailureTS: micros(routeNow),
+				wire.HeaderRetryAttempts: "1", wire.HeaderRetryAt: micros(routeNow.Add(5 * time.Second)),
 			},
 		},
 		{
 			name: "second failure waits 10s in the 1m tier", policy: routePolicy(),
-			rec: failedSource(hdr(dlq.HeaderAttempts, "1"), hdr(dlq.HeaderRetryAttempts, "1"),
-				hdr(dlq.HeaderFirstFailureTS, micros(earlier))),
+			rec: failedSource(hdr(wire.HeaderAttempts, "1"), hdr(wire.HeaderRetryAttempts, "1"),
+				hdr(wire.HeaderFirstFailureTS, micros(earlier))),
 			err:   errRegistry,
 			topic: "_sluice.retry.1m", partition: 2, retries: 1,
 			want: map[string]string{
-				dlq.HeaderClass: "transient", dlq.HeaderAttempts: "2", dlq.HeaderFirstFailureTS: micros(earlier),
-				dlq.HeaderRetryAttempts: "2", dlq.HeaderRetryAt: micros(routeNow.Add(10 * time.Second)),
+				wire.HeaderClass: "transient", wire.HeaderAttempts: "2", wire.HeaderFirstFailureTS: micros(earlier),
+				wire.HeaderRetryAttempts: "2", wire.HeaderRetryAt: micros(routeNow.Add(10 * time.Second)),
 			},
 		},
 		{
 			name: "third failure waits 20s in the 1m tier", policy: routePolicy(),
-			rec:   failedSource(hdr(dlq.HeaderAttempts, "2"), hdr(dlq.HeaderRetryAttempts, "2")),
+			rec:   failedSource(hdr(wire.HeaderAttempts, "2"), hdr(wire.HeaderRetryAttempts, "2")),
 			err:   errRegistry,
 			topic: "_sluice.retry.1m", partition: 2, retries: 1,
 			want: map[string]string{
-				dlq.HeaderAttempts: "3", dlq.HeaderRetryAttempts: "3", dlq.HeaderRetryAt: micros(routeNow.Add(20 * time.Second)),
+				wire.HeaderAttempts: "3", wire.HeaderRetryAttempts: "3", wire.HeaderRetryAt: micros(routeNow.Add(20 * time.Second)),
 			},
 		},
 		{
 			name: "unclassified error is retried", policy: routePolicy(), rec: failedSource(), err: errOther,
 			topic: "_sluice.retry.5s", partition: 2, retries: 1,
-			want: map[string]string{dlq.HeaderClass: "transient", dlq.HeaderError: "something else", dlq.HeaderRetryAttempts: "1"},
+			want: map[string]string{wire.HeaderClass: "transient", wire.HeaderError: "something else", wire.HeaderRetryAttempts: "1"},
 		},
 		{
 			name: "failure at max attempts is dead-lettered as transient", policy: routePolicy(),
-			rec:   failedSource(hdr(dlq.HeaderAttempts, "3"), hdr(dlq.HeaderRetryAttempts, "3"), hdr(dlq.HeaderRetryAt, "1")),
+			rec:   failedSource(hdr(wire.HeaderAttempts, "3"), hdr(wire.HeaderRetryAttempts, "3"), hdr(wire.HeaderRetryAt, "1")),
 			err:   errRegistry,
 			topic: "purchases.dlq", partition: 5, letters: 1,
-			want:   map[string]string{dlq.HeaderClass: "transient", dlq.HeaderAttempts: "4", dlq.HeaderOriginalPartition: "5"},
+			want:   map[string]string{wire.HeaderClass: "transient", wire.HeaderAttempts: "4", wire.HeaderOriginalPartition: "5"},
 			absent: retryHeaders,
 		},
 		{
 			name: "replayed record gets a fresh retry budget", policy: routePolicy(),
-			rec:   failedSource(hdr(dlq.HeaderAttempts, "4"), hdr(dlq.HeaderReplayed, "true")),
+			rec:   failedSource(hdr(wire.HeaderAttempts, "4"), hdr(wire.HeaderReplayed, "true")),
 			err:   errRegistry,
 			topic: "_sluice.retry.5s", partition: 2, retries: 1,
 			want: map[string]string{
-				dlq.HeaderAttempts: "5", dlq.HeaderRetryAttempts: "1", dlq.HeaderRetryAt: micros(routeNow.Add(5 * time.Second)),
-				dlq.HeaderReplayed: "true",
+				wire.HeaderAttempts: "5", wire.HeaderRetryAttempts: "1", wire.HeaderRetryAt: micros(routeNow.Add(5 * time.Second)),
+				wire.HeaderReplayed: "true",
 			},
 		},
 		{
 			name: "garbled retry attempts count as none", policy: routePolicy(),
-			rec:   failedSource(hdr(dlq.HeaderAttempts, "3"), hdr(dlq.HeaderRetryAttempts, "three")),
+			rec:   failedSource(hdr(wire.HeaderAttempts, "3"), hdr(wire.HeaderRetryAttempts, "three")),
 			err:   errRegistry,
 			topic: "_sluice.retry.5s", partition: 2, retries: 1,
-			want: map[string]string{dlq.HeaderAttempts: "4", dlq.HeaderRetryAttempts: "1"},
+			want: map[string]string{wire.HeaderAttempts: "4", wire.HeaderRetryAttempts: "1"},
 		},
 		{
 			name:   "wait beyond every tier uses the longest",
 			policy: dlq.Policy{MaxAttempts: 10, Backoff: routeBackoff, Tiers: routeTiers[:2]},
-			rec:    failedSource(hdr(dlq.HeaderAttempts, "4"), hdr(dlq.HeaderRetryAttempts, "4")),
+			rec:    failedSource(hdr(wire.HeaderAttempts, "4"), hdr(wire.HeaderRetryAttempts, "4")),
 			err:    errRegistry,
 			topic:  "_sluice.retry.1m", partition: 2, retries: 1,
 			want: map[string]string{
-				dlq.HeaderRetryAttempts: "5", dlq.HeaderRetryAt: micros(routeNow.Add(80 * time.Second)),
+				wire.HeaderRetryAttempts: "5", wire.HeaderRetryAt: micros(routeNow.Add(80 * time.Second)),
 			},
 		},
 		{
@@ -236,7 +237,7 @@ func TestFailuresHandler(t *testing.T) {
 				Tiers: []dlq.Tier{{Delay: time.Minute, Topic: "_sluice.retry.1m", Partitions: 4}}},
 			rec: failedSource(), err: errRegistry,
 			topic: "_sluice.retry.1m", partition: 1, retries: 1,
-			want: map[string]string{dlq.HeaderOriginalPartition: "5"},
+			want: map[string]string{wire.HeaderOriginalPartition: "5"},
 		},
 		{
 			name: "tier without a partition count uses partition 0",
@@ -244,20 +245,20 @@ func TestFailuresHandler(t *testing.T) {
 				Tiers: []dlq.Tier{{Delay: time.Minute, Topic: "_sluice.retry.1m"}}},
 			rec: failedSource(), err: errRegistry,
 			topic: "_sluice.retry.1m", partition: 0, retries: 1,
-			want: map[string]string{dlq.HeaderOriginalPartition: "5"},
+			want: map[string]string{wire.HeaderOriginalPartition: "5"},
 		},
 		{
 			name: "no tiers: transient goes to the DLQ", policy: dlq.Policy{MaxAttempts: 4, Backoff: routeBackoff},
 			rec: failedSource(), err: errRegistry,
 			topic: "purchases.dlq", partition: 5, letters: 1,
-			want:   map[string]string{dlq.HeaderClass: "transient", dlq.HeaderAttempts: "1"},
+			want:   map[string]string{wire.HeaderClass: "transient", wire.HeaderAttempts: "1"},
 			absent: retryHeaders,
 		},
 		{
 			name: "max attempts below one means one", policy: dlq.Policy{Backoff: routeBackoff, Tiers: routeTiers},
 			rec: failedSource(), err: errRegistry,
 			topic: "purchases.dlq", partition: 5, letters: 1,
-			want:   map[string]string{dlq.HeaderClass: "transient", dlq.HeaderAttempts: "1"},
+			want:   map[string]string{wire.HeaderClass: "transient", wire.HeaderAttempts: "1"},
 			absent: retryHeaders,
 		},
 		{
@@ -279,7 +280,7 @@ func TestFailuresHandler(t *testing.T) {
 			name: "given-up record while ctx is done is still routed", policy: routePolicy(), rec: failedSource(),
 			err: &dlq.AttemptsError{Attempts: 2, Err: errRegistry}, cancelled: true,
 			topic: "_sluice.retry.5s", partition: 2, retries: 1,
-			want: map[string]string{dlq.HeaderRetryAttempts: "1", dlq.HeaderAttempts: "1"},
+			want: map[string]string{wire.HeaderRetryAttempts: "1", wire.HeaderAttempts: "1"},
 		},
 	}
 	for _, tt := range cases {
@@ -327,7 +328,7 @@ func TestFailuresHandler(t *testing.T) {
 			if len(obs.retries) == 1 && obs.retries[0].Topic != r.Topic {
 				t.Errorf("OnRetry tier %s, record in %s", obs.retries[0].Topic, r.Topic)
 			}
-			if len(obs.letters) == 1 && (!errors.Is(tt.err, obs.letters[0].Err) || obs.letters[0].Err.Error() != headers(t, r)[dlq.HeaderError]) {
+			if len(obs.letters) == 1 && (!errors.Is(tt.err, obs.letters[0].Err) || obs.letters[0].Err.Error() != headers(t, r)[wire.HeaderError]) {
 				t.Errorf("OnLetter error = %v, want the failure in %v, as in the sluice-error header", obs.letters[0].Err, tt.err)
 			}
 		})
@@ -382,15 +383,15 @@ func TestFailuresRetrySchedule(t *testing.T) {
 		if r.Topic != w.topic || r.Partition != 2 {
 			t.Errorf("round %d: in %s/%d, want %s/2", round, r.Topic, r.Partition, w.topic)
 		}
-		at, ok := dlq.RetryAt(r)
+		at, ok := wire.RetryAt(r)
 		if !ok || !at.Equal(clock.Add(w.wait)) {
 			t.Errorf("round %d: retry at %v (%v), want now+%s = %v", round, at, ok, w.wait, clock.Add(w.wait))
 		}
 		checkHeaders(t, r, map[string]string{
-			dlq.HeaderRetryAttempts:  strconv.Itoa(round),
-			dlq.HeaderAttempts:       strconv.Itoa(round),
-			dlq.HeaderFirstFailureTS: micros(routeNow),
-			dlq.HeaderClass:          "transient",
+			wire.HeaderRetryAttempts:  strconv.Itoa(round),
+			wire.HeaderAttempts:       strconv.Itoa(round),
+			wire.HeaderFirstFailureTS: micros(routeNow),
+			wire.HeaderClass:          "transient",
 		}, nil)
 		if size >= 0 && len(r.Headers) != size {
 			t.Errorf("round %d: %d headers, want %d as before", round, len(r.Headers), size)
@@ -415,11 +416,11 @@ func TestFailuresRetrySchedule(t *testing.T) {
 		t.Errorf("last round in %s/%d, want purchases.dlq/5", r.Topic, r.Partition)
 	}
 	checkHeaders(t, r, map[string]string{
-		dlq.HeaderClass:          "transient",
-		dlq.HeaderAttempts:       "4",
-		dlq.HeaderFirstFailureTS: micros(routeNow),
-		dlq.HeaderOriginalTopic:  "purchases",
-	}, []string{dlq.HeaderRetryAt, dlq.HeaderRetryAttempts})
+		wire.HeaderClass:          "transient",
+		wire.HeaderAttempts:       "4",
+		wire.HeaderFirstFailureTS: micros(routeNow),
+		wire.HeaderOriginalTopic:  "purchases",
+	}, []string{wire.HeaderRetryAt, wire.HeaderRetryAttempts})
 	if len(obs.retries) != 3 || len(obs.letters) != 1 {
 		t.Errorf("%d retries, %d letters; want 3, 1", len(obs.retries), len(obs.letters))
 	}
@@ -493,7 +494,7 @@ func TestFailuresOrdered(t *testing.T) {
 			{offset: 42, err: errT, wait: 10 * time.Second},
 			{offset: 42, err: errT, dlq: "3"},
 		}},
-		{"earlier attempts carry on", []kgo.RecordHeader{hdr(dlq.HeaderAttempts, "2")}, 2, []orderedStep{
+		{"earlier attempts carry on", []kgo.RecordHeader{hdr(wire.HeaderAttempts, "2")}, 2, []orderedStep{
 			{offset: 41, err: errT, wait: 5 * time.Second},
 			{offset: 41, err: errT, dlq: "4"},
 		}},
@@ -543,11 +544,11 @@ func TestFailuresOrdered(t *testing.T) {
 						t.Errorf("step %d: in %s/%d, want purchases.dlq/5", i, out[0].Topic, out[0].Partition)
 					}
 					checkHeaders(t, out[0], map[string]string{
-						dlq.HeaderAttempts:       s.dlq,
-						dlq.HeaderClass:          string(dlq.ClassOf(s.err)),
-						dlq.HeaderOriginalOffset: strconv.FormatInt(s.offset, 10),
-						dlq.HeaderFirstFailureTS: micros(first),
-					}, []string{dlq.HeaderRetryAt, dlq.HeaderRetryAttempts})
+						wire.HeaderAttempts:       s.dlq,
+						wire.HeaderClass:          string(dlq.ClassOf(s.err)),
+						wire.HeaderOriginalOffset: strconv.FormatInt(s.offset, 10),
+						wire.HeaderFirstFailureTS: micros(first),
+					}, []string{wire.HeaderRetryAt, wire.HeaderRetryAttempts})
 					clk.advance(time.Second)
 					first = clk.t
 				default:
@@ -576,8 +577,8 @@ func TestRetryRecord(t *testing.T) {
 	}{
 		{"fresh record", failedSource(), routeTiers[1], 2},
 		{"stale letter and retry headers are replaced", failedSource(
-			hdr(dlq.HeaderError, "old"), hdr(dlq.HeaderRetryAt, "1"), hdr(dlq.HeaderRetryAttempts, "9"),
-			hdr(dlq.HeaderOriginalTopic, "elsewhere"), hdr("sluice-retry-note", "stale")), routeTiers[1], 2},
+			hdr(wire.HeaderError, "old"), hdr(wire.HeaderRetryAt, "1"), hdr(wire.HeaderRetryAttempts, "9"),
+			hdr(wire.HeaderOriginalTopic, "elsewhere"), hdr("sluice-retry-note", "stale")), routeTiers[1], 2},
 		{"partition modulo tier partitions", failedSource(), dlq.Tier{Topic: "_sluice.retry.1m", Partitions: 5}, 0},
 		{"tier without partitions", failedSource(), dlq.Tier{Topic: "_sluice.retry.1m"}, 0},
 	}
@@ -591,10 +592,10 @@ func TestRetryRecord(t *testing.T) {
 				t.Errorf("key/value/timestamp = %q/%q/%v, want the source's", r.Key, r.Value, r.Timestamp)
 			}
 			checkHeaders(t, r, map[string]string{
-				dlq.HeaderClass: "transient", dlq.HeaderError: "timeout", dlq.HeaderStage: "clean",
-				dlq.HeaderOriginalTopic: "purchases", dlq.HeaderOriginalPartition: "5", dlq.HeaderOriginalOffset: "41",
-				dlq.HeaderAttempts: "3", dlq.HeaderFirstFailureTS: micros(failedAt),
-				dlq.HeaderRetryAttempts: "2", dlq.HeaderRetryAt: micros(at),
+				wire.HeaderClass: "transient", wire.HeaderError: "timeout", wire.HeaderStage: "clean",
+				wire.HeaderOriginalTopic: "purchases", wire.HeaderOriginalPartition: "5", wire.HeaderOriginalOffset: "41",
+				wire.HeaderAttempts: "3", wire.HeaderFirstFailureTS: micros(failedAt),
+				wire.HeaderRetryAttempts: "2", wire.HeaderRetryAt: micros(at),
 			}, []string{"sluice-retry-note"})
 			if n := len(userHeaders) + len(letterHeaders) + 2; len(r.Headers) != n {
 				t.Errorf("%d headers, want %d: %v", len(r.Headers), n, r.Headers)
@@ -611,15 +612,15 @@ func TestRetryAt(t *testing.T) {
 		want    time.Time
 		ok      bool
 	}{
-		{"readable", []kgo.RecordHeader{hdr(dlq.HeaderRetryAt, micros(at))}, at, true},
+		{"readable", []kgo.RecordHeader{hdr(wire.HeaderRetryAt, micros(at))}, at, true},
 		{"absent", nil, time.Time{}, false},
-		{"garbled", []kgo.RecordHeader{hdr(dlq.HeaderRetryAt, "soon")}, time.Time{}, false},
-		{"empty", []kgo.RecordHeader{hdr(dlq.HeaderRetryAt, "")}, time.Time{}, false},
-		{"repeated: last wins", []kgo.RecordHeader{hdr(dlq.HeaderRetryAt, "1"), hdr(dlq.HeaderRetryAt, micros(at))}, at, true},
+		{"garbled", []kgo.RecordHeader{hdr(wire.HeaderRetryAt, "soon")}, time.Time{}, false},
+		{"empty", []kgo.RecordHeader{hdr(wire.HeaderRetryAt, "")}, time.Time{}, false},
+		{"repeated: last wins", []kgo.RecordHeader{hdr(wire.HeaderRetryAt, "1"), hdr(wire.HeaderRetryAt, micros(at))}, at, true},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := dlq.RetryAt(&kgo.Record{Headers: tt.headers})
+			got, ok := wire.RetryAt(&kgo.Record{Headers: tt.headers})
 			if ok != tt.ok || !got.Equal(tt.want) {
 				t.Errorf("RetryAt = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
@@ -643,12 +644,12 @@ func TestRedelivery(t *testing.T) {
 		t.Errorf("key/value/timestamp = %q/%q/%v, want the source's", r.Key, r.Value, r.Timestamp)
 	}
 	checkHeaders(t, r, map[string]string{
-		dlq.HeaderAttempts:       "2",
-		dlq.HeaderRetryAttempts:  "2",
-		dlq.HeaderFirstFailureTS: micros(failedAt),
+		wire.HeaderAttempts:       "2",
+		wire.HeaderRetryAttempts:  "2",
+		wire.HeaderFirstFailureTS: micros(failedAt),
 	}, []string{
-		dlq.HeaderClass, dlq.HeaderError, dlq.HeaderStage, dlq.HeaderOriginalTopic,
-		dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderRetryAt,
+		wire.HeaderClass, wire.HeaderError, wire.HeaderStage, wire.HeaderOriginalTopic,
+		wire.HeaderOriginalPartition, wire.HeaderOriginalOffset, wire.HeaderRetryAt,
 	})
 	if n := len(userHeaders) + 3; len(r.Headers) != n {
 		t.Errorf("%d headers, want %d: %v", len(r.Headers), n, r.Headers)
@@ -661,12 +662,12 @@ func TestRedeliveryUnreadableOrigin(t *testing.T) {
 		headers []kgo.RecordHeader
 	}{
 		{"no headers", nil},
-		{"no topic", []kgo.RecordHeader{hdr(dlq.HeaderOriginalPartition, "1")}},
-		{"empty topic", []kgo.RecordHeader{hdr(dlq.HeaderOriginalTopic, ""), hdr(dlq.HeaderOriginalPartition, "1")}},
-		{"no partition", []kgo.RecordHeader{hdr(dlq.HeaderOriginalTopic, "purchases")}},
-		{"garbled partition", []kgo.RecordHeader{hdr(dlq.HeaderOriginalTopic, "purchases"), hdr(dlq.HeaderOriginalPartition, "two")}},
-		{"negative partition", []kgo.RecordHeader{hdr(dlq.HeaderOriginalTopic, "purchases"), hdr(dlq.HeaderOriginalPartition, "-1")}},
-		{"partition beyond int32", []kgo.RecordHeader{hdr(dlq.HeaderOriginalTopic, "purchases"), hdr(dlq.HeaderOriginalPartition, "2147483648")}},
+		{"no topic", []kgo.RecordHeader{hdr(wire.HeaderOriginalPartition, "1")}},
+		{"empty topic", []kgo.RecordHeader{hdr(wire.HeaderOriginalTopic, ""), hdr(wire.HeaderOriginalPartition, "1")}},
+		{"no partition", []kgo.RecordHeader{hdr(wire.HeaderOriginalTopic, "purchases")}},
+		{"garbled partition", []kgo.RecordHeader{hdr(wire.HeaderOriginalTopic, "purchases"), hdr(wire.HeaderOriginalPartition, "two")}},
+		{"negative partition", []kgo.RecordHeader{hdr(wire.HeaderOriginalTopic, "purchases"), hdr(wire.HeaderOriginalPartition, "-1")}},
+		{"partition beyond int32", []kgo.RecordHeader{hdr(wire.HeaderOriginalTopic, "purchases"), hdr(wire.HeaderOriginalPartition, "2147483648")}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -690,8 +691,8 @@ func TestRedeliveryRoundTripsBounded(t *testing.T) {
 		}
 		size = len(waiting.Headers)
 		checkHeaders(t, waiting, map[string]string{
-			dlq.HeaderError:         fmt.Sprintf("timeout %d", round),
-			dlq.HeaderRetryAttempts: strconv.Itoa(round),
+			wire.HeaderError:         fmt.Sprintf("timeout %d", round),
+			wire.HeaderRetryAttempts: strconv.Itoa(round),
 		}, nil)
 		next, ok := dlq.Redelivery(waiting)
 		if !ok {
@@ -701,8 +702,8 @@ func TestRedeliveryRoundTripsBounded(t *testing.T) {
 			t.Errorf("round %d: redelivery has %d headers, want %d: %v", round, len(next.Headers), n, next.Headers)
 		}
 		checkHeaders(t, next, map[string]string{
-			dlq.HeaderAttempts:      strconv.Itoa(round),
-			dlq.HeaderRetryAttempts: strconv.Itoa(round),
+			wire.HeaderAttempts:      strconv.Itoa(round),
+			wire.HeaderRetryAttempts: strconv.Itoa(round),
 		}, nil)
 		if next.Topic != "purchases" || next.Partition != 5 {
 			t.Fatalf("round %d: to %s/%d, want purchases/5", round, next.Topic, next.Partition)

@@ -10,14 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/schema"
-)
-
-// Record header names written on every ingested record (docs/DESIGN.md#headers).
-const (
-	// HeaderEventID carries the event_id, the deduplication key.
-	HeaderEventID = "sluice-event-id"
-	// HeaderIngestTS carries the receive time as unix microseconds, decimal ASCII.
-	HeaderIngestTS = "sluice-ingest-ts"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // rfc3339Millis is the format of a defaulted event_time.
@@ -132,8 +125,8 @@ func (e *Encoder) record(ev map[string]any, idemKey string, recv time.Time, ts [
 		Value:     value,
 		Timestamp: ts0,
 		Headers: []kgo.RecordHeader{
-			{Key: HeaderEventID, Value: []byte(id)},
-			{Key: HeaderIngestTS, Value: ts},
+			{Key: wire.HeaderEventID, Value: []byte(id)},
+			{Key: wire.HeaderIngestTS, Value: ts},
 		},
 	}, id, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // decodeEvent decodes one JSON object the way the API does (numbers as json.Number).
@@ -82,7 +83,7 @@ func TestEncoderRecord(t *testing.T) {
 			if rec.Topic != "purchases" || string(rec.Key) != "u-42" {
 				t.Errorf("topic %q key %q", rec.Topic, rec.Key)
 			}
-			if got, _ := header(rec, ingest.HeaderEventID); got != id {
+			if got, _ := header(rec, wire.HeaderEventID); got != id {
 				t.Errorf("event id header %q, want %q", got, id)
 			}
 		})
@@ -99,8 +100,8 @@ func TestEncoderMatchesServer(t *testing.T) {
 	}
 	fromAPI := s.producer.records()[0]
 	// The API adds the request id (per request, not per event); the rest must match.
-	if n := len(fromAPI.Headers); n == 0 || fromAPI.Headers[n-1].Key != ingest.RecordHeaderRequestID {
-		t.Fatalf("API record has no %s header last: %v", ingest.RecordHeaderRequestID, fromAPI.Headers)
+	if n := len(fromAPI.Headers); n == 0 || fromAPI.Headers[n-1].Key != wire.HeaderRequestID {
+		t.Fatalf("API record has no %s header last: %v", wire.HeaderRequestID, fromAPI.Headers)
 	}
 	fromAPI.Headers = fromAPI.Headers[:len(fromAPI.Headers)-1]
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // HeaderIdempotencyKey is the request header that makes a request's event ids
@@ -54,7 +55,7 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	rid, _ := c.Locals(localRequestID).(string)
 	if rid != "" {
 		for _, r := range recs {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: RecordHeaderRequestID, Value: []byte(rid)})
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: wire.HeaderRequestID, Value: []byte(rid)})
 		}
 	}
 	if rerr := checkRecordSizes(recs, enc.topic.MaxMessageBytes); rerr != nil {
@@ -230,7 +231,7 @@ func clientHeaders(h *fasthttp.RequestHeader) ([]kgo.RecordHeader, *requestError
 				full[:len(HeaderClientPrefix)+maxClientHeaderName], maxClientHeaderName)
 		case !validHeaderName(name):
 			problem = fmt.Sprintf("header %q: the name after the prefix may hold only A-Z a-z 0-9 . _ -", truncate(full))
-		case strings.HasPrefix(name, "sluice-"), strings.HasPrefix(name, "ce_"):
+		case strings.HasPrefix(name, wire.HeaderPrefix), strings.HasPrefix(name, "ce_"):
 			problem = fmt.Sprintf(`header %q: names starting with "sluice-" or "ce_" are reserved`, full)
 		case len(v) > maxClientHeaderValue:
 			problem = fmt.Sprintf("header %q: the value is longer than %d bytes", full, maxClientHeaderValue)

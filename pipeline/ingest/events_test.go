@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 const (
@@ -181,11 +182,11 @@ func checkRecord(t *testing.T, s *testServer, rec *kgo.Record, id string) {
 	if rec.Topic != "purchases" {
 		t.Errorf("topic = %q", rec.Topic)
 	}
-	if got, _ := header(rec, ingest.HeaderEventID); got != id {
-		t.Errorf("%s = %q, want %q", ingest.HeaderEventID, got, id)
+	if got, _ := header(rec, wire.HeaderEventID); got != id {
+		t.Errorf("%s = %q, want %q", wire.HeaderEventID, got, id)
 	}
-	if got, _ := header(rec, ingest.HeaderIngestTS); got != strconv.FormatInt(receiveTime.UnixMicro(), 10) {
-		t.Errorf("%s = %q, want %d", ingest.HeaderIngestTS, got, receiveTime.UnixMicro())
+	if got, _ := header(rec, wire.HeaderIngestTS); got != strconv.FormatInt(receiveTime.UnixMicro(), 10) {
+		t.Errorf("%s = %q, want %d", wire.HeaderIngestTS, got, receiveTime.UnixMicro())
 	}
 	if len(rec.Value) < 5 || rec.Value[0] != 0 {
 		t.Fatalf("value %x is not Confluent-framed", rec.Value)

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // handle runs one request through the fiber handler without a network connection.
@@ -137,7 +138,7 @@ func (p *ceProducer) Produce(_ context.Context, recs ...*kgo.Record) error {
 	for _, r := range recs {
 		src, okSrc := header(r, ingest.RecordHeaderCESource)
 		typ, okTyp := header(r, ingest.RecordHeaderCEType)
-		id, _ := header(r, ingest.HeaderEventID)
+		id, _ := header(r, wire.HeaderEventID)
 		switch {
 		case !okSrc || src == "":
 			p.bad = "no ce_source"

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // postWithHeader posts body to purchases as JSON with the request headers h, which
@@ -118,8 +119,8 @@ func TestClientHeaders(t *testing.T) {
 				if got != tt.wantCount {
 					t.Errorf("record %d has %d client headers, want %d: %v", i, got, tt.wantCount, r.Headers)
 				}
-				if id, _ := header(r, ingest.HeaderEventID); id != []string{"a", "b"}[i] {
-					t.Errorf("record %d %s = %q", i, ingest.HeaderEventID, id)
+				if id, _ := header(r, wire.HeaderEventID); id != []string{"a", "b"}[i] {
+					t.Errorf("record %d %s = %q", i, wire.HeaderEventID, id)
 				}
 			}
 		})

@@ -361,10 +361,8 @@ func normalizeMethod(m string) string {
 // the request an event came in with.
 const HeaderRequestID = "X-Request-Id"
 
-// RecordHeaderRequestID is the record header holding the ingest request id.
-const RecordHeaderRequestID = "sluice-request-id"
-
-const localRequestID = "sluice-request-id"
+// localRequestID is the fiber.Ctx local holding the request id.
+const localRequestID = "request-id"
 
 // requestID returns the client's id if it is 1-128 printable ASCII characters without
 // spaces, or a new ULID.

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/ingest"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -448,8 +449,8 @@ func TestRequestID(t *testing.T) {
 				t.Fatalf("X-Request-Id %q (sent %q)", got, tt.sent)
 			}
 			for _, r := range s.producer.records() {
-				if v, _ := header(r, ingest.RecordHeaderRequestID); v != got {
-					t.Errorf("record header %s = %q, want %q", ingest.RecordHeaderRequestID, v, got)
+				if v, _ := header(r, wire.HeaderRequestID); v != got {
+					t.Errorf("record header %s = %q, want %q", wire.HeaderRequestID, v, got)
 				}
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // WSAck is the frame answering an ingest message whose events Kafka acknowledged.
@@ -85,7 +86,7 @@ func (w *WebSockets) ingestHandshake(c *fiber.Ctx, upgrade fiber.Handler) error 
 	rid, _ := c.Locals(localRequestID).(string)
 	rid = strings.Clone(rid) // fiber reuses request memory
 	if rid != "" {
-		extra = append(extra, kgo.RecordHeader{Key: RecordHeaderRequestID, Value: []byte(rid)})
+		extra = append(extra, kgo.RecordHeader{Key: wire.HeaderRequestID, Value: []byte(rid)})
 	}
 	c.Locals(localWSSession, &ingestSession{enc: enc, rid: rid, extra: extra, quota: s.limits.quota(c),
 		deadline: tokenDeadline(c)})

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/sluicehq/sluice/pipeline/fanout"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // StreamRecord is one text frame of GET /api/v1/stream/{topic}: a live record of the
@@ -217,7 +218,7 @@ func (w *WebSockets) writeFailure(gone <-chan struct{}) string {
 // streamable reports whether topic may be streamed: the clean topic of a configured
 // topic, or one AllowStream accepts.
 func (w *WebSockets) streamable(topic string) bool {
-	if raw, ok := strings.CutSuffix(topic, ".clean"); ok {
+	if raw, ok := wire.RawOfClean(topic); ok {
 		if _, ok := w.s.encoders[raw]; ok {
 			return true
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/fanout"
 	"github.com/sluicehq/sluice/pipeline/ingest"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // wsWait bounds every wait for a frame.
@@ -185,7 +186,7 @@ func TestWSIngestAcksInOrder(t *testing.T) {
 		if v, _ := header(r, "tenant"); v != "acme" || r.Topic != "purchases" {
 			t.Errorf("record %s: tenant header %q, topic %q", r.Key, v, r.Topic)
 		}
-		if _, ok := header(r, ingest.RecordHeaderRequestID); !ok {
+		if _, ok := header(r, wire.HeaderRequestID); !ok {
 			t.Errorf("record %s has no request id header", r.Key)
 		}
 	}
@@ -422,7 +423,7 @@ func (e *streamEnv) produce(t *testing.T, topic string, values ...map[string]any
 	recs := make([]*kgo.Record, len(values))
 	for i, v := range values {
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(v["user_id"])), Value: []byte(mustJSON(t, v)),
-			Headers: []kgo.RecordHeader{{Key: "sluice-event-id", Value: []byte(fmt.Sprint(v["event_id"]))}}}
+			Headers: []kgo.RecordHeader{{Key: wire.HeaderEventID, Value: []byte(fmt.Sprint(v["event_id"]))}}}
 	}
 	if err := e.prod.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
@@ -465,7 +466,7 @@ func TestWSStreamRecords(t *testing.T) {
 				var r ingest.StreamRecord
 				readJSON(t, tt.conn, &r)
 				v, _ := r.Value.(map[string]any)
-				if v["event_id"] != id || r.Headers["sluice-event-id"] != id {
+				if v["event_id"] != id || r.Headers[wire.HeaderEventID] != id {
 					t.Fatalf("record %+v, want event %s", r, id)
 				}
 				if r.Key != v["user_id"] || r.Timestamp == "" || (r.Topic != "purchases.clean" && r.Topic != aggTopic) {

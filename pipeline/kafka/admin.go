@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // TopicSpec is a topic the pipeline needs.
@@ -32,10 +33,10 @@ func TopicsFor(p *config.Pipeline) []TopicSpec {
 		n := t.Partitions
 		specs = append(specs,
 			TopicSpec{Name: t.Name, Partitions: n},
-			TopicSpec{Name: config.CleanTopic(t.Name), Partitions: n},
-			TopicSpec{Name: config.DLQTopic(t.Name), Partitions: n},
-			TopicSpec{Name: config.LateTopic(t.Name), Partitions: n},
-			TopicSpec{Name: config.ChangelogTopic("clean", t.Name, "dedup"), Partitions: n, Compacted: true},
+			TopicSpec{Name: wire.CleanTopic(t.Name), Partitions: n},
+			TopicSpec{Name: wire.DLQTopic(t.Name), Partitions: n},
+			TopicSpec{Name: wire.LateTopic(t.Name), Partitions: n},
+			TopicSpec{Name: wire.ChangelogTopic("clean", t.Name, "dedup"), Partitions: n, Compacted: true},
 		)
 	}
 	for _, a := range p.Aggregations {
@@ -45,21 +46,21 @@ func TopicsFor(p *config.Pipeline) []TopicSpec {
 		}
 		n := t.Partitions
 		specs = append(specs,
-			TopicSpec{Name: config.RepartitionTopic(a.Name), Partitions: n},
-			TopicSpec{Name: config.AggTopic(a.Name), Partitions: n},
-			TopicSpec{Name: config.AggChangelogTopic(a.Name, "windows"), Partitions: n, Compacted: true},
-			TopicSpec{Name: config.AggChangelogTopic(a.Name, "marks"), Partitions: n, Compacted: true},
+			TopicSpec{Name: wire.RepartitionTopic(a.Name), Partitions: n},
+			TopicSpec{Name: wire.AggTopic(a.Name), Partitions: n},
+			TopicSpec{Name: wire.AggChangelogTopic(a.Name, "windows"), Partitions: n, Compacted: true},
+			TopicSpec{Name: wire.AggChangelogTopic(a.Name, "marks"), Partitions: n, Compacted: true},
 		)
 	}
 	rp := p.RetryPartitions()
 	for _, d := range p.RetryTiers {
-		specs = append(specs, TopicSpec{Name: config.RetryTopic(d.D()), Partitions: rp})
+		specs = append(specs, TopicSpec{Name: wire.RetryTopic(d.D()), Partitions: rp})
 	}
 	if len(p.RetryTiers) > 0 {
-		specs = append(specs, TopicSpec{Name: config.RetryDLQTopic, Partitions: rp})
+		specs = append(specs, TopicSpec{Name: wire.RetryDLQTopic, Partitions: rp})
 	}
 	if len(p.Aggregations) > 0 {
-		specs = append(specs, TopicSpec{Name: config.SinkDLQTopic, Partitions: rp})
+		specs = append(specs, TopicSpec{Name: wire.SinkDLQTopic, Partitions: rp})
 	}
 	return specs
 }

@@ -31,13 +31,6 @@ var (
 	ErrClosed = errors.New("kafka: producer closed")
 )
 
-// TransactionalID is the transactional id of a Sluice component: sluice.<name>.<instance>.
-// It is stable across restarts of one instance, so a restarted instance fences the
-// transaction its crashed predecessor left open.
-func TransactionalID(name, instance string) string {
-	return "sluice." + name + "." + instance
-}
-
 // TxnProducerOptions tune a TxnProducer.
 type TxnProducerOptions struct {
 	// TransactionalID names the producer; client i of the pool uses

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 var _ interface {
@@ -23,7 +24,7 @@ var _ interface {
 func newTxnProducer(t *testing.T, c *kfake.Cluster, o kafka.TxnProducerOptions) *kafka.TxnProducer {
 	t.Helper()
 	if o.TransactionalID == "" {
-		o.TransactionalID = kafka.TransactionalID("ingest", "test")
+		o.TransactionalID = wire.TransactionalID("ingest", "test")
 	}
 	if o.Clients == 0 {
 		o.Clients = 1
@@ -287,7 +288,7 @@ func contains(ss []string, s string) bool {
 func TestTxnProducerCloseReturns(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "events"))
 	p, err := kafka.NewTxnProducer(kafka.Config{Brokers: c.ListenAddrs()},
-		kafka.TxnProducerOptions{TransactionalID: kafka.TransactionalID("ingest", "close")})
+		kafka.TxnProducerOptions{TransactionalID: wire.TransactionalID("ingest", "close")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
-)
-
-// HeaderLateReason, on a record in <from>.late, says why it was not aggregated;
-// HeaderAggregation names the aggregation it was late for.
-const (
-	HeaderLateReason  = "sluice-late-reason"
-	HeaderAggregation = "sluice-aggregation"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Aggregate is the stage that aggregates an aggregation's repartition topic in event-time
@@ -43,9 +37,6 @@ type Aggregate struct {
 // none is set: how often an idle stage emits windows left closed by the per-transaction
 // bound.
 const aggregateTick = time.Second
-
-// AggregateStageName is the aggregate stage's name for aggregation name.
-func AggregateStageName(agg string) string { return "agg." + agg }
 
 // Spec converts an aggregation of the pipeline file to the engine's spec; sources are
 // the partitions of <from>.clean.
@@ -78,7 +69,7 @@ func Spec(a config.Aggregation, partitions int32) (stream.Spec, []config.Measure
 		s.Measures = append(s.Measures, stream.Measure{Func: stream.MeasureFunc(m.Func), Field: m.Field})
 	}
 	for p := range partitions {
-		s.Sources = append(s.Sources, SourceID(config.CleanTopic(a.From), p))
+		s.Sources = append(s.Sources, SourceID(wire.CleanTopic(a.From), p))
 	}
 	return s, kept, nil
 }
@@ -95,9 +86,9 @@ func (a *Aggregate) StageConfig(base StageConfig) (StageConfig, error) {
 		fields = append(fields, m.Field)
 	}
 	a.proj = projection(a.Agg.GroupBy, fields...)
-	base.Name = AggregateStageName(a.Agg.Name)
-	base.Inputs = []string{config.RepartitionTopic(a.Agg.Name)}
-	base.Changelog = func(_, store string) string { return config.AggChangelogTopic(a.Agg.Name, store) }
+	base.Name = wire.StageAggregate(a.Agg.Name)
+	base.Inputs = []string{wire.RepartitionTopic(a.Agg.Name)}
+	base.Changelog = func(_, store string) string { return wire.AggChangelogTopic(a.Agg.Name, store) }
 	base.NewTask = a.newTask
 	if base.TickInterval == 0 {
 		// Windows a watermark jump closed beyond one transaction's bound
@@ -110,7 +101,7 @@ func (a *Aggregate) StageConfig(base StageConfig) (StageConfig, error) {
 }
 
 func (a *Aggregate) newTask(id TaskID) (Task, error) {
-	stage := AggregateStageName(a.Agg.Name)
+	stage := wire.StageAggregate(a.Agg.Name)
 	windows, err := openStore[*stream.WindowState](a.state, stage, id, "windows", stream.WindowStateCodec{})
 	if err != nil {
 		return nil, err
@@ -127,8 +118,8 @@ func (a *Aggregate) newTask(id TaskID) (Task, error) {
 		return nil, err
 	}
 	t := &aggregateTask{a: a, id: id, eng: eng, windows: windows, marks: marks,
-		out: config.AggTopic(a.Agg.Name), late: config.LateTopic(a.Agg.From)}
-	t.handler = dlq.DeadLetter(AggregateStageName(a.Agg.Name), func(string) string { return config.DLQTopic(a.Agg.From) }, a.Now, nil, t.handle)
+		out: wire.AggTopic(a.Agg.Name), late: wire.LateTopic(a.Agg.From)}
+	t.handler = dlq.DeadLetter(wire.StageAggregate(a.Agg.Name), func(string) string { return wire.DLQTopic(a.Agg.From) }, a.Now, nil, t.handle)
 	return t, nil
 }
 
@@ -161,15 +152,15 @@ func (t *aggregateTask) Done(committed bool) {
 		if now.Sub(t.statsAt) >= time.Second {
 			// Disk and cache use once a second: reading them walks the stores' metrics.
 			t.statsAt = now
-			t.a.Metrics.storeState(AggregateStageName(t.a.Agg.Name), t.id, t.windows)
-			t.a.Metrics.storeState(AggregateStageName(t.a.Agg.Name), t.id, t.marks)
+			t.a.Metrics.storeState(wire.StageAggregate(t.a.Agg.Name), t.id, t.windows)
+			t.a.Metrics.storeState(wire.StageAggregate(t.a.Agg.Name), t.id, t.marks)
 		} else {
-			t.a.Metrics.stateKeys(AggregateStageName(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
+			t.a.Metrics.stateKeys(wire.StageAggregate(t.a.Agg.Name), "windows", t.id.Topic, t.id.Partition, t.windows.Len())
 		}
 		for range t.lates {
 			t.a.Metrics.lateEvent(t.a.Agg.Name)
 		}
-		t.a.Metrics.largestBatch(AggregateStageName(t.a.Agg.Name), t.id, "windows", t.eng.LargestCloseBatch())
+		t.a.Metrics.largestBatch(wire.StageAggregate(t.a.Agg.Name), t.id, "windows", t.eng.LargestCloseBatch())
 		for _, its := range t.results {
 			t.a.Metrics.result(t.a.Agg.Name, its, now)
 		}
@@ -182,8 +173,8 @@ func (t *aggregateTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*
 }
 
 func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-	source := header(rec, HeaderSource)
-	if wm := header(rec, HeaderWatermark); wm != "" {
+	source := wire.Header(rec, wire.HeaderSource)
+	if wm := wire.Header(rec, wire.HeaderWatermark); wm != "" {
 		ms, err := strconv.ParseInt(wm, 10, 64)
 		if err != nil || source == "" {
 			return dlq.AsPermanent(fmt.Errorf("bad watermark marker %q from %q", wm, source))
@@ -205,13 +196,13 @@ func (t *aggregateTask) handleDecoded(rec *kgo.Record, source string, v map[stri
 		Source:  source,
 		Time:    rec.Timestamp.UnixMilli(),
 		Group:   string(rec.Key),
-		EventID: header(rec, "sluice-event-id"),
+		EventID: wire.Header(rec, wire.HeaderEventID),
 		Values:  v,
 	}
 	if et, ok := v["event_time"].(time.Time); ok {
 		ev.Time = et.UnixMilli()
 	}
-	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
+	if its, ok := wire.Int(rec, wire.HeaderIngestTS); ok {
 		ev.IngestTS = its
 	}
 	// The engine copies the group values it keeps, so one buffer serves every record.
@@ -225,14 +216,14 @@ func (t *aggregateTask) handleDecoded(rec *kgo.Record, source string, v map[stri
 		t.lates++ // counted when the transaction commits (Done)
 		hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+3)
 		for _, h := range rec.Headers {
-			if h.Key != HeaderLateReason && h.Key != HeaderAggregation && h.Key != dlq.HeaderClass {
+			if h.Key != wire.HeaderLateReason && h.Key != wire.HeaderAggregation && h.Key != wire.HeaderClass {
 				hs = append(hs, h)
 			}
 		}
 		hs = append(hs,
-			kgo.RecordHeader{Key: dlq.HeaderClass, Value: []byte(dlq.Late)},
-			kgo.RecordHeader{Key: HeaderLateReason, Value: []byte(late.Reason)},
-			kgo.RecordHeader{Key: HeaderAggregation, Value: []byte(t.a.Agg.Name)},
+			kgo.RecordHeader{Key: wire.HeaderClass, Value: []byte(dlq.Late)},
+			kgo.RecordHeader{Key: wire.HeaderLateReason, Value: []byte(late.Reason)},
+			kgo.RecordHeader{Key: wire.HeaderAggregation, Value: []byte(t.a.Agg.Name)},
 		)
 		emit(&kgo.Record{Topic: t.late, Partition: t.id.Partition, Key: rec.Key, Value: rec.Value, Headers: hs, Timestamp: rec.Timestamp})
 	}
@@ -291,8 +282,8 @@ func (t *aggregateTask) emit(rs []stream.Result, emit func(*kgo.Record)) error {
 			Value:     b,
 			Timestamp: time.UnixMilli(r.End),
 			Headers: []kgo.RecordHeader{
-				{Key: "sluice-event-id", Value: []byte(r.EventID)},
-				{Key: "sluice-ingest-ts", Value: strconv.AppendInt(nil, r.IngestTS, 10)},
+				{Key: wire.HeaderEventID, Value: []byte(r.EventID)},
+				{Key: wire.HeaderIngestTS, Value: strconv.AppendInt(nil, r.IngestTS, 10)},
 			},
 		})
 		t.results = append(t.results, r.IngestTS)

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/config"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // emptyDecoder decodes every record to no fields (the test's records carry none).
@@ -33,14 +34,14 @@ func TestLateEventsCountedOnCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task, err := cfg.NewTask(TaskID{Topic: config.RepartitionTopic("per_min"), Partition: 0})
+	task, err := cfg.NewTask(TaskID{Topic: wire.RepartitionTopic("per_min"), Partition: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := SourceID(config.CleanTopic("orders"), 0)
+	src := SourceID(wire.CleanTopic("orders"), 0)
 	rec := func(ts time.Time) *kgo.Record {
 		return &kgo.Record{Key: []byte("DE"), Value: []byte("{}"), Timestamp: ts,
-			Headers: []kgo.RecordHeader{{Key: HeaderSource, Value: []byte(src)}}}
+			Headers: []kgo.RecordHeader{{Key: wire.HeaderSource, Value: []byte(src)}}}
 	}
 	late := func() float64 {
 		mfs, err := reg.Gather()
@@ -65,8 +66,8 @@ func TestLateEventsCountedOnCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(emitted) != 1 || emitted[0].Topic != config.LateTopic("orders") {
-		t.Fatalf("emitted %d records, want the late one on %s", len(emitted), config.LateTopic("orders"))
+	if len(emitted) != 1 || emitted[0].Topic != wire.LateTopic("orders") {
+		t.Fatalf("emitted %d records, want the late one on %s", len(emitted), wire.LateTopic("orders"))
 	}
 	if got := late(); got != 0 {
 		t.Fatalf("before the transaction ends: %v late events counted, want 0", got)

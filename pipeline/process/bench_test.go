@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/service"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // benchNow is the fixed wall clock of the benchmarks; events are 1 ms apart from it.
@@ -37,7 +38,7 @@ func purchases(b *testing.B, raw *schema.Codec, n int) []*kgo.Record {
 	if err != nil {
 		b.Fatal(err)
 	}
-	enc := ingest.NewEncoder(ingest.Topic{Name: gen.Purchases, KeyField: "user_id", Subject: config.Subject(gen.Purchases), Codec: raw}, clock, 0)
+	enc := ingest.NewEncoder(ingest.Topic{Name: gen.Purchases, KeyField: "user_id", Subject: wire.Subject(gen.Purchases), Codec: raw}, clock, 0)
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		at = at.Add(time.Millisecond)
@@ -68,7 +69,7 @@ func BenchmarkCleanStage(b *testing.B) {
 	}
 	reg := schema.NewRegistry(src)
 	avsc, _ := schema.Builtin("purchases.avsc")
-	raw, err := reg.Register(b.Context(), config.Subject(gen.Purchases), avsc)
+	raw, err := reg.Register(b.Context(), wire.Subject(gen.Purchases), avsc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func BenchmarkCleanStage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	clean, err := reg.Register(b.Context(), config.Subject(config.CleanTopic(gen.Purchases)), cleanAvsc)
+	clean, err := reg.Register(b.Context(), wire.Subject(wire.CleanTopic(gen.Purchases)), cleanAvsc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func BenchmarkCleanStage(b *testing.B) {
 		}
 	})
 	var outputs, letters int
-	cleanTopic := config.CleanTopic(gen.Purchases)
+	cleanTopic := wire.CleanTopic(gen.Purchases)
 	emit := func(r *kgo.Record) {
 		if r.Topic == cleanTopic {
 			outputs++
@@ -293,7 +294,7 @@ func (e *kfakeEnv) waitCommitted(b *testing.B, timeout time.Duration) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		offs, err := e.adm.FetchOffsets(b.Context(), "sluice."+process.CleanStageName)
+		offs, err := e.adm.FetchOffsets(b.Context(), "sluice."+wire.StageClean)
 		if err == nil {
 			caughtUp := true
 			e.ends.Each(func(o kadm.ListedOffset) {
@@ -318,12 +319,12 @@ func (e *kfakeEnv) waitCommitted(b *testing.B, timeout time.Duration) {
 func (e *kfakeEnv) checkOutputs(b *testing.B, n int) {
 	b.Helper()
 	out := func(topic string) float64 {
-		return counter(b, e.reg, "sluice_stage_records_out_total", "stage", process.CleanStageName, "topic", topic)
+		return counter(b, e.reg, "sluice_stage_records_out_total", "stage", wire.StageClean, "topic", topic)
 	}
-	if got := out(config.CleanTopic(gen.Purchases)); got != float64(n) {
+	if got := out(wire.CleanTopic(gen.Purchases)); got != float64(n) {
 		b.Fatalf("%v clean records, want %d", got, n)
 	}
-	if got := out(config.DLQTopic(gen.Purchases)); got != 0 {
+	if got := out(wire.DLQTopic(gen.Purchases)); got != 0 {
 		b.Fatalf("%v dead letters, want 0", got)
 	}
 	if got := counter(b, e.reg, "sluice_stage_transactions_total", "result", "abort"); got != 0 {

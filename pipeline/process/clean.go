@@ -4,20 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/rules"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
-
-// CleanStageName is the clean stage's name (group sluice.clean).
-const CleanStageName = "clean"
 
 // Decoder decodes Confluent-framed Avro records (schema.Registry implements it).
 type Decoder interface {
@@ -82,12 +78,12 @@ type Clean struct {
 // StageConfig returns the stage configuration of the clean stage; base supplies Kafka,
 // instance id, limits, logger and metrics.
 func (c *Clean) StageConfig(base StageConfig) StageConfig {
-	base.Name = CleanStageName
+	base.Name = wire.StageClean
 	base.Inputs = base.Inputs[:0]
 	for name := range c.Topics {
 		base.Inputs = append(base.Inputs, name)
 	}
-	base.Changelog = func(input, store string) string { return config.ChangelogTopic(CleanStageName, input, store) }
+	base.Changelog = func(input, store string) string { return wire.ChangelogTopic(wire.StageClean, input, store) }
 	base.NewTask = c.newTask
 	c.state = base.State
 	if c.Now == nil {
@@ -113,7 +109,7 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 	if !ok {
 		return nil, fmt.Errorf("clean: no configuration for topic %s", id.Topic)
 	}
-	store, err := openStore[int64](c.state, CleanStageName, id, "dedup", stream.Int64Codec{})
+	store, err := openStore[int64](c.state, wire.StageClean, id, "dedup", stream.Int64Codec{})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +118,7 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 		id:        id,
 		partition: id.Partition,
 		topic:     t,
-		clean:     config.CleanTopic(t.Name),
+		clean:     wire.CleanTopic(t.Name),
 		dedup:     stream.NewDedup(store.PackKeys(stream.ULIDKeys{}), c.Horizon),
 	}
 	// decode -> rules -> dedup check -> transform -> encode, retried in place, guarded
@@ -132,8 +128,8 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 		h = dlq.Guard(c.Breakers, h)
 	}
 	f := &dlq.Failures{
-		Stage:    CleanStageName,
-		DLQ:      config.DLQTopic,
+		Stage:    wire.StageClean,
+		DLQ:      wire.DLQTopic,
 		Policy:   func(string) dlq.Policy { return t.Retry.Policy },
 		Now:      c.Now,
 		Rand:     c.Rand,
@@ -183,7 +179,7 @@ func (t *cleanTask) Stores() []Changelogged { return []Changelogged{t.dedup.Stor
 // Restored publishes the expiry gauges of the restored store, so they exist before the
 // first transaction.
 func (t *cleanTask) Restored() {
-	t.c.Metrics.expiry(CleanStageName, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
+	t.c.Metrics.expiry(wire.StageClean, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
 }
 
 func (t *cleanTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
@@ -192,18 +188,18 @@ func (t *cleanTask) Handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 
 func (t *cleanTask) Done(committed bool) {
 	if committed {
-		t.c.Metrics.expiry(CleanStageName, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
+		t.c.Metrics.expiry(wire.StageClean, t.id, "dedup", t.dedup.ExpiryBacklog(), t.dedup.LargestExpiryBatch())
 		// Disk and cache use once a second: reading them walks the store's metrics.
 		if now := t.c.Now(); now.Sub(t.statsAt) >= time.Second {
 			t.statsAt = now
-			t.c.Metrics.storeState(CleanStageName, t.id, t.dedup.Store())
+			t.c.Metrics.storeState(wire.StageClean, t.id, t.dedup.Store())
 		} else {
-			t.c.Metrics.stateKeys(CleanStageName, "dedup", t.topic.Name, t.partition, t.dedup.Store().Len())
+			t.c.Metrics.stateKeys(wire.StageClean, "dedup", t.topic.Name, t.partition, t.dedup.Store().Len())
 		}
 	}
 	if committed && t.c.Metrics != nil {
 		now := t.c.Now().UnixMicro()
-		h := t.c.Metrics.endToEnd.WithLabelValues(CleanStageName, t.topic.Name)
+		h := t.c.Metrics.endToEnd.WithLabelValues(wire.StageClean, t.topic.Name)
 		for _, ts := range t.ingestTS {
 			h.Observe(float64(now-ts) / 1e6)
 		}
@@ -212,20 +208,20 @@ func (t *cleanTask) Done(committed bool) {
 	if committed {
 		for _, l := range t.letters {
 			if t.c.Metrics != nil {
-				t.c.Metrics.deadLetters.WithLabelValues(CleanStageName, t.topic.Name, string(l.class)).Inc()
+				t.c.Metrics.deadLetters.WithLabelValues(wire.StageClean, t.topic.Name, string(l.class)).Inc()
 			}
 			// One line per dead letter, once it is durable (never per attempt).
-			t.c.Logger.Warn("dead letter", "stage", CleanStageName, "topic", t.topic.Name,
+			t.c.Logger.Warn("dead letter", "stage", wire.StageClean, "topic", t.topic.Name,
 				"partition", t.partition, "offset", l.offset, "event_id", l.eventID, "request_id", l.reqID, "class", l.class,
-				"attempts", l.attempts, "dlq", config.DLQTopic(t.topic.Name), "err", l.err)
+				"attempts", l.attempts, "dlq", wire.DLQTopic(t.topic.Name), "err", l.err)
 		}
 		for _, r := range t.retries {
 			if t.c.Metrics != nil {
-				t.c.Metrics.retries.WithLabelValues(CleanStageName, t.topic.Name, r.tier).Inc()
+				t.c.Metrics.retries.WithLabelValues(wire.StageClean, t.topic.Name, r.tier).Inc()
 			}
 		}
 		if t.c.Breakers != nil {
-			t.c.Metrics.breakers(CleanStageName, t.c.Breakers.States())
+			t.c.Metrics.breakers(wire.StageClean, t.c.Breakers.States())
 		}
 	}
 	if committed && t.dups > 0 && t.c.Metrics != nil {
@@ -236,8 +232,8 @@ func (t *cleanTask) Done(committed bool) {
 }
 
 func (t *cleanTask) deadLettered(rec *kgo.Record, l dlq.Letter) {
-	t.letters = append(t.letters, failure{offset: rec.Offset, eventID: header(rec, "sluice-event-id"),
-		reqID: header(rec, "sluice-request-id"), class: l.Class, attempts: l.Attempts, err: l.Err})
+	t.letters = append(t.letters, failure{offset: rec.Offset, eventID: wire.Header(rec, wire.HeaderEventID),
+		reqID: wire.Header(rec, wire.HeaderRequestID), class: l.Class, attempts: l.Attempts, err: l.Err})
 }
 
 func (t *cleanTask) retried(rec *kgo.Record, tier dlq.Tier, l dlq.Letter) {
@@ -252,7 +248,7 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 	}
 	id, _ := ev["event_id"].(string)
 	if id == "" {
-		id = header(rec, "sluice-event-id")
+		id = wire.Header(rec, wire.HeaderEventID)
 	}
 	if id == "" {
 		return dlq.AsPermanent(fmt.Errorf("event_id: missing"))
@@ -287,7 +283,7 @@ func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.
 	// Remembered only now that nothing can fail: a failed attempt leaves no trace, so
 	// its retry is not taken for a duplicate.
 	t.dedup.Add(id, ts) // Contains said absent above
-	if its, err := strconv.ParseInt(header(rec, "sluice-ingest-ts"), 10, 64); err == nil {
+	if its, ok := wire.Int(rec, wire.HeaderIngestTS); ok {
 		t.ingestTS = append(t.ingestTS, its)
 	}
 	emit(&kgo.Record{
@@ -310,13 +306,4 @@ func (t *cleanTask) decode(ctx context.Context, b []byte) (map[string]any, error
 	}
 	ev, _, err := t.c.Decoder.Decode(ctx, b)
 	return ev, err
-}
-
-func header(rec *kgo.Record, k string) string {
-	for _, h := range rec.Headers {
-		if h.Key == k {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

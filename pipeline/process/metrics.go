@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Metrics are the processor's Prometheus metrics. A nil *Metrics records nothing.
@@ -253,27 +254,27 @@ func (m *Metrics) InitPipeline(p *config.Pipeline, aggs bool) {
 	if m == nil || p == nil {
 		return
 	}
-	stages := []string{CleanStageName}
+	stages := []string{wire.StageClean}
 	if len(p.RetryTiers) > 0 {
-		stages = append(stages, RetryStageName)
+		stages = append(stages, wire.StageRetry)
 	}
 	for _, t := range p.Topics {
 		m.duplicates.WithLabelValues(t.Name)
 		for _, c := range []dlq.Class{dlq.Permanent, dlq.Transient} {
-			m.deadLetters.WithLabelValues(CleanStageName, t.Name, string(c))
+			m.deadLetters.WithLabelValues(wire.StageClean, t.Name, string(c))
 		}
 		for _, d := range p.RetryTiers {
-			m.retries.WithLabelValues(CleanStageName, t.Name, config.RetryTopic(d.D()))
+			m.retries.WithLabelValues(wire.StageClean, t.Name, wire.RetryTopic(d.D()))
 		}
 	}
 	for _, d := range p.RetryTiers {
-		m.redelivered.WithLabelValues(config.RetryTopic(d.D()))
+		m.redelivered.WithLabelValues(wire.RetryTopic(d.D()))
 	}
 	if aggs {
 		for _, a := range p.Aggregations {
 			m.lateEvents.WithLabelValues(a.Name)
 			m.windowResults.WithLabelValues(a.Name)
-			stages = append(stages, RepartitionStageName(a.Name), AggregateStageName(a.Name))
+			stages = append(stages, wire.StageRepartition(a.Name), wire.StageAggregate(a.Name))
 		}
 	}
 	for _, s := range stages {

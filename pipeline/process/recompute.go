@@ -13,11 +13,8 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
-
-// HeaderReprocessID marks a window result written by `sluice reprocess` (pipeline/
-// reprocess) rather than by the live aggregate stage: its value is the run's id.
-const HeaderReprocessID = "sluice-reprocess-id"
 
 // Recompute recomputes the windows of one aggregation from its <from>.clean records
 // with the live aggregate stage's own code (the task of Aggregate, its engine and its
@@ -58,7 +55,7 @@ func NewRecompute(a config.Aggregation, partitions int32, dec Decoder, codec *sc
 	}
 	r := &Recompute{agg: ag, from: from.UnixMilli(), to: to.UnixMilli(), exclude: map[string]struct{}{}, runID: runID}
 	for p := range partitions {
-		t, err := ag.newTask(TaskID{Topic: config.RepartitionTopic(a.Name), Partition: p})
+		t, err := ag.newTask(TaskID{Topic: wire.RepartitionTopic(a.Name), Partition: p})
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +78,7 @@ func (r *Recompute) Exclude(eventID string) { r.exclude[eventID] = struct{}{} }
 // error (the live repartition stage dead-letters it; its event is in no window).
 func (r *Recompute) Add(ctx context.Context, rec *kgo.Record) error {
 	r.Read++
-	if _, late := r.exclude[header(rec, "sluice-event-id")]; late {
+	if _, late := r.exclude[wire.Header(rec, wire.HeaderEventID)]; late {
 		r.Excluded++
 		return nil
 	}
@@ -106,7 +103,7 @@ func (r *Recompute) Add(ctx context.Context, rec *kgo.Record) error {
 	p := partitionFor(key, r.agg.Partitions)
 	// Routed as the repartition stage routes it, from a source outside the spec's
 	// sources: its event moves no watermark (stream.Spec).
-	rp := &kgo.Record{Topic: config.RepartitionTopic(r.agg.Agg.Name), Partition: p, Key: []byte(key),
+	rp := &kgo.Record{Topic: wire.RepartitionTopic(r.agg.Agg.Name), Partition: p, Key: []byte(key),
 		Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp}
 	var unexpected int
 	err = r.tasks[p].handleDecoded(rp, recomputeSource, v, func(*kgo.Record) { unexpected++ })
@@ -145,7 +142,7 @@ func (r *Recompute) Finish() ([]*kgo.Record, error) {
 				return
 			}
 			if st, ok := windowStartOfKey(rec.Key); ok && st >= r.from && st < r.to {
-				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderReprocessID, Value: []byte(r.runID)})
+				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: wire.HeaderReprocessID, Value: []byte(r.runID)})
 				r.out = append(r.out, rec)
 			}
 		}

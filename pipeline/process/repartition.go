@@ -10,18 +10,9 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
-	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
-)
-
-// Headers of repartitioned records and watermark markers.
-const (
-	// HeaderSource names the source partition a repartitioned record came from
-	// ("purchases.clean/2").
-	HeaderSource = "sluice-source"
-	// HeaderWatermark, on a marker record (no value), is the source's watermark in Unix ms.
-	HeaderWatermark = "sluice-watermark"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // SourceID names partition p of topic as a watermark source.
@@ -50,19 +41,16 @@ type Repartition struct {
 	proj *schema.Projection // the fields handle reads (set by StageConfig)
 }
 
-// RepartitionStageName is the repartition stage's name for aggregation agg.
-func RepartitionStageName(agg string) string { return "repartition." + agg }
-
 // StageConfig fills base with the repartition stage.
 func (r *Repartition) StageConfig(base StageConfig) StageConfig {
-	base.Name = RepartitionStageName(r.Agg.Name)
+	base.Name = wire.StageRepartition(r.Agg.Name)
 	r.proj = projection(r.Agg.GroupBy)
-	base.Inputs = []string{config.CleanTopic(r.Agg.From)}
+	base.Inputs = []string{wire.CleanTopic(r.Agg.From)}
 	base.Changelog = func(string, string) string { return "" } // stateless
 	base.NewTask = func(id TaskID) (Task, error) {
 		rt := &repartitionTask{r: r, id: id, source: SourceID(id.Topic, id.Partition),
-			out: config.RepartitionTopic(r.Agg.Name), wm: stream.NoWatermark, sent: stream.NoWatermark, next: -1}
-		rt.handler = dlq.DeadLetter(base.Name, func(string) string { return config.DLQTopic(r.Agg.From) }, r.Now, nil, rt.handle)
+			out: wire.RepartitionTopic(r.Agg.Name), wm: stream.NoWatermark, sent: stream.NoWatermark, next: -1}
+		rt.handler = dlq.DeadLetter(base.Name, func(string) string { return wire.DLQTopic(r.Agg.From) }, r.Now, nil, rt.handle)
 		return rt, nil
 	}
 	if r.IdleAdvance > 0 && base.TickInterval == 0 {
@@ -114,11 +102,11 @@ func (t *repartitionTask) handle(ctx context.Context, rec *kgo.Record, emit func
 	t.next = rec.Offset + 1
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+1)
 	for _, h := range rec.Headers {
-		if h.Key != HeaderSource {
+		if h.Key != wire.HeaderSource {
 			hs = append(hs, h)
 		}
 	}
-	hs = append(hs, kgo.RecordHeader{Key: HeaderSource, Value: []byte(t.source)})
+	hs = append(hs, kgo.RecordHeader{Key: wire.HeaderSource, Value: []byte(t.source)})
 	emit(&kgo.Record{
 		Topic:     t.out,
 		Partition: partitionFor(key, t.r.Partitions),
@@ -147,8 +135,8 @@ func (t *repartitionTask) Tick(ctx context.Context, now time.Time, emit func(*kg
 			Topic:     t.out,
 			Partition: p,
 			Headers: []kgo.RecordHeader{
-				{Key: HeaderSource, Value: []byte(t.source)},
-				{Key: HeaderWatermark, Value: v},
+				{Key: wire.HeaderSource, Value: []byte(t.source)},
+				{Key: wire.HeaderWatermark, Value: v},
 			},
 			Timestamp: time.UnixMilli(t.wm),
 		})
@@ -169,7 +157,7 @@ func (t *repartitionTask) caughtUp(ctx context.Context) bool {
 	if err != nil || own > 1 {
 		return false
 	}
-	up, err := t.r.Lag(ctx, kafka.GroupID(CleanStageName), t.r.Agg.From, t.id.Partition, 0)
+	up, err := t.r.Lag(ctx, wire.GroupID(wire.StageClean), t.r.Agg.From, t.id.Partition, 0)
 	return err == nil && up == 0
 }
 

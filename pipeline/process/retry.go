@@ -8,12 +8,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
-
-// RetryStageName is the retry stage's name (group sluice.retry).
-const RetryStageName = "retry"
 
 // Retry is the retry stage: it reads the delay-tier retry topics and, once a record's
 // sluice-retry-at has come, delivers it back to its original topic and partition, where
@@ -31,17 +28,17 @@ type Retry struct {
 // StageConfig returns the stage configuration of the retry stage; base supplies Kafka,
 // instance id, clock, limits, logger and metrics.
 func (r *Retry) StageConfig(base StageConfig) StageConfig {
-	base.Name = RetryStageName
+	base.Name = wire.StageRetry
 	base.Inputs = append([]string(nil), r.Topics...)
-	base.Changelog = func(input, store string) string { return config.ChangelogTopic(RetryStageName, input, store) }
+	base.Changelog = func(input, store string) string { return wire.ChangelogTopic(wire.StageRetry, input, store) }
 	now := base.Now
 	if r.Metrics == nil {
 		r.Metrics = base.Metrics
 	}
 	base.NewTask = func(id TaskID) (Task, error) {
 		f := &dlq.Failures{
-			Stage:  RetryStageName,
-			DLQ:    func(string) string { return config.RetryDLQTopic },
+			Stage:  wire.StageRetry,
+			DLQ:    func(string) string { return wire.RetryDLQTopic },
 			Policy: func(string) dlq.Policy { return dlq.Policy{MaxAttempts: 1} },
 			Now:    now,
 		}
@@ -76,7 +73,7 @@ func (t *retryTask) Done(committed bool) {
 var errNoOrigin = errors.New("retry record: no readable sluice-original-topic/-partition")
 
 func (t *retryTask) handle(_ context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-	at, ok := dlq.RetryAt(rec)
+	at, ok := wire.RetryAt(rec)
 	if ok && t.now().Before(at) {
 		return &dlq.WaitError{Until: at, Reason: "not-before"}
 	}

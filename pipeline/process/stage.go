@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // StageConfig describes one consume -> process -> produce stage.
@@ -211,7 +212,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	s.opts = append(append(cfg.Kafka.Opts(), cfg.Kafka.GroupOpts()...),
 		kgo.ConsumerGroup(s.group()),
 		kgo.ConsumeTopics(cfg.Inputs...),
-		kgo.TransactionalID(kafka.TransactionalID(cfg.Name, cfg.InstanceID)),
+		kgo.TransactionalID(wire.TransactionalID(cfg.Name, cfg.InstanceID)),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -1030,7 +1031,7 @@ func (s *Stage) close() {
 }
 
 // group is the stage's consumer group.
-func (s *Stage) group() string { return kafka.GroupID(s.cfg.Name) }
+func (s *Stage) group() string { return wire.GroupID(s.cfg.Name) }
 
 // hold pauses id on rec until w.Until. Called by the polling goroutine inside a batch.
 func (s *Stage) hold(id TaskID, rec *kgo.Record, w *dlq.WaitError) {

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Options describe one reprocess run.
@@ -148,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	clean := config.CleanTopic(a.From)
+	clean := wire.CleanTopic(a.From)
 
 	// The live job must have closed every window of the range.
 	wm, err := liveWatermark(ctx, o.Kafka, a.Name, t.Partitions, spec.Sources)
@@ -190,19 +191,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	// Events the live job dead-lettered as late for this aggregation stay out, except
 	// those a `reprocess --topic` re-fed (they carry its run id): they were late only
 	// because of the re-feed, and belong in the windows this run recomputes.
-	lateFrom, err := offsetsFrom(ctx, adm, config.LateTopic(a.From), readFrom)
+	lateFrom, err := offsetsFrom(ctx, adm, wire.LateTopic(a.From), readFrom)
 	if err != nil {
 		return nil, err
 	}
-	if err := kafka.ReadCommittedFromOffsets(ctx, o.Kafka, config.LateTopic(a.From), lateFrom, func(r *kgo.Record) error {
-		if hdr(r, process.HeaderAggregation) == a.Name && hdr(r, process.HeaderReprocessID) == "" {
-			if id := hdr(r, "sluice-event-id"); id != "" {
+	if err := kafka.ReadCommittedFromOffsets(ctx, o.Kafka, wire.LateTopic(a.From), lateFrom, func(r *kgo.Record) error {
+		if wire.Header(r, wire.HeaderAggregation) == a.Name && wire.Header(r, wire.HeaderReprocessID) == "" {
+			if id := wire.Header(r, wire.HeaderEventID); id != "" {
 				rc.Exclude(id)
 			}
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("reprocess: read %s: %w", config.LateTopic(a.From), err)
+		return nil, fmt.Errorf("reprocess: read %s: %w", wire.LateTopic(a.From), err)
 	}
 
 	p := progress{w: o.Progress, now: o.Now, start: o.Now(), total: total}
@@ -300,7 +301,7 @@ func lastClose(spec stream.Spec, to int64) int64 {
 // task (partition) the minimum over every source of that source's watermark, and the
 // minimum over the tasks. stream.NoWatermark when a task has not heard from every source.
 func liveWatermark(ctx context.Context, kc kafka.Config, agg string, partitions int32, sources []string) (int64, error) {
-	topic := config.AggChangelogTopic(agg, "marks")
+	topic := wire.AggChangelogTopic(agg, "marks")
 	marks := map[int32]map[string]int64{}
 	err := kafka.ReadCommitted(ctx, kc, topic, nil, func(r *kgo.Record) error {
 		m := marks[r.Partition]
@@ -427,7 +428,7 @@ func offsetsFrom(ctx context.Context, adm *kadm.Client, topic string, ms int64) 
 // starts in [from, to), by key.
 func currentResults(ctx context.Context, o Options, agg string, from, to int64) (map[string]map[string]any, error) {
 	out := map[string]map[string]any{}
-	err := kafka.ReadCommitted(ctx, o.Kafka, config.AggTopic(agg), nil, func(r *kgo.Record) error {
+	err := kafka.ReadCommitted(ctx, o.Kafka, wire.AggTopic(agg), nil, func(r *kgo.Record) error {
 		st, ok := process.WindowStartOfKey(r.Key)
 		if !ok || st < from || st >= to {
 			return nil
@@ -444,7 +445,7 @@ func currentResults(ctx context.Context, o Options, agg string, from, to int64) 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reprocess: read %s: %w", config.AggTopic(agg), err)
+		return nil, fmt.Errorf("reprocess: read %s: %w", wire.AggTopic(agg), err)
 	}
 	return out, nil
 }
@@ -482,7 +483,7 @@ func sameResult(a, b map[string]any) bool {
 // write produces out to agg.<name> in transactions of at most o.BatchRecords records.
 func write(ctx context.Context, o Options, agg string, out []*kgo.Record) error {
 	cl, err := kgo.NewClient(append(o.Kafka.Opts(),
-		kgo.TransactionalID(kafka.TransactionalID("reprocess", agg)),
+		kgo.TransactionalID(wire.TransactionalID("reprocess", agg)),
 		kgo.TransactionTimeout(o.TxnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)...)
@@ -519,23 +520,14 @@ func write(ctx context.Context, o Options, agg string, out []*kgo.Record) error 
 			return fmt.Errorf("reprocess: end transaction: %w", err)
 		}
 		if ferr != nil || perr != nil {
-			return fmt.Errorf("reprocess: write %s: %w", config.AggTopic(agg), errors.Join(ferr, perr))
+			return fmt.Errorf("reprocess: write %s: %w", wire.AggTopic(agg), errors.Join(ferr, perr))
 		}
 		done += n
 		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "reprocess: committed transaction %d: %d / %d windows written to %s\n", txn+1, done, total, config.AggTopic(agg))
+			fmt.Fprintf(o.Progress, "reprocess: committed transaction %d: %d / %d windows written to %s\n", txn+1, done, total, wire.AggTopic(agg))
 		}
 	}
 	return nil
-}
-
-func hdr(r *kgo.Record, k string) string {
-	for _, h := range r.Headers {
-		if h.Key == k {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // progress prints "records read / total, ETA" about once a second.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
-	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // ResetTo says where a reset stage starts reading its inputs.
@@ -63,14 +63,14 @@ type ResetPlan struct {
 func stageInputs(p *config.Pipeline, name string) ([]string, error) {
 	var all []string
 	switch {
-	case name == process.CleanStageName:
+	case name == wire.StageClean:
 		for _, t := range p.Topics {
 			all = append(all, t.Name)
 		}
 		return all, nil
-	case name == process.RetryStageName:
+	case name == wire.StageRetry:
 		for _, d := range p.RetryTiers {
-			all = append(all, config.RetryTopic(d.D()))
+			all = append(all, wire.RetryTopic(d.D()))
 		}
 		if len(all) == 0 {
 			return nil, errors.New("reset: the pipeline has no retry tiers, so no retry stage")
@@ -79,18 +79,18 @@ func stageInputs(p *config.Pipeline, name string) ([]string, error) {
 	}
 	for _, a := range p.Aggregations {
 		switch name {
-		case process.RepartitionStageName(a.Name):
-			return []string{config.CleanTopic(a.From)}, nil
-		case process.AggregateStageName(a.Name):
-			return []string{config.RepartitionTopic(a.Name)}, nil
+		case wire.StageRepartition(a.Name):
+			return []string{wire.CleanTopic(a.From)}, nil
+		case wire.StageAggregate(a.Name):
+			return []string{wire.RepartitionTopic(a.Name)}, nil
 		}
 	}
-	names := []string{process.CleanStageName}
+	names := []string{wire.StageClean}
 	if len(p.RetryTiers) > 0 {
-		names = append(names, process.RetryStageName)
+		names = append(names, wire.StageRetry)
 	}
 	for _, a := range p.Aggregations {
-		names = append(names, process.RepartitionStageName(a.Name), process.AggregateStageName(a.Name))
+		names = append(names, wire.StageRepartition(a.Name), wire.StageAggregate(a.Name))
 	}
 	return nil, fmt.Errorf("reset: unknown stage %q (the pipeline's stages: %s)", name, strings.Join(names, ", "))
 }
@@ -107,7 +107,7 @@ func Reset(ctx context.Context, o ResetOptions) (*ResetPlan, error) {
 	if o.To == "" {
 		o.To = ResetEarliest
 	}
-	group := kafka.GroupID(o.Stage)
+	group := wire.GroupID(o.Stage)
 	plan := &ResetPlan{Stage: o.Stage, Group: group, Inputs: inputs, To: string(o.To), Offsets: map[string]int64{}, DryRun: o.DryRun}
 	if o.To == ResetTime {
 		plan.To = o.Time.UTC().Format(time.RFC3339Nano)
@@ -156,7 +156,7 @@ func Reset(ctx context.Context, o ResetOptions) (*ResetPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reset: list topics: %w", err)
 	}
-	prefix := config.ReservedPrefix + "." + o.Stage + "."
+	prefix := wire.ReservedPrefix + "." + o.Stage + "."
 	for _, t := range topics.Names() {
 		if strings.HasPrefix(t, prefix) && strings.HasSuffix(t, "-changelog") {
 			plan.Changelogs = append(plan.Changelogs, t)

@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/rules"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The clean stage's reprocess (`sluice reprocess --topic`, runbook:
@@ -26,12 +27,6 @@ import (
 // not in <topic>.clean and pass the current rules back into the raw topic, where the
 // live clean stage, running the fixed pipeline file, cleans them; its dedup state drops
 // any that became clean meanwhile. See RunTopic.
-
-// HeaderFirstIngestTS, on a re-fed raw record, keeps the sluice-ingest-ts of the original
-// record: the re-fed one carries the time it was re-fed in sluice-ingest-ts, so the
-// end-to-end latency metrics and the sink's freshness measure the re-feed, not the age
-// of the event.
-const HeaderFirstIngestTS = "sluice-first-ingest-ts"
 
 // DefaultHorizonMargin is how far inside the dedup horizon --from must be by default
 // (TopicOptions.HorizonMargin).
@@ -227,7 +222,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 	// original's. The header is the id the clean stage used, unless a producer wrote a
 	// value whose event_id differs from its header; then the live dedup state still
 	// drops the copy (same partition), within the horizon.
-	clean := config.CleanTopic(o.Topic)
+	clean := wire.CleanTopic(o.Topic)
 	cleanFrom, err := offsetsFrom(ctx, adm, clean, from)
 	if err != nil {
 		return nil, err
@@ -240,7 +235,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 		if ts < from || ts >= to {
 			return nil
 		}
-		id := hdr(r, "sluice-event-id")
+		id := wire.Header(r, wire.HeaderEventID)
 		if id == "" {
 			v, _, err := o.Decoder.Decode(ctx, r.Value)
 			if err != nil {
@@ -287,7 +282,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 			return nil
 		}
 		s.InRange++
-		if hdr(r, process.HeaderReprocessID) != "" {
+		if wire.Header(r, wire.HeaderReprocessID) != "" {
 			s.EarlierRefeeds++
 			return nil
 		}
@@ -304,7 +299,7 @@ func RunTopic(ctx context.Context, o TopicOptions) (*TopicSummary, error) {
 		// The id the clean stage dedups by; without one it dead-letters the record.
 		id, _ := ev["event_id"].(string)
 		if id == "" {
-			id = hdr(r, "sluice-event-id")
+			id = wire.Header(r, wire.HeaderEventID)
 		}
 		if id == "" {
 			s.StillFail++
@@ -369,18 +364,18 @@ func refeedRecord(r *kgo.Record, runID, refedAt string) *kgo.Record {
 	first := ""
 	for _, h := range r.Headers {
 		switch h.Key {
-		case "sluice-ingest-ts":
+		case wire.HeaderIngestTS:
 			first = string(h.Value)
 			continue
-		case HeaderFirstIngestTS, process.HeaderReprocessID:
+		case wire.HeaderFirstIngestTS, wire.HeaderReprocessID:
 			continue
 		}
 		hs = append(hs, h)
 	}
-	hs = append(hs, kgo.RecordHeader{Key: process.HeaderReprocessID, Value: []byte(runID)},
-		kgo.RecordHeader{Key: "sluice-ingest-ts", Value: []byte(refedAt)})
+	hs = append(hs, kgo.RecordHeader{Key: wire.HeaderReprocessID, Value: []byte(runID)},
+		kgo.RecordHeader{Key: wire.HeaderIngestTS, Value: []byte(refedAt)})
 	if first != "" {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderFirstIngestTS, Value: []byte(first)})
+		hs = append(hs, kgo.RecordHeader{Key: wire.HeaderFirstIngestTS, Value: []byte(first)})
 	}
 	return &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}
 }
@@ -397,7 +392,7 @@ type refeeder struct {
 
 func newRefeeder(kc kafka.Config, topic string, batch int, beforeCommit func(int) error) (*refeeder, error) {
 	cl, err := kgo.NewClient(append(kc.Opts(),
-		kgo.TransactionalID(kafka.TransactionalID("reprocess-topic", topic)),
+		kgo.TransactionalID(wire.TransactionalID("reprocess-topic", topic)),
 		kgo.TransactionTimeout(refeedTxnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)...)

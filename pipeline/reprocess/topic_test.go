@@ -8,7 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/config"
-	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // TestRefeedRecord: a re-fed copy keeps topic, partition, key, value, timestamp and the
@@ -18,7 +18,7 @@ import (
 func TestRefeedRecord(t *testing.T) {
 	ts := time.Date(2026, 11, 1, 10, 2, 3, 0, time.UTC)
 	r := &kgo.Record{Topic: "purchases", Partition: 2, Key: []byte("u-1"), Value: []byte("v"), Timestamp: ts,
-		Headers: []kgo.RecordHeader{{Key: "sluice-event-id", Value: []byte("e-1")}, {Key: "sluice-ingest-ts", Value: []byte("111")}, {Key: "trace", Value: []byte("t")}}}
+		Headers: []kgo.RecordHeader{{Key: wire.HeaderEventID, Value: []byte("e-1")}, {Key: wire.HeaderIngestTS, Value: []byte("111")}, {Key: "trace", Value: []byte("t")}}}
 	c := refeedRecord(r, "run-1", "222")
 	if c.Topic != r.Topic || c.Partition != 2 || string(c.Key) != "u-1" || string(c.Value) != "v" || !c.Timestamp.Equal(ts) {
 		t.Fatalf("copy %+v", c)
@@ -30,8 +30,8 @@ func TestRefeedRecord(t *testing.T) {
 		}
 		return m
 	}
-	want := map[string]string{"sluice-event-id": "e-1", "trace": "t", process.HeaderReprocessID: "run-1",
-		"sluice-ingest-ts": "222", HeaderFirstIngestTS: "111"}
+	want := map[string]string{wire.HeaderEventID: "e-1", "trace": "t", wire.HeaderReprocessID: "run-1",
+		wire.HeaderIngestTS: "222", wire.HeaderFirstIngestTS: "111"}
 	check := func(r *kgo.Record, want map[string]string) {
 		t.Helper()
 		got := hs(r)
@@ -45,7 +45,7 @@ func TestRefeedRecord(t *testing.T) {
 		}
 	}
 	check(c, want)
-	want[process.HeaderReprocessID], want["sluice-ingest-ts"], want[HeaderFirstIngestTS] = "run-2", "333", "222"
+	want[wire.HeaderReprocessID], want[wire.HeaderIngestTS], want[wire.HeaderFirstIngestTS] = "run-2", "333", "222"
 	check(refeedRecord(c, "run-2", "333"), want)
 }
 

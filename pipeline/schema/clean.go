@@ -10,8 +10,8 @@ import (
 // clean topic (timestamp-millis, default 0).
 const ProcessedAtField = "processed_at"
 
-// CleanSuffix is appended to the record name by Clean.
-const CleanSuffix = "Clean"
+// CleanRecordSuffix is appended to the record name by Clean.
+const CleanRecordSuffix = "Clean"
 
 // Clean derives the schema of <topic>.clean from a raw topic's schema: the same record plus
 // a processed_at field (timestamp-millis). The record name gets a "Clean" suffix.
@@ -48,7 +48,7 @@ func Clean(avsc string) (string, error) {
 	if props := rec.Props(); len(props) > 0 {
 		opts = append(opts, avro.WithProps(props))
 	}
-	out, err := avro.NewRecordSchema(rec.Name()+CleanSuffix, rec.Namespace(), fields, opts...)
+	out, err := avro.NewRecordSchema(rec.Name()+CleanRecordSuffix, rec.Namespace(), fields, opts...)
 	if err != nil {
 		return "", fmt.Errorf("schema: clean %s: %w", rec.FullName(), err)
 	}
@@ -67,7 +67,7 @@ func cleanAliases(rec *avro.RecordSchema) []string {
 	}
 	out := make([]string, len(rec.Aliases()))
 	for i, a := range rec.Aliases() {
-		out[i] = a + CleanSuffix
+		out[i] = a + CleanRecordSuffix
 	}
 	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Deps are what every service shares: configuration, Kafka, the schema registry,
@@ -123,7 +124,7 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 		prod, err = kafka.NewProducer(kc, kafka.ProducerOptions{MaxBufferedBytes: d.Service.MaxBufferedBytes})
 	} else {
 		prod, err = kafka.NewTxnProducer(d.Kafka, kafka.TxnProducerOptions{
-			TransactionalID:  kafka.TransactionalID("ingest", d.Service.InstanceID),
+			TransactionalID:  wire.TransactionalID("ingest", d.Service.InstanceID),
 			MaxBufferedBytes: d.Service.MaxBufferedBytes,
 			// A transaction an ingest instance left open holds back the clean stage
 			// until this passes (or the instance restarts under its id): keep it short.
@@ -148,7 +149,7 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 	var topics []ingest.Topic
 	for _, t := range d.Pipeline.Topics {
 		ts := d.Schemas[t.Name]
-		topics = append(topics, ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: config.Subject(t.Name), Codec: ts.Raw,
+		topics = append(topics, ingest.Topic{Name: t.Name, KeyField: t.KeyField, Subject: wire.Subject(t.Name), Codec: ts.Raw,
 			MaxMessageBytes: limits[t.Name], Rules: ts.Rules})
 	}
 	a := d.Service.API
@@ -163,7 +164,7 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 	}
 	sreg := schema.NewRegistry(d.RegistryClient)
 	hkc := d.Kafka // without the ingest client's kprom hook: one hook serves one client
-	hkc.ClientID = "sluice-stream"
+	hkc.ClientID = wire.ClientID("stream")
 	hub := fanout.New(hkc, func(ctx context.Context, r *kgo.Record) (any, error) {
 		v, _, err := sreg.Decode(ctx, r.Value)
 		if err != nil {
@@ -173,7 +174,7 @@ func StartIngest(d Deps, ln net.Listener) (*Ingest, error) {
 	})
 	aggs := map[string]bool{}
 	for _, a := range d.Pipeline.Aggregations {
-		aggs[config.AggTopic(a.Name)] = true
+		aggs[wire.AggTopic(a.Name)] = true
 	}
 	srv, err := ingest.New(ingest.Config{
 		WebSocket: ingest.WSOptions{Hub: hub, AllowStream: func(t string) bool { return aggs[t] }},

@@ -10,14 +10,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/config"
-	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Groups are the consumer groups of every stage of the pipeline.
 func Groups(p *config.Pipeline) []string {
-	gs := []string{"sluice." + process.CleanStageName, "sluice." + process.RetryStageName, "sluice.sink"}
+	gs := []string{wire.GroupID(wire.StageClean), wire.GroupID(wire.StageRetry), wire.GroupID(wire.StageSink)}
 	for _, a := range p.Aggregations {
-		gs = append(gs, "sluice.repartition."+a.Name, "sluice.agg."+a.Name)
+		gs = append(gs, wire.GroupID(wire.StageRepartition(a.Name)), wire.GroupID(wire.StageAggregate(a.Name)))
 	}
 	return gs
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // The counters whose label values the pipeline names exist at 0 before any event: late
@@ -41,7 +42,7 @@ func TestProcessorCountersStartAtZero(t *testing.T) {
 				want["sluice_late_events_total"] = append(want["sluice_late_events_total"], "aggregation="+a.Name)
 				want["sluice_window_results_total"] = append(want["sluice_window_results_total"], "aggregation="+a.Name)
 				want["sluice_stage_transactions_total"] = append(want["sluice_stage_transactions_total"],
-					"result=commit,stage="+process.AggregateStageName(a.Name), "result=abort,stage="+process.RepartitionStageName(a.Name))
+					"result=commit,stage="+wire.StageAggregate(a.Name), "result=abort,stage="+wire.StageRepartition(a.Name))
 			}
 		}
 		for _, tp := range p.Topics {
@@ -49,11 +50,11 @@ func TestProcessorCountersStartAtZero(t *testing.T) {
 			want["sluice_dead_letters_total"] = append(want["sluice_dead_letters_total"],
 				"class=permanent,stage=clean,topic="+tp.Name, "class=transient,stage=clean,topic="+tp.Name)
 			for _, d := range p.RetryTiers {
-				want["sluice_retries_total"] = append(want["sluice_retries_total"], "stage=clean,tier="+config.RetryTopic(d.D())+",topic="+tp.Name)
+				want["sluice_retries_total"] = append(want["sluice_retries_total"], "stage=clean,tier="+wire.RetryTopic(d.D())+",topic="+tp.Name)
 			}
 		}
 		for _, d := range p.RetryTiers {
-			want["sluice_retry_redeliveries_total"] = append(want["sluice_retry_redeliveries_total"], "tier="+config.RetryTopic(d.D()))
+			want["sluice_retry_redeliveries_total"] = append(want["sluice_retry_redeliveries_total"], "tier="+wire.RetryTopic(d.D()))
 		}
 		want["sluice_stage_transactions_total"] = append(want["sluice_stage_transactions_total"],
 			"result=commit,stage=clean", "result=abort,stage=clean", "result=commit,stage=retry")

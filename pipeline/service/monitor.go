@@ -5,9 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/dlq"
-	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // DefaultMonitorInterval is how often StartMonitor refreshes the dead-letter and retry
@@ -24,18 +23,18 @@ func StartMonitor(ctx context.Context, d Deps, interval time.Duration) (stop fun
 	if interval <= 0 {
 		interval = DefaultMonitorInterval
 	}
-	cfg := dlq.MonitorConfig{Opts: d.Kafka.Opts(), RetryGroup: "sluice." + process.RetryStageName, Now: d.Now}
+	cfg := dlq.MonitorConfig{Opts: d.Kafka.Opts(), RetryGroup: wire.GroupID(wire.StageRetry), Now: d.Now}
 	for _, t := range d.Pipeline.Topics {
-		cfg.DLQTopics = append(cfg.DLQTopics, config.DLQTopic(t.Name))
+		cfg.DLQTopics = append(cfg.DLQTopics, wire.DLQTopic(t.Name))
 	}
 	for _, tier := range RetryTiers(d.Pipeline) {
 		cfg.RetryTopics = append(cfg.RetryTopics, tier.Topic)
 	}
 	if len(cfg.RetryTopics) > 0 {
-		cfg.DLQTopics = append(cfg.DLQTopics, config.RetryDLQTopic)
+		cfg.DLQTopics = append(cfg.DLQTopics, wire.RetryDLQTopic)
 	}
 	if len(d.Pipeline.Aggregations) > 0 {
-		cfg.DLQTopics = append(cfg.DLQTopics, config.SinkDLQTopic)
+		cfg.DLQTopics = append(cfg.DLQTopics, wire.SinkDLQTopic)
 	}
 	m, err := dlq.NewMonitor(cfg, d.Registry)
 	if err != nil {

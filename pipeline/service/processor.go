@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 func (d *Deps) stageBase(m *process.Metrics, st process.State) process.StageConfig {
@@ -68,7 +69,7 @@ func NewCleanStage(ctx context.Context, d Deps, dec *schema.Registry, m *process
 func RetryTiers(p *config.Pipeline) []dlq.Tier {
 	tiers := make([]dlq.Tier, 0, len(p.RetryTiers))
 	for _, d := range p.RetryTiers {
-		tiers = append(tiers, dlq.Tier{Delay: d.D(), Topic: config.RetryTopic(d.D()), Partitions: p.RetryPartitions()})
+		tiers = append(tiers, dlq.Tier{Delay: d.D(), Topic: wire.RetryTopic(d.D()), Partitions: p.RetryPartitions()})
 	}
 	return tiers
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/rules"
 	"github.com/sluicehq/sluice/pipeline/schema"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // TopicSchemas are one raw topic's registered schemas.
@@ -30,7 +31,7 @@ func RegisterSchemas(ctx context.Context, p *config.Pipeline, reg *schema.Regist
 		if err != nil {
 			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
 		}
-		raw, err := reg.Register(ctx, config.Subject(t.Name), avsc)
+		raw, err := reg.Register(ctx, wire.Subject(t.Name), avsc)
 		if err != nil {
 			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
 		}
@@ -38,7 +39,7 @@ func RegisterSchemas(ctx context.Context, p *config.Pipeline, reg *schema.Regist
 		if err != nil {
 			return nil, fmt.Errorf("topic %s: clean schema: %w", t.Name, err)
 		}
-		clean, err := reg.Register(ctx, config.Subject(config.CleanTopic(t.Name)), cleanAvsc)
+		clean, err := reg.Register(ctx, wire.Subject(wire.CleanTopic(t.Name)), cleanAvsc)
 		if err != nil {
 			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
 		}
@@ -70,7 +71,7 @@ func RegisterAggregates(ctx context.Context, p *config.Pipeline, reg *schema.Reg
 		if err != nil {
 			return nil, err
 		}
-		c, err := reg.Register(ctx, config.Subject(config.AggTopic(a.Name)), avsc)
+		c, err := reg.Register(ctx, wire.Subject(wire.AggTopic(a.Name)), avsc)
 		if err != nil {
 			return nil, fmt.Errorf("aggregation %s: %w", a.Name, err)
 		}

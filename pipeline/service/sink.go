@@ -6,9 +6,9 @@ import (
 
 	"github.com/hamba/avro/v2"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // NewSink builds the warehouse sink stage on d: every clean topic into its table and
@@ -22,12 +22,12 @@ func NewSink(ctx context.Context, d Deps, dec *schema.Registry, w sink.Warehouse
 	aggs := map[string]bool{}
 	var topics []string
 	for raw, ts := range d.Schemas {
-		t := config.CleanTopic(raw)
+		t := wire.CleanTopic(raw)
 		topics = append(topics, t)
 		tables[t] = ts.Clean.Schema
 	}
 	for _, a := range d.Pipeline.Aggregations {
-		t := config.AggTopic(a.Name)
+		t := wire.AggTopic(a.Name)
 		topics = append(topics, t)
 		aggs[t] = true
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
-	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // startAggregation applies an aggregation's start (config.Aggregation.Start) before its
@@ -34,8 +34,8 @@ func startAggregation(ctx context.Context, kc kafka.Config, a config.Aggregation
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	group := kafka.GroupID(process.RepartitionStageName(a.Name))
-	clean := config.CleanTopic(a.From)
+	group := wire.GroupID(wire.StageRepartition(a.Name))
+	clean := wire.CleanTopic(a.From)
 	committed := func() (bool, error) {
 		resp, err := adm.FetchOffsets(ctx, group)
 		if err == nil {

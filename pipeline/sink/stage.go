@@ -11,20 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
-
-// StageName is the sink's stage name: the sluice-stage header of its dead letters and
-// the suffix of its consumer group, sluice.sink.
-const StageName = "sink"
-
-// DefaultGroup is the sink's consumer group.
-const DefaultGroup = "sluice." + StageName
-
-// SinkDLQTopic receives the dead letters of topics that are not clean topics (window
-// results of agg.<name>), which have no <topic>.dlq of their own.
-const SinkDLQTopic = config.SinkDLQTopic
 
 // ErrStageKilled is returned by Run after Kill.
 var ErrStageKilled = errors.New("sink: stage killed")
@@ -90,7 +79,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	}
 	s := &Stage{
 		cfg:       cfg,
-		log:       cfg.Logger.With("stage", StageName),
+		log:       cfg.Logger.With("stage", wire.StageSink),
 		parts:     map[topicPartition]*partition{},
 		schemaIDs: map[string]map[int]error{},
 		dialer:    kafka.NewSeverableDialer(cfg.Kafka.Dial),
@@ -125,7 +114,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	kc.InstanceID = cfg.InstanceID
 	s.kc = kc
 	if kc.ClientID == "" {
-		kc.ClientID = "sluice-" + StageName
+		kc.ClientID = wire.ClientID(wire.StageSink)
 		if cfg.InstanceID != "" {
 			kc.ClientID += "-" + cfg.InstanceID
 		}
@@ -155,7 +144,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 			return func(r *kgo.Record, n int) int { return int(r.Partition) % n }
 		})),
 	)
-	opts = append(opts, kafka.ClientMetrics(cfg.ClientMetrics, StageName)...)
+	opts = append(opts, kafka.ClientMetrics(cfg.ClientMetrics, wire.StageSink)...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sink stage: %w", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/hamba/avro/v2"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Stage defaults (see StageConfig).
@@ -104,15 +104,15 @@ type StageConfig struct {
 // dead-letter topic, where the clean stage's dead letters go too), SinkDLQTopic for
 // everything else.
 func DefaultDLQ(topic string) string {
-	if base, ok := strings.CutSuffix(topic, CleanSuffix); ok {
-		return base + ".dlq"
+	if raw, ok := wire.RawOfClean(topic); ok {
+		return wire.DLQTopic(raw)
 	}
-	return SinkDLQTopic
+	return wire.SinkDLQTopic
 }
 
 func (c *StageConfig) defaults() {
 	if c.Group == "" {
-		c.Group = DefaultGroup
+		c.Group = wire.GroupID(wire.StageSink)
 	}
 	if c.FlushRows <= 0 {
 		c.FlushRows = DefaultFlushRows

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // flush commits p's buffer: first its dead letters (durable before any offset covering
@@ -124,13 +125,13 @@ func (s *Stage) reject(p *partition, rej *RejectedError) error {
 
 // letter builds the dead letter of r; the replay history it carries goes on.
 func (s *Stage) letter(r *kgo.Record, class string, err error) letter {
-	first, ok := dlq.FirstFailure(r)
+	first, ok := wire.FirstFailure(r)
 	if !ok {
 		first = s.cfg.Now()
 	}
 	return letter{
-		rec: dlq.Record(r, s.cfg.DLQ(r.Topic), dlq.Letter{Stage: StageName, Class: dlq.Permanent, Err: err,
-			Attempts: dlq.Attempts(r) + 1, FirstFailure: first}),
+		rec: dlq.Record(r, s.cfg.DLQ(r.Topic), dlq.Letter{Stage: wire.StageSink, Class: dlq.Permanent, Err: err,
+			Attempts: wire.Attempts(r) + 1, FirstFailure: first}),
 		orig: r, class: class, err: err,
 	}
 }
@@ -158,7 +159,7 @@ func (s *Stage) sendLetters(ctx context.Context, p *partition) error {
 			s.m.failed(p.table, l.class, 1)
 			// One line per dead letter, once it is durable.
 			s.log.Warn("dead letter", "topic", l.orig.Topic, "partition", l.orig.Partition, "offset", l.orig.Offset,
-				"event_id", header(l.orig, headerEventID), "class", l.class, "dlq", l.rec.Topic, "err", l.err)
+				"event_id", wire.Header(l.orig, wire.HeaderEventID), "class", l.class, "dlq", l.rec.Topic, "err", l.err)
 		}
 		clear(p.letters[len(failed):])
 		p.letters = failed

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Topics of the stage tests; every one has stagePartitions partitions.
@@ -60,7 +61,7 @@ func newStageEnv(t *testing.T) *stageEnv {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0),
 		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-		kfake.SeedTopics(stagePartitions, cleanTopic, cleanDLQ, aggTopic, sink.SinkDLQTopic))
+		kfake.SeedTopics(stagePartitions, cleanTopic, cleanDLQ, aggTopic, wire.SinkDLQTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +163,8 @@ func (e *stageEnv) purchaseRecord(codec *schema.Codec, p int32, seq int, extra m
 	}
 	return &kgo.Record{Topic: cleanTopic, Partition: p, Key: []byte(row.Values["user_id"].(string)), Value: val,
 		Headers: []kgo.RecordHeader{
-			{Key: "sluice-event-id", Value: []byte(row.EventID)},
-			{Key: "sluice-ingest-ts", Value: []byte(strconv.FormatInt(row.IngestTS.UnixMicro(), 10))},
+			{Key: wire.HeaderEventID, Value: []byte(row.EventID)},
+			{Key: wire.HeaderIngestTS, Value: []byte(strconv.FormatInt(row.IngestTS.UnixMicro(), 10))},
 		}}
 }
 
@@ -198,7 +199,7 @@ func (e *stageEnv) produce(commit bool, recs ...*kgo.Record) {
 	}
 	for _, r := range recs {
 		for _, h := range r.Headers {
-			if h.Key == "sluice-event-id" {
+			if h.Key == wire.HeaderEventID {
 				e.written[string(h.Value)] = where{r.Partition, r.Offset}
 			}
 		}

@@ -4,19 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/schema"
-)
-
-// Record headers the sink reads (docs/DESIGN.md#headers).
-const (
-	headerEventID  = "sluice-event-id"
-	headerIngestTS = "sluice-ingest-ts"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 type topicPartition struct {
@@ -230,7 +224,7 @@ func (s *Stage) add(ctx context.Context, p *partition, r *kgo.Record) error {
 		s.extend(p, r, len(r.Key)+len(r.Value))
 		return nil
 	}
-	p.rows = append(p.rows, Row{Offset: r.Offset, EventID: header(r, headerEventID), IngestTS: ingestTS(r), Values: vals})
+	p.rows = append(p.rows, Row{Offset: r.Offset, EventID: wire.Header(r, wire.HeaderEventID), IngestTS: ingestTS(r), Values: vals})
 	p.recs = append(p.recs, r)
 	s.extend(p, r, len(r.Key)+len(r.Value))
 	return nil
@@ -309,20 +303,11 @@ func (s *Stage) sleep(ctx context.Context, attempt int) error {
 	return s.cfg.Sleep(ctx, s.cfg.Backoff.Delay(attempt, s.cfg.Rand))
 }
 
-func header(r *kgo.Record, key string) string {
-	for i := len(r.Headers) - 1; i >= 0; i-- {
-		if r.Headers[i].Key == key {
-			return string(r.Headers[i].Value)
-		}
-	}
-	return ""
-}
-
 // ingestTS reads the sluice-ingest-ts header (unix micros); zero if absent or bad.
 func ingestTS(r *kgo.Record) time.Time {
-	us, err := strconv.ParseInt(header(r, headerIngestTS), 10, 64)
-	if err != nil || us <= 0 {
+	t, ok := wire.IngestTS(r)
+	if !ok || t.UnixMicro() <= 0 {
 		return time.Time{}
 	}
-	return time.UnixMicro(us).UTC()
+	return t
 }

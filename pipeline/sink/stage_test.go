@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline/dlq"
 	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Committed purchases land once each, aborted ones never; SLUICE_OFFSETS and the
@@ -56,7 +57,7 @@ func TestStageWritesExactlyOnce(t *testing.T) {
 
 	ends := e.ends(cleanTopic)
 	eventually(t, func() bool {
-		offs, err := e.adm.FetchOffsets(t.Context(), sink.DefaultGroup)
+		offs, err := e.adm.FetchOffsets(t.Context(), wire.GroupID(wire.StageSink))
 		if err != nil {
 			return false
 		}
@@ -66,7 +67,7 @@ func TestStageWritesExactlyOnce(t *testing.T) {
 			}
 		}
 		return true
-	}, "group %s commits the warehouse offsets %v for lag", sink.DefaultGroup, ends)
+	}, "group %s commits the warehouse offsets %v for lag", wire.GroupID(wire.StageSink), ends)
 
 	if got := metricValue(t, reg, "sluice_sink_rows_total", "table", "PURCHASES"); got != 120 {
 		t.Errorf("sluice_sink_rows_total = %v, want 120", got)
@@ -250,7 +251,7 @@ func TestStageDeadLetters(t *testing.T) {
 	rejected := e.purchaseRecord(e.clean, 1, 100, nil)
 	rejected.Headers[0].Value = []byte("another-id") // event_id differs from the header
 	garbage := &kgo.Record{Topic: cleanTopic, Partition: 2, Value: []byte("not avro"),
-		Headers: []kgo.RecordHeader{{Key: "sluice-event-id", Value: []byte("garbage")}}}
+		Headers: []kgo.RecordHeader{{Key: wire.HeaderEventID, Value: []byte("garbage")}}}
 	e.produce(true, append(good, rejected, garbage)...)
 	delete(e.written, "another-id")
 	delete(e.written, "garbage")
@@ -276,19 +277,19 @@ func TestStageDeadLetters(t *testing.T) {
 	} {
 		d := dead[i]
 		for k, want := range map[string]string{
-			dlq.HeaderStage:             sink.StageName,
-			dlq.HeaderClass:             string(dlq.Permanent),
-			dlq.HeaderOriginalTopic:     cleanTopic,
-			dlq.HeaderOriginalPartition: strconv.Itoa(int(tt.orig.Partition)),
-			dlq.HeaderOriginalOffset:    strconv.FormatInt(tt.orig.Offset, 10),
-			dlq.HeaderAttempts:          "1",
+			wire.HeaderStage:             wire.StageSink,
+			wire.HeaderClass:             string(dlq.Permanent),
+			wire.HeaderOriginalTopic:     cleanTopic,
+			wire.HeaderOriginalPartition: strconv.Itoa(int(tt.orig.Partition)),
+			wire.HeaderOriginalOffset:    strconv.FormatInt(tt.orig.Offset, 10),
+			wire.HeaderAttempts:          "1",
 		} {
 			if got := headerOf(d, k); got != want {
 				t.Errorf("dead letter %d: %s = %q, want %q", i, k, got, want)
 			}
 		}
-		if !strings.Contains(headerOf(d, dlq.HeaderError), tt.err) {
-			t.Errorf("dead letter %d: %s = %q, want it to mention %q", i, dlq.HeaderError, headerOf(d, dlq.HeaderError), tt.err)
+		if !strings.Contains(headerOf(d, wire.HeaderError), tt.err) {
+			t.Errorf("dead letter %d: %s = %q, want it to mention %q", i, wire.HeaderError, headerOf(d, wire.HeaderError), tt.err)
 		}
 		if string(d.Value) != string(tt.orig.Value) || d.Partition != tt.orig.Partition {
 			t.Errorf("dead letter %d: value or partition (%d) changed", i, d.Partition)
@@ -353,8 +354,8 @@ func TestStageSchemaEvolution(t *testing.T) {
 		t.Errorf("ITEMS is %v after the incompatible record, want INTEGER", got)
 	}
 	dead := e.readDLQ(cleanDLQ)
-	if len(dead) != 1 || headerOf(dead[0], dlq.HeaderOriginalOffset) != strconv.FormatInt(changed.Offset, 10) ||
-		!strings.Contains(headerOf(dead[0], dlq.HeaderError), "incompatible") {
+	if len(dead) != 1 || headerOf(dead[0], wire.HeaderOriginalOffset) != strconv.FormatInt(changed.Offset, 10) ||
+		!strings.Contains(headerOf(dead[0], wire.HeaderError), "incompatible") {
 		t.Fatalf("dead letters %v, want the incompatible record", dead)
 	}
 }
@@ -369,7 +370,7 @@ func TestStageAggregates(t *testing.T) {
 			t.Fatal(err)
 		}
 		return &kgo.Record{Topic: aggTopic, Partition: 0, Value: val, Headers: []kgo.RecordHeader{
-			{Key: "sluice-event-id", Value: []byte("newest-" + strconv.FormatInt(off, 10))}}}
+			{Key: wire.HeaderEventID, Value: []byte("newest-" + strconv.FormatInt(off, 10))}}}
 	}
 	unnamed := result(3, "FR", 0, 1, 1, true)
 	unnamed.Values["aggregation"] = ""
@@ -387,8 +388,8 @@ func TestStageAggregates(t *testing.T) {
 	if want := []string{"10:00 2", "10:01 1"}; !slices.Equal(got, want) {
 		t.Fatalf("aggregates %v, want %v", got, want)
 	}
-	dead := e.readDLQ(sink.SinkDLQTopic)
-	if len(dead) != 1 || headerOf(dead[0], dlq.HeaderStage) != sink.StageName || headerOf(dead[0], dlq.HeaderOriginalTopic) != aggTopic {
+	dead := e.readDLQ(wire.SinkDLQTopic)
+	if len(dead) != 1 || headerOf(dead[0], wire.HeaderStage) != wire.StageSink || headerOf(dead[0], wire.HeaderOriginalTopic) != aggTopic {
 		t.Fatalf("sink dead letters %v, want the unnamed result", dead)
 	}
 }
@@ -424,7 +425,7 @@ func TestDefaultDLQ(t *testing.T) {
 	for topic, want := range map[string]string{
 		"purchases.clean":           "purchases.dlq",
 		"page_views.clean":          "page_views.dlq",
-		"agg.revenue_by_country_1m": sink.SinkDLQTopic,
+		"agg.revenue_by_country_1m": wire.SinkDLQTopic,
 	} {
 		if got := sink.DefaultDLQ(topic); got != want {
 			t.Errorf("DefaultDLQ(%q) = %q, want %q", topic, got, want)

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // Warehouse is where the sink writes. See the package documentation for the protocol.
@@ -99,14 +100,11 @@ type Batch struct {
 	Aggregate bool
 }
 
-// CleanSuffix is the suffix of clean topic names, dropped by TableName.
-const CleanSuffix = ".clean"
-
 // TableName returns the warehouse table of a topic: the topic without ".clean", in upper
 // case, with every character outside [A-Z0-9_] replaced by '_' ("page_views.clean" ->
 // "PAGE_VIEWS"). A leading digit gets a '_' prefix.
 func TableName(topic string) string {
-	base := strings.TrimSuffix(topic, CleanSuffix)
+	base := strings.TrimSuffix(topic, wire.CleanSuffix)
 	var b strings.Builder
 	for i, r := range strings.ToUpper(base) {
 		switch {
