@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/service"
+	"github.com/sluicehq/sluice/pipeline/stagekit"
 )
 
 // Processor is one running processor instance: every stage of the pipeline (or only the
@@ -63,7 +63,7 @@ func (pr *Processor) Stop() error {
 	pr.cancel()
 	err := <-pr.done
 	pr.done <- err
-	if errors.Is(err, process.ErrStageKilled) {
+	if errors.Is(err, stagekit.ErrKilled) {
 		return nil
 	}
 	return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/service"
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/stagekit"
 	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
@@ -123,7 +124,7 @@ func (s *Sink) Stop() error {
 	s.cancel()
 	err := <-s.done
 	s.done <- err
-	if errors.Is(err, sink.ErrStageKilled) {
+	if errors.Is(err, stagekit.ErrKilled) {
 		return nil
 	}
 	return err

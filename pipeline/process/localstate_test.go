@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/process"
+	"github.com/sluicehq/sluice/pipeline/stagekit"
 	"github.com/sluicehq/sluice/pipeline/stream"
 	"github.com/sluicehq/sluice/pipeline/stream/pebblestore"
 )
@@ -353,7 +354,7 @@ func TestLocalStateFailpointAndRecovery(t *testing.T) {
 			ls.exactlyOnce(fmt.Sprintf("batch %d", i), want)
 		}
 	}
-	if err := a.wait(); !errors.Is(err, process.ErrStageKilled) || !strings.Contains(err.Error(), "failpoint") {
+	if err := a.wait(); !errors.Is(err, stagekit.ErrKilled) || !strings.Contains(err.Error(), "failpoint") {
 		t.Fatalf("stage ended with %v, want the failpoint", err)
 	}
 	// The lost transaction's outputs are visible (it committed in Kafka).

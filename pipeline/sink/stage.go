@@ -12,11 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/kafka"
+	"github.com/sluicehq/sluice/pipeline/stagekit"
 	"github.com/sluicehq/sluice/pipeline/wire"
 )
-
-// ErrStageKilled is returned by Run after Kill.
-var ErrStageKilled = errors.New("sink: stage killed")
 
 // Stage consumes clean and aggregate topics and writes them to the warehouse exactly
 // once.
@@ -64,10 +62,8 @@ type Stage struct {
 
 	closeOnce sync.Once
 	started   atomic.Bool
-	dialer    *kafka.SeverableDialer
-	killCtx   context.Context
-	kill      context.CancelFunc
-	killOnce  sync.Once
+	// crash kills the stage (tests): a drain runs under its context.
+	crash *stagekit.Crash
 }
 
 // NewStage migrates the warehouse, creates the event tables from their pipeline
@@ -82,7 +78,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		log:       cfg.Logger.With("stage", wire.StageSink),
 		parts:     map[topicPartition]*partition{},
 		schemaIDs: map[string]map[int]error{},
-		dialer:    kafka.NewSeverableDialer(cfg.Kafka.Dial),
+		crash:     stagekit.NewCrash(cfg.Kafka.Dial),
 		lag:       newLagCommits(),
 	}
 	if cfg.InstanceID != "" {
@@ -107,8 +103,7 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 	s.m = m
 
 	kc := cfg.Kafka
-	// TLS runs over this dialer, so Kill cuts TLS connections too.
-	kc.Dial = s.dialer.DialContext
+	kc.Dial = s.crash.Dial
 	// Static membership: an instance restarted under its id takes its predecessor's
 	// partitions at once instead of after the session timeout.
 	kc.InstanceID = cfg.InstanceID
@@ -150,30 +145,29 @@ func NewStage(ctx context.Context, cfg StageConfig) (*Stage, error) {
 		return nil, fmt.Errorf("sink stage: %w", err)
 	}
 	s.cl = cl
-	s.killCtx, s.kill = context.WithCancel(context.Background())
 	return s, nil
 }
 
 // Run consumes and writes until ctx ends, then flushes every buffer (bounded by
 // DrainTimeout), commits the last lag offsets, leaves the group and closes the client.
-// It returns nil after a clean shutdown, ErrStageKilled after Kill, or the error that
+// It returns nil after a clean shutdown, stagekit.ErrKilled after Kill, or the error that
 // stopped it (a warehouse that reports a caller bug, such as ErrUnknownTable). Call it
 // once.
 func (s *Stage) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(s.killCtx, cancel)
+	stop := context.AfterFunc(s.crash.Context(), cancel)
 	defer stop()
 	s.started.Store(true)
-	lagCtx, stopLag := context.WithCancel(s.killCtx)
+	lagCtx, stopLag := context.WithCancel(s.crash.Context())
 	go s.lag.run(lagCtx, s)
 	defer func() {
-		if s.isKilled() {
+		if s.crash.Killed() {
 			stopLag()
 			// Closing would try to leave the group through severed connections: let it
 			// give up in the background, as the dead process it stands for would.
 			go s.close()
-			err = ErrStageKilled
+			err = stagekit.ErrKilled
 			return
 		}
 		s.lag.stop()
@@ -185,17 +179,13 @@ func (s *Stage) Run(ctx context.Context) (err error) {
 		pctx, cancelPoll := s.pollContext(ctx)
 		fs := s.cl.PollRecords(pctx, s.cfg.FlushRows)
 		cancelPoll()
-		if s.isKilled() || fs.IsClientClosed() {
-			return ErrStageKilled
+		if s.crash.Killed() || fs.IsClientClosed() {
+			return stagekit.ErrKilled
 		}
 		if ctx.Err() != nil {
 			return s.drain()
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
-			}
-		})
+		stagekit.LogFetchErrors(s.log, fs)
 		err := s.handle(ctx, fs)
 		if err == nil {
 			err = s.flushDue(ctx, false)
@@ -205,8 +195,8 @@ func (s *Stage) Run(ctx context.Context) (err error) {
 		}
 		switch {
 		case err == nil:
-		case s.isKilled():
-			return ErrStageKilled
+		case s.crash.Killed():
+			return stagekit.ErrKilled
 		case ctx.Err() != nil:
 			return s.drain()
 		default:
@@ -316,7 +306,7 @@ func (s *Stage) flushDue(ctx context.Context, all bool) error {
 
 // drain flushes every buffer at shutdown.
 func (s *Stage) drain() error {
-	ctx, cancel := context.WithTimeout(s.killCtx, s.cfg.DrainTimeout)
+	ctx, cancel := context.WithTimeout(s.crash.Context(), s.cfg.DrainTimeout)
 	defer cancel()
 	if err := s.flushDue(ctx, true); err != nil {
 		return fmt.Errorf("sink: drain: %w", err)
@@ -344,32 +334,22 @@ func (s *Stage) partition(tp topicPartition) *partition {
 // Kill makes the stage die as a crashed process would: every broker connection is cut
 // at once and an in-flight warehouse call is canceled, so nothing buffered is flushed,
 // no offset is committed to Kafka and the group is not left (the partitions move after
-// the session timeout). Run returns ErrStageKilled. Killing a stage that never ran
+// the session timeout). Run returns stagekit.ErrKilled. Killing a stage that never ran
 // releases its client. For tests.
 func (s *Stage) Kill() {
-	s.killOnce.Do(func() {
-		s.dialer.Sever()
-		s.kill()
+	s.crash.Kill(func() {
 		if !s.started.Load() {
 			go s.close()
 		}
 	})
 }
 
-func (s *Stage) isKilled() bool { return s.killCtx.Err() != nil }
-
 func (s *Stage) close() {
 	s.closeOnce.Do(func() {
 		member, _ := s.cl.GroupMetadata()
 		s.cl.CloseAllowingRebalance()
-		if !s.isKilled() {
-			// A static member does not leave on close: leave now, so the partitions move
-			// to the other instances at once rather than after the session timeout.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.kc.LeaveStatic(ctx, nil, s.cfg.Group, member); err != nil {
-				s.log.Warn("leaving the group failed; its partitions move after the session timeout", "err", err)
-			}
-			cancel()
+		if !s.crash.Killed() {
+			stagekit.LeaveGroup(s.kc, nil, s.cfg.Group, member, s.log)
 		}
 		s.m.forget(s, topicPartition{}, true)
 	})

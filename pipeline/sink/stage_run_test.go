@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline/sink"
+	"github.com/sluicehq/sluice/pipeline/stagekit"
 )
 
 // running is a stage running in the background.
@@ -28,7 +29,7 @@ func (e *stageEnv) run(cfg sink.StageConfig) *running {
 	r := &running{st: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- st.Run(ctx) }()
 	e.t.Cleanup(func() {
-		if err := r.stop(); err != nil && !errors.Is(err, sink.ErrStageKilled) {
+		if err := r.stop(); err != nil && !errors.Is(err, stagekit.ErrKilled) {
 			e.t.Errorf("stage: %v", err)
 		}
 	})
@@ -50,7 +51,7 @@ func (r *running) kill(t *testing.T) {
 	select {
 	case err := <-r.done:
 		r.done <- err
-		if !errors.Is(err, sink.ErrStageKilled) {
+		if !errors.Is(err, stagekit.ErrKilled) {
 			t.Fatalf("killed stage returned %v", err)
 		}
 	case <-time.After(waitFor):
