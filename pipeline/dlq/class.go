@@ -13,6 +13,18 @@ import (
 // the stage commits outputs and input offsets together.
 type Handler = func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error
 
+// Middleware decorates a Handler (docs/DESIGN.md#decorators): DeadLetter, RetryInPlace,
+// Guard and Route, each in the file named after it.
+type Middleware func(next Handler) Handler
+
+// Chain wraps h in ms, the first outermost: Chain(h, a, b) is a(b(h)).
+func Chain(h Handler, ms ...Middleware) Handler {
+	for i := len(ms) - 1; i >= 0; i-- {
+		h = ms[i](h)
+	}
+	return h
+}
+
 // Class is the closed set of error classes carried in the sluice-error-class header.
 type Class string
 

@@ -1,11 +1,14 @@
 package dlq_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // codeError is a typed error, to check errors.As reaches through a classification.
@@ -72,5 +75,27 @@ func TestAsClassKeepsError(t *testing.T) {
 				t.Errorf("marking nil = %v, want nil", c.mark(nil))
 			}
 		})
+	}
+}
+
+func TestChain(t *testing.T) {
+	var order []string
+	mw := func(name string) dlq.Middleware {
+		return func(next dlq.Handler) dlq.Handler {
+			return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+				order = append(order, name)
+				return next(ctx, rec, emit)
+			}
+		}
+	}
+	h := dlq.Chain(func(context.Context, *kgo.Record, func(*kgo.Record)) error {
+		order = append(order, "handler")
+		return nil
+	}, mw("a"), mw("b"))
+	if err := h(t.Context(), &kgo.Record{}, func(*kgo.Record) {}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ","); got != "a,b,handler" {
+		t.Errorf("order %s, want a,b,handler (the first middleware outermost)", got)
 	}
 }

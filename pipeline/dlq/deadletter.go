@@ -78,24 +78,38 @@ func isLetterHeader(k string) bool {
 	return wire.IsFailureHeader(k)
 }
 
-// DeadLetter decorates next: a permanent error sends the record to the dead-letter topic
-// named by topicOf(rec.Topic) through emit and counts as handled; other errors pass through
-// (the stage retries them). onLetter, if set, observes each dead letter (metrics, logs).
-func DeadLetter(stage string, topicOf func(string) string, now func() time.Time, onLetter func(*kgo.Record, Class, error), next Handler) Handler {
-	return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-		err := next(ctx, rec, emit)
-		if err == nil || ClassOf(err) != Permanent {
-			return err
+// DeadLetterOptions configure DeadLetter.
+type DeadLetterOptions struct {
+	// Stage names the stage in the sluice-stage header.
+	Stage string
+	// DLQ names the dead-letter topic of a source topic.
+	DLQ func(topic string) string
+	// Now is the wall clock of a first failure.
+	Now func() time.Time
+	// OnLetter, if set, observes each dead letter (metrics, logs).
+	OnLetter func(rec *kgo.Record, class Class, err error)
+}
+
+// DeadLetter is the middleware that sends the record of a permanent error to the
+// dead-letter topic o.DLQ(rec.Topic) through emit, which counts as handled; other errors
+// pass through (the stage retries them).
+func DeadLetter(o DeadLetterOptions) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+			err := next(ctx, rec, emit)
+			if err == nil || ClassOf(err) != Permanent {
+				return err
+			}
+			// A replayed record carries its earlier attempts and first failure on.
+			first, ok := wire.FirstFailure(rec)
+			if !ok {
+				first = o.Now()
+			}
+			emit(Record(rec, o.DLQ(rec.Topic), Letter{Stage: o.Stage, Class: Permanent, Err: err, Attempts: wire.Attempts(rec) + 1, FirstFailure: first}))
+			if o.OnLetter != nil {
+				o.OnLetter(rec, Permanent, err)
+			}
+			return nil
 		}
-		// A replayed record carries its earlier attempts and first failure on.
-		first, ok := wire.FirstFailure(rec)
-		if !ok {
-			first = now()
-		}
-		emit(Record(rec, topicOf(rec.Topic), Letter{Stage: stage, Class: Permanent, Err: err, Attempts: wire.Attempts(rec) + 1, FirstFailure: first}))
-		if onLetter != nil {
-			onLetter(rec, Permanent, err)
-		}
-		return nil
 	}
 }

@@ -225,10 +225,9 @@ func TestDeadLetter(t *testing.T) {
 				}
 				return c.err
 			}
-			h := dlq.DeadLetter("clean", func(t string) string { return t + ".dlq" },
-				func() time.Time { return failedAt },
-				func(_ *kgo.Record, cl dlq.Class, _ error) { letters = append(letters, cl) },
-				next)
+			h := dlq.DeadLetter(dlq.DeadLetterOptions{Stage: "clean", DLQ: func(t string) string { return t + ".dlq" },
+				Now:      func() time.Time { return failedAt },
+				OnLetter: func(_ *kgo.Record, cl dlq.Class, _ error) { letters = append(letters, cl) }})(next)
 			rec := source()
 			err := h(t.Context(), rec, func(r *kgo.Record) { emitted = append(emitted, r) })
 
@@ -275,7 +274,7 @@ func TestDeadLetter(t *testing.T) {
 var errOther = errors.New("something else")
 
 func TestDeadLetterWithoutObserver(t *testing.T) {
-	h := dlq.DeadLetter("clean", func(t string) string { return t + ".dlq" }, time.Now, nil,
+	h := dlq.DeadLetter(dlq.DeadLetterOptions{Stage: "clean", DLQ: func(t string) string { return t + ".dlq" }, Now: time.Now})(
 		func(context.Context, *kgo.Record, func(*kgo.Record)) error { return dlq.AsPermanent(errors.New("x")) })
 	n := 0
 	if err := h(t.Context(), source(), func(*kgo.Record) { n++ }); err != nil {

@@ -96,48 +96,50 @@ func (b *Breakers) all() []*Breaker {
 	return out
 }
 
-// Guard decorates next with the circuit breakers bs (docs/DESIGN.md#decorators). While a breaker is
+// Guard is the middleware of the circuit breakers bs (docs/DESIGN.md#decorators). While a breaker is
 // open it refuses records with a WaitError until its probe time, so the stage pauses the
 // partition on the refused record instead of sending it to a retry topic; after that one
 // record probes (half-open). A transient failure counts against its dependency's breaker;
 // the failure that opens it, and a failed probe, also return a WaitError: the record is
 // kept, not retried or dead-lettered, so an outage costs no attempts. Success closes
 // half-open breakers and resets the failure count.
-func Guard(bs *Breakers, next Handler) Handler {
-	return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-		brs := bs.all()
-		// Look before taking a probe: letting breaker A go half-open and then being
-		// refused by breaker B would spend A's probe on a record that never reaches A.
-		now := bs.now()
-		var wait time.Time
-		for _, br := range brs {
-			if until, open := br.OpenUntil(); open && now.Before(until) && until.After(wait) {
-				wait = until
+func Guard(bs *Breakers) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+			brs := bs.all()
+			// Look before taking a probe: letting breaker A go half-open and then being
+			// refused by breaker B would spend A's probe on a record that never reaches A.
+			now := bs.now()
+			var wait time.Time
+			for _, br := range brs {
+				if until, open := br.OpenUntil(); open && now.Before(until) && until.After(wait) {
+					wait = until
+				}
 			}
-		}
-		if !wait.IsZero() {
-			return &WaitError{Until: wait, Reason: "circuit-open"}
-		}
-		for _, br := range brs {
-			if ok, at := br.Allow(); !ok {
-				return &WaitError{Until: at, Reason: "circuit-open"}
+			if !wait.IsZero() {
+				return &WaitError{Until: wait, Reason: "circuit-open"}
 			}
-		}
-		err := next(ctx, rec, emit)
-		if err == nil {
-			for _, br := range bs.all() {
-				br.Success()
+			for _, br := range brs {
+				if ok, at := br.Allow(); !ok {
+					return &WaitError{Until: at, Reason: "circuit-open"}
+				}
 			}
-			return nil
-		}
-		if _, ok := AsWait(err); ok || ClassOf(err) != Transient || ctx.Err() != nil {
+			err := next(ctx, rec, emit)
+			if err == nil {
+				for _, br := range bs.all() {
+					br.Success()
+				}
+				return nil
+			}
+			if _, ok := AsWait(err); ok || ClassOf(err) != Transient || ctx.Err() != nil {
+				return err
+			}
+			br := bs.For(DependencyOf(err))
+			br.Failure()
+			if until, open := br.OpenUntil(); open {
+				return &WaitError{Until: until, Reason: "circuit-open", Err: err}
+			}
 			return err
 		}
-		br := bs.For(DependencyOf(err))
-		br.Failure()
-		if until, open := br.OpenUntil(); open {
-			return &WaitError{Until: until, Reason: "circuit-open", Err: err}
-		}
-		return err
 	}
 }

@@ -102,7 +102,7 @@ func TestGuard(t *testing.T) {
 				h      dlq.Handler
 			)
 			output := &kgo.Record{Topic: "purchases.clean", Value: []byte("out")}
-			h = dlq.Guard(bs, func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+			h = dlq.Guard(bs)(func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 				calls++
 				if send {
 					send = false
@@ -164,7 +164,7 @@ func TestGuardContextDone(t *testing.T) {
 	clk := &fakeClock{t: routeNow}
 	bs := dlq.NewBreakers(1, guardProbe, clk.now, nil)
 	errT := dlq.FromDependency("registry", dlq.AsTransient(errors.New("cancelled mid-call")))
-	h := dlq.Guard(bs, failWith(errT))
+	h := dlq.Guard(bs)(failWith(errT))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err, _ := run(ctx, h, failedSource()); err != errT {
@@ -180,9 +180,9 @@ func TestGuardContextDone(t *testing.T) {
 func TestGuardUnderFailures(t *testing.T) {
 	clk := &fakeClock{t: routeNow}
 	var obs observed
-	f := newFailures(routePolicy(), clk.now, &obs)
+	f := newRoute(routePolicy(), clk.now, &obs)
 	bs := dlq.NewBreakers(2, guardProbe, clk.now, nil)
-	h := f.Handler(dlq.Guard(bs, failWith(dlq.FromDependency("registry", dlq.AsTransient(errors.New("timeout"))))))
+	h := f(dlq.Guard(bs)(failWith(dlq.FromDependency("registry", dlq.AsTransient(errors.New("timeout"))))))
 
 	err, out := run(t.Context(), h, failedSource())
 	if err != nil || len(out) != 1 || out[0].Topic != "_sluice.retry.5s" {
@@ -279,7 +279,7 @@ func TestGuardDoesNotWasteProbes(t *testing.T) {
 		bs.For("b").Failure() // open until +1.5s
 		clk.advance(500 * time.Millisecond)
 		calls := 0
-		h := dlq.Guard(bs, func(context.Context, *kgo.Record, func(*kgo.Record)) error { calls++; return nil })
+		h := dlq.Guard(bs)(func(context.Context, *kgo.Record, func(*kgo.Record)) error { calls++; return nil })
 		err := h(context.Background(), &kgo.Record{}, func(*kgo.Record) {})
 		w, ok := dlq.AsWait(err)
 		if !ok || !w.Until.Equal(routeNow.Add(1500*time.Millisecond)) || calls != 0 {

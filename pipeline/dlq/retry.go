@@ -24,49 +24,62 @@ func (e *AttemptsError) Error() string {
 // Unwrap returns the last error.
 func (e *AttemptsError) Unwrap() error { return e.Err }
 
-// RetryInPlace decorates next with the short in-place retry budget of
+// RetryOptions configure RetryInPlace.
+type RetryOptions struct {
+	// Backoff is the wait after each failed attempt.
+	Backoff Backoff
+	// MaxAttempts bounds the attempts in total (below 1: 1, no retry).
+	MaxAttempts int
+	// MaxTotal bounds the accumulated backoff (0 or less: no time bound).
+	MaxTotal time.Duration
+	// Sleep waits (Sleep is the real one); Rand is the jitter source (nil: no jitter).
+	Sleep func(ctx context.Context, d time.Duration) error
+	Rand  func() float64
+}
+
+// RetryInPlace is the middleware that retries next with the short in-place retry budget of
 // docs/DESIGN.md#decorators.
-// A transient error (ClassOf == Transient) is retried after b.Delay(n, rnd) following the
-// n-th failed attempt, until maxAttempts attempts in total were made (values below 1 mean
-// 1, no retry) or until the accumulated backoff would exceed maxTotal (0 or less means no
-// time bound). A permanent error is not retried.
+// A transient error (ClassOf == Transient) is retried after o.Backoff.Delay(n, o.Rand)
+// following the n-th failed attempt, until o.MaxAttempts attempts in total were made
+// (values below 1 mean 1, no retry) or until the accumulated backoff would exceed
+// o.MaxTotal (0 or less means no time bound). A permanent error is not retried.
 //
 // Each attempt emits into a buffer; the buffered records are forwarded to emit, once and
 // in order, only when the attempt succeeds, so a failed attempt leaks no output.
 //
 // On giving up (permanent error or budget spent) it returns an *AttemptsError wrapping
-// the last error, for the caller to route to a retry tier (TierFor) or the DLQ. If sleep
+// the last error, for the caller to route to a retry tier (TierFor) or the DLQ. If o.Sleep
 // fails (ctx done) it returns that error wrapped, not an *AttemptsError: the record was
-// neither handled nor given up on, and must not be committed or routed. sleep must not be
-// nil (Sleep is the real one); rnd may be nil (no jitter).
-func RetryInPlace(b Backoff, maxAttempts int, maxTotal time.Duration, sleep func(ctx context.Context, d time.Duration) error, rnd func() float64, next Handler) Handler {
-	if maxAttempts < 1 {
-		maxAttempts = 1
-	}
-	return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
-		var buf []*kgo.Record
-		buffer := func(r *kgo.Record) { buf = append(buf, r) }
-		var total time.Duration
-		for attempt := 1; ; attempt++ {
-			clear(buf)
-			buf = buf[:0]
-			err := next(ctx, rec, buffer)
-			if err == nil {
-				for _, r := range buf {
-					emit(r)
+// neither handled nor given up on, and must not be committed or routed. o.Sleep must not
+// be nil (Sleep is the real one); o.Rand may be nil (no jitter).
+func RetryInPlace(o RetryOptions) Middleware {
+	maxAttempts := max(o.MaxAttempts, 1)
+	return func(next Handler) Handler {
+		return func(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
+			var buf []*kgo.Record
+			buffer := func(r *kgo.Record) { buf = append(buf, r) }
+			var total time.Duration
+			for attempt := 1; ; attempt++ {
+				clear(buf)
+				buf = buf[:0]
+				err := next(ctx, rec, buffer)
+				if err == nil {
+					for _, r := range buf {
+						emit(r)
+					}
+					return nil
 				}
-				return nil
-			}
-			if ClassOf(err) != Transient || attempt >= maxAttempts {
-				return &AttemptsError{Attempts: attempt, Err: err}
-			}
-			d := b.Delay(attempt, rnd)
-			if maxTotal > 0 && d > maxTotal-total {
-				return &AttemptsError{Attempts: attempt, Err: err}
-			}
-			total += d
-			if serr := sleep(ctx, d); serr != nil {
-				return fmt.Errorf("dlq: retry after attempt %d (last error: %v): %w", attempt, err, serr)
+				if ClassOf(err) != Transient || attempt >= maxAttempts {
+					return &AttemptsError{Attempts: attempt, Err: err}
+				}
+				d := o.Backoff.Delay(attempt, o.Rand)
+				if o.MaxTotal > 0 && d > o.MaxTotal-total {
+					return &AttemptsError{Attempts: attempt, Err: err}
+				}
+				total += d
+				if serr := o.Sleep(ctx, d); serr != nil {
+					return fmt.Errorf("dlq: retry after attempt %d (last error: %v): %w", attempt, err, serr)
+				}
 			}
 		}
 	}

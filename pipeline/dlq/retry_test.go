@@ -97,7 +97,7 @@ func TestRetryInPlace(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := &flaky{fails: c.fails, err: c.err}
 			s := &fakeSleep{}
-			h := dlq.RetryInPlace(b, c.maxAttempts, c.maxTotal, s.sleep, rnd, f.handle)
+			h := dlq.RetryInPlace(dlq.RetryOptions{Backoff: b, MaxAttempts: c.maxAttempts, MaxTotal: c.maxTotal, Sleep: s.sleep, Rand: rnd})(f.handle)
 			var out []*kgo.Record
 			err := h(t.Context(), &kgo.Record{Key: []byte("k")}, func(r *kgo.Record) { out = append(out, r) })
 			if f.calls != c.wantCalls {
@@ -167,7 +167,7 @@ func TestRetryInPlaceContextCancelled(t *testing.T) {
 				return transient
 			}
 			// An hour-long backoff: only cancellation can end the sleep.
-			h := dlq.RetryInPlace(dlq.Backoff{Base: time.Hour, Cap: time.Hour}, 5, 0, c.sleep(cancel), nil, next)
+			h := dlq.RetryInPlace(dlq.RetryOptions{Backoff: dlq.Backoff{Base: time.Hour, Cap: time.Hour}, MaxAttempts: 5, Sleep: c.sleep(cancel)})(next)
 			err := h(ctx, &kgo.Record{}, func(*kgo.Record) { t.Error("unexpected output") })
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)

@@ -48,10 +48,8 @@ func (p Policy) Tier(d time.Duration) Tier {
 	return p.Tiers[len(p.Tiers)-1]
 }
 
-// Failures turns a stage's classified errors into dead letters and retries
-// (docs/DESIGN.md#decorators). Build one Handler per task: ordered mode keeps the head
-// record's attempts in it.
-type Failures struct {
+// RouteOptions configure Route.
+type RouteOptions struct {
 	// Stage names the stage in the sluice-stage header.
 	Stage string
 	// DLQ names the dead-letter topic of a source topic.
@@ -67,14 +65,21 @@ type Failures struct {
 	OnRetry  func(rec *kgo.Record, tier Tier, l Letter)
 }
 
-// Handler decorates next. A nil error or a WaitError passes through. A permanent error
+// Route is the middleware that turns a stage's classified errors into dead letters and
+// retries (docs/DESIGN.md#decorators). Wrap one Handler per task: ordered mode keeps the
+// head record's attempts in it. A nil error or a WaitError passes through. A permanent error
 // emits a dead letter. A transient one (ClassOf, typically an *AttemptsError from
 // RetryInPlace inside) emits the record to a retry tier with its not-before time, or a
 // dead letter once the policy's attempts are spent; in ordered mode it returns a
 // WaitError until then instead. A handled failure returns nil: the dead letter or retry
 // record commits with the input offset. An error while ctx is done passes through (the
 // record was not given up on; the stage must not commit it).
-func (f *Failures) Handler(next Handler) Handler {
+func Route(o RouteOptions) Middleware { return (&router{o}).wrap }
+
+// router is a Route.
+type router struct{ RouteOptions }
+
+func (f *router) wrap(next Handler) Handler {
 	var head struct {
 		topic     string
 		partition int32
@@ -147,7 +152,7 @@ func (f *Failures) Handler(next Handler) Handler {
 	}
 }
 
-func (f *Failures) letter(rec *kgo.Record, l Letter, emit func(*kgo.Record)) {
+func (f *router) letter(rec *kgo.Record, l Letter, emit func(*kgo.Record)) {
 	emit(Record(rec, f.DLQ(rec.Topic), l))
 	if f.OnLetter != nil {
 		f.OnLetter(rec, l)

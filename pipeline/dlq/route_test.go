@@ -70,17 +70,17 @@ type observed struct {
 	retries []dlq.Tier
 }
 
-// newFailures returns a Failures of stage clean with a fixed policy and clock, and no
+// newRoute returns a Route of stage clean with a fixed policy and clock, and no
 // jitter, whose hooks record into obs.
-func newFailures(p dlq.Policy, now func() time.Time, obs *observed) *dlq.Failures {
-	return &dlq.Failures{
+func newRoute(p dlq.Policy, now func() time.Time, obs *observed) dlq.Middleware {
+	return dlq.Route(dlq.RouteOptions{
 		Stage:    "clean",
 		DLQ:      func(topic string) string { return topic + ".dlq" },
 		Policy:   func(string) dlq.Policy { return p },
 		Now:      now,
 		OnLetter: func(_ *kgo.Record, l dlq.Letter) { obs.letters = append(obs.letters, l) },
 		OnRetry:  func(_ *kgo.Record, tier dlq.Tier, _ dlq.Letter) { obs.retries = append(obs.retries, tier) },
-	}
+	})
 }
 
 // run calls h once and returns its error and what it emitted.
@@ -286,7 +286,7 @@ func TestFailuresHandler(t *testing.T) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			var obs observed
-			f := newFailures(tt.policy, func() time.Time { return routeNow }, &obs)
+			f := newRoute(tt.policy, func() time.Time { return routeNow }, &obs)
 			ctx := t.Context()
 			if tt.cancelled {
 				c, cancel := context.WithCancel(ctx)
@@ -295,7 +295,7 @@ func TestFailuresHandler(t *testing.T) {
 			}
 			src := tt.rec
 			before := slices.Clone(src.Headers)
-			err, out := run(ctx, f.Handler(failWith(tt.err)), src)
+			err, out := run(ctx, f(failWith(tt.err)), src)
 			if !slices.EqualFunc(src.Headers, before, eqHeader) {
 				t.Errorf("source headers changed: %v", src.Headers)
 			}
@@ -337,9 +337,9 @@ func TestFailuresHandler(t *testing.T) {
 
 func TestFailuresHandlerSuccess(t *testing.T) {
 	var obs observed
-	f := newFailures(routePolicy(), func() time.Time { return routeNow }, &obs)
+	f := newRoute(routePolicy(), func() time.Time { return routeNow }, &obs)
 	output := &kgo.Record{Topic: "purchases.clean", Value: []byte("out")}
-	h := f.Handler(func(_ context.Context, _ *kgo.Record, emit func(*kgo.Record)) error {
+	h := f(func(_ context.Context, _ *kgo.Record, emit func(*kgo.Record)) error {
 		emit(output)
 		return nil
 	})
@@ -360,8 +360,8 @@ func TestFailuresHandlerSuccess(t *testing.T) {
 func TestFailuresRetrySchedule(t *testing.T) {
 	clock := routeNow
 	var obs observed
-	f := newFailures(routePolicy(), func() time.Time { return clock }, &obs)
-	h := f.Handler(failWith(dlq.AsTransient(errors.New("registry timeout"))))
+	f := newRoute(routePolicy(), func() time.Time { return clock }, &obs)
+	h := f(failWith(dlq.AsTransient(errors.New("registry timeout"))))
 
 	want := []struct {
 		topic string
@@ -510,9 +510,9 @@ func TestFailuresOrdered(t *testing.T) {
 			clk := &fakeClock{t: routeNow}
 			var obs observed
 			p := dlq.Policy{MaxAttempts: tt.max, Backoff: routeBackoff, Tiers: routeTiers, Ordered: true}
-			f := newFailures(p, clk.now, &obs)
+			f := newRoute(p, clk.now, &obs)
 			var stepErr error
-			h := f.Handler(func(context.Context, *kgo.Record, func(*kgo.Record)) error { return stepErr })
+			h := f(func(context.Context, *kgo.Record, func(*kgo.Record)) error { return stepErr })
 			first := clk.t // first failure of the current head
 			for i, s := range tt.steps {
 				rec := failedSource(tt.prior...)

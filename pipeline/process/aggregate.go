@@ -119,7 +119,8 @@ func (a *Aggregate) newTask(id TaskID) (Task, error) {
 	}
 	t := &aggregateTask{a: a, id: id, eng: eng, windows: windows, marks: marks,
 		out: wire.AggTopic(a.Agg.Name), late: wire.LateTopic(a.Agg.From)}
-	t.handler = dlq.DeadLetter(wire.StageAggregate(a.Agg.Name), func(string) string { return wire.DLQTopic(a.Agg.From) }, a.Now, nil, t.handle)
+	t.handler = dlq.DeadLetter(dlq.DeadLetterOptions{Stage: wire.StageAggregate(a.Agg.Name),
+		DLQ: func(string) string { return wire.DLQTopic(a.Agg.From) }, Now: a.Now})(t.handle)
 	return t, nil
 }
 

@@ -123,11 +123,7 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 	}
 	// decode -> rules -> dedup check -> transform -> encode, retried in place, guarded
 	// by the breakers, its failures routed to a retry tier or the DLQ (docs/ERRORS.md).
-	h := dlq.RetryInPlace(t.Retry.InPlaceBackoff, t.Retry.InPlace, t.Retry.InPlaceBudget, c.Sleep, c.Rand, ct.handle)
-	if c.Breakers != nil {
-		h = dlq.Guard(c.Breakers, h)
-	}
-	f := &dlq.Failures{
+	chain := []dlq.Middleware{dlq.Route(dlq.RouteOptions{
 		Stage:    wire.StageClean,
 		DLQ:      wire.DLQTopic,
 		Policy:   func(string) dlq.Policy { return t.Retry.Policy },
@@ -135,8 +131,13 @@ func (c *Clean) newTask(id TaskID) (Task, error) {
 		Rand:     c.Rand,
 		OnLetter: ct.deadLettered,
 		OnRetry:  ct.retried,
+	})}
+	if c.Breakers != nil {
+		chain = append(chain, dlq.Guard(c.Breakers))
 	}
-	ct.handler = f.Handler(h)
+	chain = append(chain, dlq.RetryInPlace(dlq.RetryOptions{Backoff: t.Retry.InPlaceBackoff,
+		MaxAttempts: t.Retry.InPlace, MaxTotal: t.Retry.InPlaceBudget, Sleep: c.Sleep, Rand: c.Rand}))
+	ct.handler = dlq.Chain(ct.handle, chain...)
 	return ct, nil
 }
 

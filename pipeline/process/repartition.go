@@ -50,7 +50,8 @@ func (r *Repartition) StageConfig(base StageConfig) StageConfig {
 	base.NewTask = func(id TaskID) (Task, error) {
 		rt := &repartitionTask{r: r, id: id, source: SourceID(id.Topic, id.Partition),
 			out: wire.RepartitionTopic(r.Agg.Name), wm: stream.NoWatermark, sent: stream.NoWatermark, next: -1}
-		rt.handler = dlq.DeadLetter(base.Name, func(string) string { return wire.DLQTopic(r.Agg.From) }, r.Now, nil, rt.handle)
+		rt.handler = dlq.DeadLetter(dlq.DeadLetterOptions{Stage: base.Name,
+			DLQ: func(string) string { return wire.DLQTopic(r.Agg.From) }, Now: r.Now})(rt.handle)
 		return rt, nil
 	}
 	if r.IdleAdvance > 0 && base.TickInterval == 0 {

@@ -36,14 +36,13 @@ func (r *Retry) StageConfig(base StageConfig) StageConfig {
 		r.Metrics = base.Metrics
 	}
 	base.NewTask = func(id TaskID) (Task, error) {
-		f := &dlq.Failures{
+		t := &retryTask{now: now, metrics: r.Metrics, tier: id.Topic}
+		t.handler = dlq.Route(dlq.RouteOptions{
 			Stage:  wire.StageRetry,
 			DLQ:    func(string) string { return wire.RetryDLQTopic },
 			Policy: func(string) dlq.Policy { return dlq.Policy{MaxAttempts: 1} },
 			Now:    now,
-		}
-		t := &retryTask{now: now, metrics: r.Metrics, tier: id.Topic}
-		t.handler = f.Handler(t.handle)
+		})(t.handle)
 		return t, nil
 	}
 	return base
