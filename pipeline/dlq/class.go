@@ -71,13 +71,25 @@ func AsTransient(err error) error {
 	return wrap(err, ErrTransient)
 }
 
-// ClassOf returns err's class. Unclassified errors are transient: retrying something
-// unknown is safe, dead-lettering it is not.
+// permanence is implemented by errors that carry their class from where they are made
+// (pipeline/schema's decode errors).
+type permanence interface {
+	error
+	Permanent() bool
+}
+
+// ClassOf returns err's class: the class AsPermanent or AsTransient gave it, else the
+// one it carries (a Permanent() bool method anywhere in its chain). Unclassified errors
+// are transient: retrying something unknown is safe, dead-lettering it is not.
 func ClassOf(err error) Class {
 	switch {
 	case errors.Is(err, ErrPermanent):
 		return Permanent
-	default:
+	case errors.Is(err, ErrTransient):
 		return Transient
 	}
+	if p, ok := errors.AsType[permanence](err); ok && p.Permanent() {
+		return Permanent
+	}
+	return Transient
 }

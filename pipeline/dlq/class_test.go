@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
+	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -97,5 +98,31 @@ func TestChain(t *testing.T) {
 	}
 	if got := strings.Join(order, ","); got != "a,b,handler" {
 		t.Errorf("order %s, want a,b,handler (the first middleware outermost)", got)
+	}
+}
+
+// carried is an error that carries its class where it is made, as schema.ErrMalformed does.
+type carried struct{ permanent bool }
+
+func (c carried) Error() string   { return "carried" }
+func (c carried) Permanent() bool { return c.permanent }
+
+func TestClassOfCarried(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want dlq.Class
+	}{
+		{fmt.Errorf("decode: %w", carried{true}), dlq.Permanent},
+		{fmt.Errorf("registry: %w", carried{false}), dlq.Transient},
+		{dlq.AsTransient(carried{true}), dlq.Transient}, // an explicit class wins
+		{dlq.AsPermanent(carried{false}), dlq.Permanent},
+		{fmt.Errorf("%w: %w", schema.ErrMalformed, errors.New("bad bytes")), dlq.Permanent},
+		{fmt.Errorf("%w", schema.ErrUnknownSchema), dlq.Permanent},
+		{fmt.Errorf("%w", schema.ErrRegistryUnavailable), dlq.Transient},
+		{errors.New("unknown"), dlq.Transient},
+	} {
+		if got := dlq.ClassOf(c.err); got != c.want {
+			t.Errorf("ClassOf(%v) = %s, want %s", c.err, got, c.want)
+		}
 	}
 }

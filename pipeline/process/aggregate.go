@@ -184,7 +184,7 @@ func (t *aggregateTask) handle(ctx context.Context, rec *kgo.Record, emit func(*
 	}
 	v, err := decodeProjected(ctx, t.a.Decoder, t.a.proj, rec.Value)
 	if err != nil {
-		return classifyDecode(err)
+		return err
 	}
 	return t.handleDecoded(rec, source, v, emit)
 }

@@ -245,7 +245,7 @@ func (t *cleanTask) retried(rec *kgo.Record, tier dlq.Tier, l dlq.Letter) {
 func (t *cleanTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 	ev, err := t.decode(ctx, rec.Value)
 	if err != nil {
-		return dlq.FromDependency("schema-registry", classifyDecode(err))
+		return dlq.FromDependency("schema-registry", err)
 	}
 	id, _ := ev["event_id"].(string)
 	if id == "" {

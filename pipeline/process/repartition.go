@@ -85,7 +85,7 @@ func (t *repartitionTask) Handle(ctx context.Context, rec *kgo.Record, emit func
 func (t *repartitionTask) handle(ctx context.Context, rec *kgo.Record, emit func(*kgo.Record)) error {
 	ev, err := decodeProjected(ctx, t.r.Decoder, t.r.proj, rec.Value)
 	if err != nil {
-		return classifyDecode(err)
+		return err
 	}
 	t.vals = t.vals[:0]
 	for _, f := range t.r.Agg.GroupBy {
@@ -191,11 +191,4 @@ func groupValue(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
-}
-
-func classifyDecode(err error) error {
-	if errorsIsAny(err, errMalformed...) {
-		return dlq.AsPermanent(err)
-	}
-	return dlq.AsTransient(err)
 }

@@ -28,17 +28,30 @@ import (
 	"strings"
 )
 
+// classError is a sentinel that carries its class from where it is made, as franz-go's
+// kerr errors carry Retriable: pipeline/dlq's ClassOf reads Permanent, so no other
+// package classifies decode errors again.
+type classError struct {
+	msg       string
+	permanent bool
+}
+
+func (e *classError) Error() string { return e.msg }
+
+// Permanent reports whether retrying cannot help.
+func (e *classError) Permanent() bool { return e.permanent }
+
 // Sentinel errors for classification (errors.Is).
 var (
 	// ErrMalformed: the bytes are not a Confluent-framed Avro record of their schema. Permanent.
-	ErrMalformed = errors.New("schema: malformed record")
+	ErrMalformed error = &classError{"schema: malformed record", true}
 	// ErrUnknownSchema: the schema id is not in the registry. Permanent.
-	ErrUnknownSchema = errors.New("schema: unknown schema id")
+	ErrUnknownSchema error = &classError{"schema: unknown schema id", true}
 	// ErrIncompatible: a changed schema is not compatible with the registered one under the
 	// subject's compatibility mode.
 	ErrIncompatible = errors.New("schema: incompatible schema change")
 	// ErrRegistryUnavailable: the registry could not be reached. Transient.
-	ErrRegistryUnavailable = errors.New("schema: registry unavailable")
+	ErrRegistryUnavailable error = &classError{"schema: registry unavailable", false}
 )
 
 // FieldError is one problem with one field of one event. Field is the field's path:

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/dlq"
-	"github.com/sluicehq/sluice/pipeline/schema"
 	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
@@ -243,7 +242,7 @@ func (s *Stage) extend(p *partition, r *kgo.Record, bytes int) {
 func (s *Stage) decode(ctx context.Context, r *kgo.Record) (map[string]any, int, error) {
 	for attempt := 1; ; attempt++ {
 		vals, id, err := s.cfg.Decoder.Decode(ctx, r.Value)
-		if err == nil || permanentDecode(err) {
+		if err == nil || dlq.ClassOf(err) == dlq.Permanent {
 			return vals, id, err
 		}
 		if ctx.Err() != nil {
@@ -256,10 +255,6 @@ func (s *Stage) decode(ctx context.Context, r *kgo.Record) (map[string]any, int,
 			return nil, 0, err
 		}
 	}
-}
-
-func permanentDecode(err error) bool {
-	return errors.Is(err, schema.ErrMalformed) || errors.Is(err, schema.ErrUnknownSchema) || dlq.ClassOf(err) == dlq.Permanent
 }
 
 // ensureSchema makes table fit writer schema id (schema evolution) the first time the
