@@ -8,14 +8,12 @@ import (
 	"math"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
-	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/service"
 )
 
@@ -30,13 +28,9 @@ type Platform struct {
 	// Pipeline is the pipeline file the platform runs (the built-in one).
 	Pipeline *config.Pipeline
 
-	reg    *prometheus.Registry
-	emb    *service.Embedded
-	in     *service.Ingest
-	proc   *service.Processor
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
-	runErr error
+	reg *prometheus.Registry
+	emb *service.Embedded
+	run *service.Platform
 	// stateDir is the temporary state directory Close removes ("" in memory).
 	stateDir string
 }
@@ -94,51 +88,26 @@ func StartPlatform(ctx context.Context, brokers []string, instance string, clean
 		_ = emb.Close()
 		return nil, fmt.Errorf("bench: listen: %w", err)
 	}
-	in, err := service.StartIngest(d, ln)
+	kind := service.FullProcessor
+	if cleanOnly {
+		kind = service.CleanProcessor
+	}
+	run, err := service.StartPlatform(ctx, d, sreg, service.PlatformOptions{Listener: ln, Processor: kind})
 	if err != nil {
 		ln.Close()
 		_ = emb.Close()
 		return nil, err
 	}
-	p.in = in
-	p.URL = "http://" + in.Addr()
-	newProc := service.NewProcessor
-	if cleanOnly {
-		newProc = service.NewCleanProcessor
-	}
-	proc, err := newProc(ctx, d, sreg, process.NewMetrics(reg))
-	if err != nil {
-		_ = in.Shutdown(context.Background())
-		_ = emb.Close()
-		return nil, err
-	}
-	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	p.stop, p.proc, p.reg = stop, proc, reg
-	p.wg.Go(func() { p.runErr = proc.Run(pctx) })
+	p.run, p.reg = run, reg
+	p.URL = "http://" + run.Ingest.Addr()
 	started = true
 	return p, nil
 }
 
-// Close stops the API, drains the processor and stops the embedded parts.
+// Close stops the API, drains the processor (service.Platform.Close) and stops the
+// embedded parts.
 func (p *Platform) Close() error {
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := p.in.Shutdown(sctx)
-	p.stop()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-sctx.Done():
-		// A stage that cannot end its transaction (its broker gone) is killed.
-		p.proc.Kill()
-		<-done
-		err = errors.Join(err, errors.New("bench: the processor did not drain within 10s; killed"))
-	}
-	if errors.Is(p.runErr, context.Canceled) {
-		p.runErr = nil
-	}
-	err = errors.Join(err, p.runErr, p.emb.Close())
+	err := errors.Join(p.run.Close(), p.emb.Close())
 	if p.stateDir != "" {
 		err = errors.Join(err, os.RemoveAll(p.stateDir))
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
-	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/service"
 )
 
@@ -46,15 +45,14 @@ func ingestCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.C
 		if err != nil {
 			return err
 		}
-		in, err := service.StartIngest(d, ln)
+		pl, err := service.StartPlatform(ctx, d, nil, service.PlatformOptions{Listener: ln})
 		if err != nil {
+			ln.Close()
 			return err
 		}
-		log.Info("ingest listening", "addr", in.Addr())
+		log.Info("ingest listening", "addr", pl.Ingest.Addr())
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return in.Shutdown(sctx)
+		return pl.Close()
 	}
 }
 
@@ -70,25 +68,33 @@ func processCmd(_ *flag.FlagSet, svc *config.Service, _ io.Writer) func(context.
 			return err
 		}
 		d.ClientMetrics = reg
-		proc, err := service.NewProcessor(ctx, d, sreg, process.NewMetrics(reg))
+		pl, err := service.StartPlatform(ctx, d, sreg, service.PlatformOptions{Processor: service.FullProcessor})
 		if err != nil {
 			return err
 		}
 		stopMon, err := service.StartMonitor(ctx, d, 0)
 		if err != nil {
-			proc.Kill()
-			return err
+			return errors.Join(err, pl.Close())
 		}
 		defer stopMon()
 		stopMetrics, err := serveMetrics(svc.HTTPAddr, reg, log)
 		if err != nil {
-			proc.Kill()
-			return err
+			return errors.Join(err, pl.Close())
 		}
 		defer stopMetrics()
 		log.Info("processor running", "instance", svc.InstanceID, "metrics", svc.HTTPAddr)
-		return proc.Run(ctx)
+		return waitThenClose(ctx, pl)
 	}
+}
+
+// waitThenClose runs pl until ctx ends or one of its parts stops by itself, then
+// closes it and returns what Close returns.
+func waitThenClose(ctx context.Context, pl *service.Platform) error {
+	select {
+	case <-ctx.Done():
+	case <-pl.Done():
+	}
+	return pl.Close()
 }
 
 // serveMetrics serves metricsMux(reg) on addr (/metrics and /healthz of the process and

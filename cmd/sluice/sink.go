@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/sluicehq/sluice/pipeline/config"
 	"github.com/sluicehq/sluice/pipeline/kafka"
-	"github.com/sluicehq/sluice/pipeline/process"
 	"github.com/sluicehq/sluice/pipeline/service"
 	"github.com/sluicehq/sluice/pipeline/sink"
 )
@@ -38,33 +37,30 @@ func sinkCmd(fs *flag.FlagSet, svc *config.Service, out io.Writer) func(context.
 			return fmt.Errorf("warehouse: %w", err)
 		}
 		defer wh.Close()
-		pm := process.NewMetrics(reg) // owns sluice_end_to_end_latency_seconds
-		snk, err := service.NewSink(ctx, d, sreg, wh, func(topic string, dur time.Duration) { pm.ObserveEndToEnd("sink", topic, dur) })
+		// The platform's metrics own sluice_end_to_end_latency_seconds{stage="sink"}.
+		pl, err := service.StartPlatform(ctx, d, sreg, service.PlatformOptions{Warehouse: wh})
 		if err != nil {
-			return fmt.Errorf("sink: %w", err)
+			return err
 		}
 		if svc.Sink.Warehouse == config.WarehouseDuckDB {
 			stopQuery, err := service.StartQueryServer(svc.Sink.QueryAddr, svc.Sink.QueryTokenFile, wh, log)
 			if err != nil {
-				snk.Kill()
-				return err
+				return errors.Join(err, pl.Close())
 			}
 			defer stopQuery()
 		}
 		stopMon, err := service.StartMonitor(ctx, d, 0)
 		if err != nil {
-			snk.Kill()
-			return err
+			return errors.Join(err, pl.Close())
 		}
 		defer stopMon()
 		stopMetrics, err := serveMetrics(svc.HTTPAddr, reg, log)
 		if err != nil {
-			snk.Kill()
-			return err
+			return errors.Join(err, pl.Close())
 		}
 		defer stopMetrics()
 		log.Info("sink running", "instance", svc.InstanceID, "warehouse", svc.Sink.Warehouse, "metrics", svc.HTTPAddr)
-		return snk.Run(ctx)
+		return waitThenClose(ctx, pl)
 	}
 }
 

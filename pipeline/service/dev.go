@@ -106,45 +106,30 @@ func Dev(ctx context.Context, o DevOptions) error {
 	if err := RegisterBuildInfo(reg); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", svc.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("ingest listen %s: %w", svc.HTTPAddr, err)
-	}
-	in, err := StartIngest(d, ln)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	pm := process.NewMetrics(reg)
-	proc, err := NewProcessor(ctx, d, sreg, pm)
-	if err != nil {
-		_ = in.Shutdown(context.Background())
-		return err
-	}
-	stopMon, err := StartMonitor(ctx, d, 0)
-	if err != nil {
-		_ = in.Shutdown(context.Background())
-		proc.Kill()
-		return err
-	}
-	defer stopMon()
 	wc := svc.Sink
 	if wc.Warehouse != config.WarehouseSnowflake {
 		wc.Warehouse, wc.DuckDBPath = config.WarehouseDuckDB, o.Warehouse
 	}
 	wh, err := OpenWarehouse(ctx, wc)
 	if err != nil {
-		_ = in.Shutdown(context.Background())
-		proc.Kill()
 		return fmt.Errorf("warehouse: %w", err)
 	}
-	defer wh.Close()
-	snk, err := NewSink(ctx, d, sreg, wh, func(topic string, dur time.Duration) { pm.ObserveEndToEnd("sink", topic, dur) })
+	defer wh.Close() // after the platform closed (defers run last first)
+	ln, err := net.Listen("tcp", svc.HTTPAddr)
 	if err != nil {
-		_ = in.Shutdown(context.Background())
-		proc.Kill()
-		return fmt.Errorf("sink: %w", err)
+		return fmt.Errorf("ingest listen %s: %w", svc.HTTPAddr, err)
 	}
+	p, err := StartPlatform(ctx, d, sreg, PlatformOptions{Listener: ln, Processor: FullProcessor, Warehouse: wh,
+		Metrics: process.NewMetrics(reg)})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stopMon, err := StartMonitor(ctx, d, 0)
+	if err != nil {
+		return errors.Join(err, p.Close())
+	}
+	defer stopMon()
 	if wc.Warehouse == config.WarehouseDuckDB {
 		// A second dev on the machine (or a test) may hold the address: dev runs on
 		// without answering queries rather than not at all.
@@ -171,39 +156,32 @@ func Dev(ctx context.Context, o DevOptions) error {
 			log.Warn("the console will not run", "err", err)
 		}
 	}
-	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
-	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	var procErr, sinkErr error
-	wg.Go(func() { procErr = proc.Run(procCtx) })
-	var sinkWG sync.WaitGroup
-	sinkWG.Go(func() { sinkErr = snk.Run(sinkCtx) })
 
 	httpAddr := ln.Addr().String()
 	log.Info("sluice dev running", "kafka", svc.Brokers, "registry", svc.RegistryURL, "http", httpAddr)
 	if o.Ready != nil {
 		o.Ready(svc.Brokers, svc.RegistryURL, httpAddr)
 	}
-
+	genCtx, stopGen := context.WithCancel(ctx)
+	defer stopGen()
+	var gen sync.WaitGroup
 	var genErr error
 	if o.GenerateRate > 0 {
-		wg.Go(func() { genErr = generate(ctx, "http://"+localAddr(ln), o) })
+		gen.Go(func() { genErr = generate(genCtx, "http://"+localAddr(ln), o) })
 	}
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-p.Done():
+		log.Error("a part of the platform stopped: shutting down")
+	}
 	log.Info("draining")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	shutErr := in.Shutdown(sctx)
-	stopProc()
-	wg.Wait()
-	// The sink stops last: its final flush drains what the processor committed.
-	stopSink()
-	sinkWG.Wait()
+	stopGen()
+	gen.Wait()
 	if errors.Is(genErr, context.Canceled) {
 		genErr = nil
 	}
-	return errors.Join(shutErr, procErr, genErr, sinkErr)
+	return errors.Join(p.Close(), genErr)
 }
 
 func generate(ctx context.Context, base string, o DevOptions) error {

@@ -222,10 +222,17 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	p.release()
+	return errors.Join(errs...)
+}
+
+// release frees the state directory and cache once no stage runs (at the end of Run,
+// or for a processor whose Run never ran).
+func (p *Processor) release() {
 	if p.closeState != nil {
 		p.closeState()
+		p.closeState = nil
 	}
-	return errors.Join(errs...)
 }
 
 // Kill closes every stage abruptly (tests).
