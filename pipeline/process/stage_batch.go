@@ -28,81 +28,144 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		s.markBroken(fmt.Errorf("begin: %w", err))
 		return nil
 	}
-	var (
-		mu      sync.Mutex
-		prodErr error
-		// ends is, per store written in this transaction, the offset after its last
-		// changelog record (from the produce acks): its checkpoint once committed.
-		ends = make(map[Changelogged]int64)
-	)
-	promise := func(r *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			prodErr = errors.Join(prodErr, fmt.Errorf("produce %s/%d: %w", r.Topic, r.Partition, err))
-			mu.Unlock()
+	tx := s.newTxn(ctx)
+	handleErr := s.fill(ctx, tx, fs, start)
+	committed, failed := s.end(ctx, tx, handleErr)
+	if committed && s.cfg.AfterCommit != nil {
+		if err := s.cfg.AfterCommit(); err != nil {
+			s.Kill()
+			return fmt.Errorf("stage %s: after commit: %w: %w", s.cfg.Name, stagekit.ErrKilled, err)
 		}
 	}
-	// The output counters of this transaction by topic: a label lookup per record cost
-	// as much as producing it. emit runs on this goroutine only.
-	outs := make(map[string]prometheus.Counter, 4)
-	emitWith := func(r *kgo.Record, promise func(*kgo.Record, error)) {
-		if s.cfg.Metrics != nil {
-			c, ok := outs[r.Topic]
-			if !ok {
-				c = s.cfg.Metrics.outCounter(s.cfg.Name, r.Topic)
-				outs[r.Topic] = c
-			}
-			c.Inc()
-		}
-		s.sess.Produce(ctx, r, promise)
+	applyErr := s.apply(tx, committed)
+	s.cfg.Metrics.txn(s.cfg.Name, committed, s.cfg.Now().Sub(start))
+	s.settleHolds(committed)
+	if applyErr != nil {
+		// Kafka has the transaction; the local state does not. Stop: the next start
+		// restores the stores from their changelogs (their checkpoints are older).
+		return fmt.Errorf("stage %s: applying committed state: %w", s.cfg.Name, applyErr)
 	}
-	emit := func(r *kgo.Record) { emitWith(r, promise) }
-	touched := make(map[TaskID]Task)
-	n := 0
-	handleErr := s.handle(ctx, fs, touched, emit)
-	n += fs.NumRecords()
+	if committed {
+		s.mu.Lock()
+		s.startFailures = 0
+		s.mu.Unlock()
+		return nil
+	}
+	s.log.Warn("transaction aborted; retrying from the last commit", "records", tx.n, "err", failed)
+	return s.afterAbort(ctx, tx)
+}
+
+// batchTxn is what one transaction of a batch gathers: its outputs' acks, the changelog end
+// offset of every store it wrote, and the tasks it touched.
+type batchTxn struct {
+	s   *Stage
+	ctx context.Context
+
+	mu      sync.Mutex
+	prodErr error
+	// ends is, per store written in this transaction, the offset after its last
+	// changelog record (from the produce acks): its checkpoint once committed.
+	ends map[Changelogged]int64
+	// outs are the output counters of this transaction by topic: a label lookup per
+	// record cost as much as producing it. emit runs on the polling goroutine only.
+	outs    map[string]prometheus.Counter
+	touched map[TaskID]Task
+	// n counts the records polled into the transaction.
+	n int
+}
+
+func (s *Stage) newTxn(ctx context.Context) *batchTxn {
+	return &batchTxn{s: s, ctx: ctx, ends: make(map[Changelogged]int64), outs: make(map[string]prometheus.Counter, 4),
+		touched: make(map[TaskID]Task)}
+}
+
+// promise records a failed produce of the transaction.
+func (tx *batchTxn) promise(r *kgo.Record, err error) {
+	if err != nil {
+		tx.mu.Lock()
+		tx.prodErr = errors.Join(tx.prodErr, fmt.Errorf("produce %s/%d: %w", r.Topic, r.Partition, err))
+		tx.mu.Unlock()
+	}
+}
+
+// produceErr is the transaction's failed produces so far.
+func (tx *batchTxn) produceErr() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.prodErr
+}
+
+// emitWith produces r in the transaction, counted, answering promise.
+func (tx *batchTxn) emitWith(r *kgo.Record, promise func(*kgo.Record, error)) {
+	if m := tx.s.cfg.Metrics; m != nil {
+		c, ok := tx.outs[r.Topic]
+		if !ok {
+			c = m.outCounter(tx.s.cfg.Name, r.Topic)
+			tx.outs[r.Topic] = c
+		}
+		c.Inc()
+	}
+	tx.s.sess.Produce(tx.ctx, r, promise)
+}
+
+// emit is the tasks' emit: an output of the transaction.
+func (tx *batchTxn) emit(r *kgo.Record) { tx.emitWith(r, tx.promise) }
+
+// fill handles fs and what else is buffered (up to MaxRecords and MaxTime), runs the
+// tickers, and writes every dirty store's changes to its changelog. It returns the
+// first error of a task or a store: the transaction must not commit then.
+func (s *Stage) fill(ctx context.Context, tx *batchTxn, fs kgo.Fetches, start time.Time) error {
+	err := s.handle(ctx, fs, tx.touched, tx.emit)
+	tx.n += fs.NumRecords()
 	// A nil context returns at once with what is already buffered: batching under load,
 	// no added latency when idle. Under a CommitInterval each poll waits up to
 	// CommitLinger for more, until the interval has passed (real-time timers: the
 	// interval is a cost knob, and a test's fake clock must not hold a transaction open).
 	realStart := time.Now()
-	for handleErr == nil && n < s.cfg.MaxRecords && s.cfg.Now().Sub(start) < s.cfg.MaxTime {
-		more := s.pollMore(ctx, realStart, s.cfg.MaxRecords-n)
+	for err == nil && tx.n < s.cfg.MaxRecords && s.cfg.Now().Sub(start) < s.cfg.MaxTime {
+		more := s.pollMore(ctx, realStart, s.cfg.MaxRecords-tx.n)
 		if more.NumRecords() == 0 {
 			break
 		}
-		n += more.NumRecords()
-		handleErr = s.handle(ctx, more, touched, emit)
+		tx.n += more.NumRecords()
+		err = s.handle(ctx, more, tx.touched, tx.emit)
 	}
-	if handleErr == nil {
-		handleErr = s.tick(ctx, touched, emit)
+	if err == nil {
+		err = s.tick(ctx, tx.touched, tx.emit)
 	}
-	if handleErr == nil {
+	if err == nil {
 		// A store whose disk failed may have missed committed keys: nothing it decided
 		// may commit.
-		handleErr = storeErrors(touched)
+		err = storeErrors(tx.touched)
 	}
-	if handleErr == nil {
-		for id, t := range touched {
-			for _, st := range t.Stores() {
-				if !st.Dirty() {
-					continue
-				}
-				topic := s.cfg.Changelog(id.Topic, st.Name())
-				acked := func(r *kgo.Record, err error) {
-					promise(r, err)
-					if err == nil {
-						mu.Lock()
-						ends[st] = max(ends[st], r.Offset+1)
-						mu.Unlock()
-					}
-				}
-				st.Changes(func(k string, v []byte) {
-					emitWith(&kgo.Record{Topic: topic, Partition: id.Partition, Key: []byte(k), Value: v}, acked)
-				})
+	if err != nil {
+		return err
+	}
+	for id, t := range tx.touched {
+		for _, st := range t.Stores() {
+			if !st.Dirty() {
+				continue
 			}
+			topic := s.cfg.Changelog(id.Topic, st.Name())
+			acked := func(r *kgo.Record, err error) {
+				tx.promise(r, err)
+				if err == nil {
+					tx.mu.Lock()
+					tx.ends[st] = max(tx.ends[st], r.Offset+1)
+					tx.mu.Unlock()
+				}
+			}
+			st.Changes(func(k string, v []byte) {
+				tx.emitWith(&kgo.Record{Topic: topic, Partition: id.Partition, Key: []byte(k), Value: v}, acked)
+			})
 		}
 	}
+	return nil
+}
+
+// end flushes the transaction and commits it if handleErr, the flush and every produce
+// succeeded, else aborts it. failed joins why it did not commit.
+func (s *Stage) end(ctx context.Context, tx *batchTxn, handleErr error) (committed bool, failed error) {
 	// Flush before ending: without it every transaction waits out the producer linger.
 	// Past the transaction timeout the brokers abort it anyway: stop waiting then.
 	fctx, cancelFlush := context.WithTimeout(ctx, s.cfg.TxnTimeout)
@@ -113,9 +176,7 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		// records polled after it.
 		s.rewindHolds()
 	}
-	mu.Lock()
-	perr := prodErr
-	mu.Unlock()
+	perr := tx.produceErr()
 	ok := handleErr == nil && flushErr == nil && perr == nil
 	// End is bounded (EndTimeout): unbounded, it can wait for a heartbeat that the
 	// group loop, itself waiting for AllowRebalance, never sends. Any error leaves the
@@ -132,25 +193,24 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		}
 		s.markBroken(endErr)
 	}
-	if committed && s.cfg.AfterCommit != nil {
-		if err := s.cfg.AfterCommit(); err != nil {
-			s.Kill()
-			return fmt.Errorf("stage %s: after commit: %w: %w", s.cfg.Name, stagekit.ErrKilled, err)
-		}
-	}
-	// The transaction's state writes reach the stores only now that it committed: each
-	// store applies them in one batch with its checkpoint (on disk, the changelog offset
-	// they reach), so a restart reads only the changelog after it. Aborted writes are
-	// dropped.
+	return committed, errors.Join(handleErr, flushErr, perr, endErr)
+}
+
+// apply makes the transaction's state writes reach the stores now that it committed:
+// each store applies them in one batch with its checkpoint (on disk, the changelog
+// offset they reach), so a restart reads only the changelog after it. An aborted
+// transaction's writes are dropped.
+func (s *Stage) apply(tx *batchTxn, committed bool) error {
 	var applyErr error
-	mu.Lock()
-	for _, t := range touched {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	for _, t := range tx.touched {
 		for _, st := range t.Stores() {
 			if !committed {
 				st.Abort()
 				continue
 			}
-			cp, ok := ends[st]
+			cp, ok := tx.ends[st]
 			if !ok {
 				cp = stream.NoCheckpoint // nothing written: the checkpoint stands
 			}
@@ -160,29 +220,20 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 		}
 		t.Done(committed)
 	}
-	mu.Unlock()
-	s.cfg.Metrics.txn(s.cfg.Name, committed, s.cfg.Now().Sub(start))
-	s.settleHolds(committed)
-	if applyErr != nil {
-		// Kafka has the transaction; the local state does not. Stop: the next start
-		// restores the stores from their changelogs (their checkpoints are older).
-		return fmt.Errorf("stage %s: applying committed state: %w", s.cfg.Name, applyErr)
-	}
-	if committed {
-		s.mu.Lock()
-		s.startFailures = 0
-		s.mu.Unlock()
-		return nil
-	}
-	s.log.Warn("transaction aborted; retrying from the last commit",
-		"records", n, "err", errors.Join(handleErr, flushErr, perr, endErr))
+	return applyErr
+}
+
+// afterAbort readies the stage to handle an aborted transaction's records again: it
+// stops on a fatal or store error, leaves a broken session to Run's rebuild, and else
+// rebuilds the touched tasks from their changelogs and waits RetryBackoff.
+func (s *Stage) afterAbort(ctx context.Context, tx *batchTxn) error {
 	s.mu.Lock()
 	fatal := s.fatal
 	s.mu.Unlock()
 	if fatal != nil {
 		return fatal
 	}
-	if err := storeErrors(touched); err != nil {
+	if err := storeErrors(tx.touched); err != nil {
 		return fmt.Errorf("stage %s: %w", s.cfg.Name, err)
 	}
 	if s.isBroken() {
@@ -191,7 +242,7 @@ func (s *Stage) batch(ctx context.Context, fs kgo.Fetches) error {
 	}
 	// Tasks may keep state outside their stores' pending layers (windows mutate in
 	// place): rebuild every touched task from its changelog, the committed truth.
-	for id := range touched {
+	for id := range tx.touched {
 		if err := s.rebuildTask(ctx, id); err != nil {
 			if s.startFailed(err) {
 				s.log.Warn("task rebuild failed; the Kafka session is replaced to try again", "topic", id.Topic, "partition", id.Partition, "err", err)
