@@ -46,6 +46,9 @@ func StartMonitor(ctx context.Context, d Deps, interval time.Duration) (stop fun
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The first lag refresh is done before the process says it is up, so the lag of
+	// every stage is on /metrics from then on (bounded by refresh's timeout).
+	_ = lm.refresh(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(ctx, interval) })
 	wg.Go(func() { lm.run(ctx, interval) })
