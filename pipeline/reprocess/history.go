@@ -73,20 +73,19 @@ func liveWatermark(ctx context.Context, kc kafka.Config, agg string, partitions 
 	return wm, nil
 }
 
-// checkRetained fails when a partition of topic no longer holds records from readFrom
-// on: its log start moved past 0 and its first retained record is later than readFrom.
-// lead is how far before --from the input is read (window size or gap, plus grace): the
-// error names the earliest --from the retained input allows.
-func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, readFrom, lead int64) error {
+// unretained lists the partitions of topic that no longer hold records from ms on: their
+// log start moved past 0 and their first retained record is later than ms. earliest is
+// the latest of those first records (the earliest time from which every partition is
+// retained); bad is empty when the whole range is retained.
+func unretained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, ms int64) (earliest int64, bad []string, err error) {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("reprocess: start offsets of %s: %w", topic, err)
+		return 0, nil, fmt.Errorf("reprocess: start offsets of %s: %w", topic, err)
 	}
-	var bad []string
-	earliest := int64(math.MinInt64)
+	earliest = math.MinInt64
 	var failed error
 	starts.Each(func(lo kadm.ListedOffset) {
 		if lo.Offset <= 0 || failed != nil {
@@ -97,26 +96,39 @@ func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic
 			failed = err
 			return
 		}
-		if ok && ts > readFrom {
+		if ok && ts > ms {
 			bad = append(bad, fmt.Sprintf("partition %d from %s", lo.Partition, time.UnixMilli(ts).UTC().Format(time.RFC3339)))
 			earliest = max(earliest, ts)
 		}
 	})
 	if failed != nil {
-		return failed
+		return 0, nil, failed
 	}
-	if len(bad) > 0 {
-		slices.Sort(bad)
-		// The earliest --from whose read start is a retained record, up to a whole second.
-		first := time.UnixMilli(earliest + lead).UTC()
-		if t := first.Truncate(time.Second); t.Before(first) {
-			first = t.Add(time.Second)
-		}
-		return fmt.Errorf("reprocess: the input is no longer retained: %s holds records only from %s on (%s); the range needs them from %s (--from minus the window and grace); choose --from at or after %s",
-			topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339Nano), strings.Join(bad, ", "),
-			time.UnixMilli(readFrom).UTC().Format(time.RFC3339), first.Format(time.RFC3339))
+	slices.Sort(bad)
+	return earliest, bad, nil
+}
+
+// wholeSecondAfter is ms rounded up to a whole second: a --from a user can type.
+func wholeSecondAfter(ms int64) time.Time {
+	first := time.UnixMilli(ms).UTC()
+	if t := first.Truncate(time.Second); t.Before(first) {
+		return t.Add(time.Second)
 	}
-	return nil
+	return first
+}
+
+// checkRetained fails when a partition of topic no longer holds records from readFrom
+// on. lead is how far before --from the input is read (window size or gap, plus grace):
+// the error names the earliest --from the retained input allows.
+func checkRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, readFrom, lead int64) error {
+	earliest, bad, err := unretained(ctx, adm, kc, topic, readFrom)
+	if err != nil || len(bad) == 0 {
+		return err
+	}
+	// The earliest --from whose read start is a retained record.
+	return fmt.Errorf("reprocess: the input is no longer retained: %s holds records only from %s on (%s); the range needs them from %s (--from minus the window and grace); choose --from at or after %s",
+		topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339Nano), strings.Join(bad, ", "),
+		time.UnixMilli(readFrom).UTC().Format(time.RFC3339), wholeSecondAfter(earliest+lead).Format(time.RFC3339))
 }
 
 // firstTimestamp is the timestamp of the first committed record of topic/partition at or

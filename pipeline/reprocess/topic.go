@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -448,45 +447,13 @@ func (w *refeeder) flush(ctx context.Context) error {
 
 func (w *refeeder) close() { w.cl.Close() }
 
-// rawRetained fails when a partition of the raw topic no longer holds records from ms on:
-// its log start moved past 0 and its first retained record is later than ms.
+// rawRetained fails when a partition of the raw topic no longer holds records from ms on.
 func rawRetained(ctx context.Context, adm *kadm.Client, kc kafka.Config, topic string, ms int64) error {
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
+	earliest, bad, err := unretained(ctx, adm, kc, topic, ms)
+	if err != nil || len(bad) == 0 {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("reprocess: start offsets of %s: %w", topic, err)
-	}
-	var bad []string
-	earliest := int64(math.MinInt64)
-	var failed error
-	starts.Each(func(lo kadm.ListedOffset) {
-		if lo.Offset <= 0 || failed != nil {
-			return
-		}
-		ts, ok, err := firstTimestamp(ctx, kc, topic, lo.Partition, lo.Offset)
-		if err != nil {
-			failed = err
-			return
-		}
-		if ok && ts > ms {
-			bad = append(bad, fmt.Sprintf("partition %d from %s", lo.Partition, time.UnixMilli(ts).UTC().Format(time.RFC3339)))
-			earliest = max(earliest, ts)
-		}
-	})
-	if failed != nil {
-		return failed
-	}
-	if len(bad) > 0 {
-		slices.Sort(bad)
-		// The earliest --from whose records are all retained, up to a whole second.
-		first := time.UnixMilli(earliest).UTC()
-		if t := first.Truncate(time.Second); t.Before(first) {
-			first = t.Add(time.Second)
-		}
-		return fmt.Errorf("reprocess: the range is no longer retained: %s holds records only from %s on (%s); choose --from at or after %s",
-			topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339Nano), strings.Join(bad, ", "), first.Format(time.RFC3339))
-	}
-	return nil
+	// The earliest --from whose records are all retained.
+	return fmt.Errorf("reprocess: the range is no longer retained: %s holds records only from %s on (%s); choose --from at or after %s",
+		topic, time.UnixMilli(earliest).UTC().Format(time.RFC3339Nano), strings.Join(bad, ", "), wholeSecondAfter(earliest).Format(time.RFC3339))
 }

@@ -10,28 +10,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/pipeline/config"
-	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/wire"
 )
 
 // A stage whose group has not joined or committed yet lags by every retained record of
 // its inputs, not by nothing: the lag is on /metrics from the first refresh.
 func TestLagOfAGroupThatNeverJoined(t *testing.T) {
-	emb, err := StartEmbedded(EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emb.Close() })
-	svc := config.DefaultService()
-	svc.Brokers = emb.Brokers()
-	svc.RegistryURL = emb.RegistryURL()
+	d, _ := setupEmbedded(t, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	d, _, err := Setup(ctx, svc, config.Default(), kafka.Config{Brokers: svc.Brokers}, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(svc.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.Service.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}

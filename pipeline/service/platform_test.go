@@ -10,33 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluicehq/sluice/pipeline/config"
-	"github.com/sluicehq/sluice/pipeline/kafka"
 	"github.com/sluicehq/sluice/pipeline/stagekit"
 )
 
 // startTestPlatform runs ingest and the clean processor on an embedded kfake broker.
 func startTestPlatform(t *testing.T) *Platform {
 	t.Helper()
-	emb, err := StartEmbedded(EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emb.Close() })
-	svc := config.DefaultService()
-	svc.Brokers = emb.Brokers()
-	svc.RegistryURL = emb.RegistryURL()
-	svc.InstanceID = "platform-test"
-	svc.API.AuthDisabled = true
-	svc.State.Backend = config.StateBackendMemory
+	d, sreg := setupEmbedded(t, func(svc *config.Service) {
+		svc.InstanceID = "platform-test"
+		svc.API.AuthDisabled = true
+		svc.State.Backend = config.StateBackendMemory
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	d, sreg, err := Setup(ctx, svc, config.Default(), kafka.Config{Brokers: svc.Brokers}, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
